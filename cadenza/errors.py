@@ -1,0 +1,29 @@
+"""The errors Cadenza raises. Each message says what was wrong and what to do about it."""
+
+
+class CadenzaError(Exception):
+    """Base class: every error Cadenza raises on purpose derives from this."""
+
+
+class InvalidConditioning(CadenzaError, ValueError):
+    """A Conditioning or Sampling field has a value no model could honour (tempo 900 BPM, key 'H major')."""
+
+
+class UnsupportedConditioning(CadenzaError, ValueError):
+    """The chosen model cannot honour a field that was set; it is never dropped silently."""
+
+
+class CorruptInput(CadenzaError, ValueError):
+    """An input file (MIDI, audio) is empty, truncated, or not what its name says."""
+
+
+class CheckpointError(CadenzaError, RuntimeError):
+    """A checkpoint is missing, malformed, or its files do not match the sha256 in its manifest."""
+
+
+class MissingDependency(CadenzaError, RuntimeError):
+    """An optional system program or Python package is needed; the message says how to install it."""
+
+
+class Cancelled(CadenzaError):
+    """Generation was stopped by a cancel callback."""
