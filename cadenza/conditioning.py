@@ -1,0 +1,214 @@
+"""What to make (`Conditioning`) and how to sample it (`Sampling`): frozen, validated, passed per call.
+
+`Conditioning` holds music-level fields, not model inputs. Each generator declares the `Capability` set
+it honours; `require_supported` raises `UnsupportedConditioning` for any set field outside it, so a
+request is never silently half-ignored.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import os
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+from cadenza.errors import CorruptInput, InvalidConditioning, UnsupportedConditioning
+from cadenza.music.theory import parse_key, parse_time_signature
+
+MIDI_SUFFIXES = (".mid", ".midi")
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
+
+
+class Capability(str, enum.Enum):
+    """A conditioning field a model can honour. ``prompt`` and ``melody`` split by input kind."""
+
+    TEXT = "text"
+    NEGATIVE_TEXT = "negative_text"
+    TAGS = "tags"
+    STYLE = "style"
+    TEMPO = "tempo_bpm"
+    KEY = "key"
+    TIME_SIGNATURE = "time_signature"
+    BARS = "bars"
+    DURATION = "duration_s"
+    INSTRUMENTS = "instruments"
+    CHORDS = "chords"
+    PROMPT_MIDI = "prompt_midi"
+    PROMPT_AUDIO = "prompt_audio"
+    MELODY_MIDI = "melody_midi"
+    MELODY_AUDIO = "melody_audio"
+    SOURCE_AUDIO = "source_audio"
+
+
+def _file_kind(path: str) -> str:
+    suffix = Path(path).suffix.lower()
+    if suffix in MIDI_SUFFIXES:
+        return "midi"
+    if suffix in AUDIO_SUFFIXES:
+        return "audio"
+    raise InvalidConditioning(f"{path}: unknown file type {suffix!r}; use MIDI ({', '.join(MIDI_SUFFIXES)}) "
+                              f"or audio ({', '.join(AUDIO_SUFFIXES)})")
+
+
+def _check_input_file(name: str, path: str) -> None:
+    """The file exists, is not empty, and parses as what its suffix says."""
+    if not os.path.isfile(path):
+        raise InvalidConditioning(f"{name}: no such file {path!r}")
+    if os.path.getsize(path) == 0:
+        raise CorruptInput(f"{name}: {path!r} is empty")
+    if _file_kind(path) == "midi":
+        from cadenza.render.midi_io import load_midi
+        load_midi(path)
+    else:
+        import soundfile
+        try:
+            info = soundfile.info(path)
+        except (RuntimeError, soundfile.LibsndfileError) as exc:
+            raise CorruptInput(f"{name}: {path!r} is not a readable audio file ({exc})") from exc
+        if info.frames == 0:
+            raise CorruptInput(f"{name}: {path!r} holds no audio samples")
+
+
+@dataclass(frozen=True)
+class Conditioning:
+    """What the music should be. Every field is optional; a model refuses fields it cannot honour.
+
+    Units: ``tempo_bpm`` quarter notes per minute (20-300), ``duration_s`` seconds (0 < d <= 600),
+    ``bars`` 1-256. ``key`` like 'D major' or 'F# minor'; ``time_signature`` like '6/8'.
+    ``prompt`` is a MIDI or audio file to continue; ``melody`` a MIDI or audio file to follow;
+    ``source_audio`` the recording for timbre transfer.
+    """
+
+    text: str | None = None
+    negative_text: str | None = None
+    tags: tuple[str, ...] = ()
+    style: str | None = None
+    tempo_bpm: float | None = None
+    key: str | None = None
+    time_signature: str | None = None
+    bars: int | None = None
+    duration_s: float | None = None
+    instruments: tuple[str, ...] = ()
+    chords: tuple[str, ...] = ()
+    prompt: str | None = None
+    melody: str | None = None
+    source_audio: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("tags", "instruments", "chords"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                value = (value,)
+            object.__setattr__(self, name, tuple(str(v) for v in value))
+        for name in ("prompt", "melody", "source_audio"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, os.fspath(value))
+        if self.text is not None and not self.text.strip():
+            raise InvalidConditioning("text is empty: describe the music or leave text unset")
+        if self.tempo_bpm is not None:
+            if not isinstance(self.tempo_bpm, (int, float)) or not math.isfinite(self.tempo_bpm) or not 20 <= self.tempo_bpm <= 300:
+                raise InvalidConditioning(f"tempo {self.tempo_bpm!r} BPM is outside 20-300")
+        if self.key is not None:
+            object.__setattr__(self, "key", parse_key(self.key).name)
+        if self.time_signature is not None:
+            object.__setattr__(self, "time_signature", parse_time_signature(self.time_signature).name)
+        if self.bars is not None:
+            if isinstance(self.bars, bool) or not isinstance(self.bars, int) or not 1 <= self.bars <= 256:
+                raise InvalidConditioning(f"bars {self.bars!r} must be a whole number from 1 to 256")
+        if self.duration_s is not None:
+            if not isinstance(self.duration_s, (int, float)) or not math.isfinite(self.duration_s) or not 0 < self.duration_s <= 600:
+                raise InvalidConditioning(f"duration {self.duration_s!r} s must be more than 0 and at most 600 seconds")
+        for name in ("prompt", "melody", "source_audio"):
+            value = getattr(self, name)
+            if value is not None:
+                _check_input_file(name, value)
+        if self.source_audio is not None and _file_kind(self.source_audio) != "audio":
+            raise InvalidConditioning(f"source_audio must be an audio file, got {self.source_audio!r}")
+
+    def capabilities_used(self) -> set[Capability]:
+        """The capabilities a model needs to honour every field that is set."""
+        used: set[Capability] = set()
+        simple = {"text": Capability.TEXT, "negative_text": Capability.NEGATIVE_TEXT, "tags": Capability.TAGS,
+                  "style": Capability.STYLE, "tempo_bpm": Capability.TEMPO, "key": Capability.KEY,
+                  "time_signature": Capability.TIME_SIGNATURE, "bars": Capability.BARS,
+                  "duration_s": Capability.DURATION, "instruments": Capability.INSTRUMENTS,
+                  "chords": Capability.CHORDS, "source_audio": Capability.SOURCE_AUDIO}
+        for name, cap in simple.items():
+            if getattr(self, name) not in (None, ()):
+                used.add(cap)
+        if self.prompt is not None:
+            used.add(Capability.PROMPT_MIDI if _file_kind(self.prompt) == "midi" else Capability.PROMPT_AUDIO)
+        if self.melody is not None:
+            used.add(Capability.MELODY_MIDI if _file_kind(self.melody) == "midi" else Capability.MELODY_AUDIO)
+        return used
+
+    def to_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items() if v not in (None, ())}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Conditioning:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise InvalidConditioning(f"unknown conditioning fields: {', '.join(sorted(unknown))}")
+        return cls(**data)
+
+
+def require_supported(conditioning: Conditioning, capabilities: frozenset[Capability], model: str) -> None:
+    """Raise UnsupportedConditioning naming every set field ``model`` cannot honour."""
+    missing = sorted(c.value for c in conditioning.capabilities_used() - set(capabilities))
+    if missing:
+        supported = ", ".join(sorted(c.value for c in capabilities)) or "nothing"
+        raise UnsupportedConditioning(f"model {model!r} cannot honour {', '.join(missing)}; it supports: {supported}")
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How to sample, per call. ``seed=None`` draws a seed, which is recorded in the provenance.
+
+    ``temperature`` 0 means greedy; ``top_k`` 0 and ``top_p`` 1 disable those filters; ``cfg_scale`` is
+    classifier-free guidance (1 = off); ``steps`` and ``scheduler`` are for diffusion models.
+    """
+
+    seed: int | None = None
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    repetition_penalty: float = 1.0
+    cfg_scale: float = 1.0
+    steps: int | None = None
+    scheduler: str | None = None
+    num_samples: int = 1
+    max_tokens: int | None = None
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.seed is None or (isinstance(self.seed, int) and 0 <= self.seed < 2**63), "seed must be a whole number >= 0"),
+            (_finite(self.temperature) and 0 <= self.temperature <= 5, "temperature must be between 0 and 5"),
+            (isinstance(self.top_k, int) and self.top_k >= 0, "top_k must be a whole number >= 0 (0 = off)"),
+            (_finite(self.top_p) and 0 < self.top_p <= 1, "top_p must be in (0, 1] (1 = off)"),
+            (_finite(self.repetition_penalty) and 0.5 <= self.repetition_penalty <= 3, "repetition_penalty must be in [0.5, 3]"),
+            (_finite(self.cfg_scale) and 0 <= self.cfg_scale <= 30, "cfg_scale must be in [0, 30]"),
+            (self.steps is None or (isinstance(self.steps, int) and 1 <= self.steps <= 1000), "steps must be 1-1000"),
+            (isinstance(self.num_samples, int) and 1 <= self.num_samples <= 64, "num_samples must be 1-64"),
+            (self.max_tokens is None or (isinstance(self.max_tokens, int) and 1 <= self.max_tokens <= 100_000),
+             "max_tokens must be 1-100000"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise InvalidConditioning(f"{message} (got {self})")
+
+    def with_seed(self, seed: int) -> Sampling:
+        return Sampling(**{**asdict(self), "seed": seed})
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _finite(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+__all__ = ["Capability", "Conditioning", "Sampling", "require_supported"]

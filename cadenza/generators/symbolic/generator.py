@@ -1,0 +1,265 @@
+"""The symbolic generator: REMI Transformer + grammar-constrained decoding on the engine -> MIDI.
+
+Controls map as follows: style, key, meter and bar count are control tokens (forced by the grammar, or
+left for the model to choose when unset); the bar count and the meter of every bar are exact by
+grammar; tempo and instruments are written exactly into the output file (the corpus carries no usable
+tempo or instrument labels to learn from). A MIDI ``prompt`` is continued: its notes are kept exactly
+as they were and the new bars are appended after its last bar, in its key and meter.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import symusic
+import torch
+
+from cadenza.checkpoints import CheckpointSpec
+from cadenza.conditioning import Capability, Conditioning, Sampling
+from cadenza.engine.decode import DecodeParams, decode
+from cadenza.errors import CheckpointError, InvalidConditioning
+from cadenza.generators.base import Callbacks
+from cadenza.generators.symbolic.model import SymbolicTransformer, TransformerConfig
+from cadenza.music.instruments import program_of
+from cadenza.music.theory import estimate_key, parse_key, parse_time_signature, pitch_class_histogram
+from cadenza.outputs import MidiOutput, Provenance
+from cadenza.tokenizers.remi import STYLES, RemiTokenizer, key_token
+from cadenza.tokenizers.remi_grammar import CONTROL_STYLE, NEED_BAR, GrammarSpec, RemiGrammar
+from cadenza.tokenizers.text_controls import parse_text
+
+DEFAULT_BARS = 16
+STYLE_TEMPO = {"irish": 112, "scottish": 80, "chorale": 72, "string-quartet": 100, "renaissance": 90,
+               "folk-song": 100, "classical": 100}
+CAPABILITIES = frozenset({Capability.TEXT, Capability.STYLE, Capability.KEY, Capability.TEMPO,
+                          Capability.TIME_SIGNATURE, Capability.BARS, Capability.INSTRUMENTS, Capability.PROMPT_MIDI})
+
+
+@dataclass(frozen=True)
+class Request:
+    """Conditioning resolved against the text and the prompt: what will actually be asked of the model."""
+
+    style: str | None
+    key: str | None
+    meter: str | None
+    bars: int
+    tempo_bpm: float | None
+    instruments: tuple[str, ...]
+    prompt: symusic.Score | None
+
+
+def resolve(conditioning: Conditioning, prompt: symusic.Score | None) -> Request:
+    """Merge explicit fields with what ``text`` names; raise on contradictions."""
+    text = parse_text(conditioning.text) if conditioning.text else None
+
+    def pick(name: str, explicit, from_text):
+        if explicit not in (None, ()) and from_text not in (None, ()) and explicit != from_text:
+            raise InvalidConditioning(f"{name}: the text says {from_text!r} but {name} is set to {explicit!r}")
+        return explicit if explicit not in (None, ()) else from_text
+
+    style = pick("style", conditioning.style, text and text.style)
+    key = pick("key", conditioning.key, text and text.key)
+    meter = pick("time_signature", conditioning.time_signature, text and text.time_signature)
+    bars = pick("bars", conditioning.bars, text and text.bars)
+    tempo = pick("tempo_bpm", conditioning.tempo_bpm, text and text.tempo_bpm)
+    instruments = pick("instruments", conditioning.instruments, text.instruments if text else ())
+    if style is not None and style not in STYLES:
+        raise InvalidConditioning(f"unknown style {style!r}; styles: {', '.join(STYLES)}")
+    for name in instruments:
+        program_of(name)
+    if prompt is not None:
+        prompt_meter = _meter_of(prompt)
+        if meter is not None and meter != prompt_meter:
+            raise InvalidConditioning(f"the prompt is in {prompt_meter}; a continuation cannot switch to {meter}")
+        meter = prompt_meter
+        if key is None:
+            key = _key_of(prompt)
+        if tempo is None and len(prompt.tempos):
+            tempo = float(prompt.tempos[-1].qpm)
+    return Request(style, key, meter, bars or DEFAULT_BARS, tempo, tuple(instruments), prompt)
+
+
+def _meter_of(score: symusic.Score) -> str:
+    sigs = score.time_signatures
+    return f"{sigs[-1].numerator}/{sigs[-1].denominator}" if len(sigs) else "4/4"
+
+
+def _key_of(score: symusic.Score) -> str:
+    pitches = np.concatenate([t.notes.numpy()["pitch"] for t in score.tracks if not t.is_drum] or [np.zeros(0)])
+    durations = np.concatenate([t.notes.numpy()["duration"] for t in score.tracks if not t.is_drum] or [np.zeros(0)])
+    return estimate_key(pitch_class_histogram(pitches, durations)).name
+
+
+class SymbolicGenerator:
+    """Loaded symbolic model. Stateless between calls: Sampling and rng come with each request."""
+
+    family = "symbolic"
+
+    def __init__(self, spec: CheckpointSpec, model: SymbolicTransformer, tokenizer: RemiTokenizer) -> None:
+        self.spec, self.model, self.tokenizer = spec, model.eval(), tokenizer
+
+    @property
+    def capabilities(self) -> frozenset[Capability]:
+        return self.spec.capabilities
+
+    @classmethod
+    def from_checkpoint(cls, spec: CheckpointSpec, device: str | None = None) -> SymbolicGenerator:
+        tensors = spec.load_safetensors("weights")
+        tokenizer = RemiTokenizer.load(spec.path("tokenizer"))
+        config = TransformerConfig(**spec.config["model"])
+        if config.vocab_size != len(tokenizer):
+            raise CheckpointError(f"{spec.name}: model vocabulary {config.vocab_size} != tokenizer's {len(tokenizer)}")
+        model = SymbolicTransformer(config)
+        missing, unexpected = model.load_state_dict(tensors, strict=False)
+        if unexpected or set(missing) - {"lm_head.weight"}:  # lm_head is tied to embed and not stored twice
+            raise CheckpointError(f"{spec.name}: weights do not fit the config (missing {missing}, unexpected {unexpected})")
+        return cls(spec, model.to(device or "cpu"), tokenizer)
+
+    # ---- generation -----------------------------------------------------------------------------
+    def generate(self, conditioning: Conditioning, sampling: Sampling, callbacks: Callbacks = Callbacks()) -> list[MidiOutput]:
+        device = next(self.model.parameters()).device
+        # A one-token step of this small model is too short to split across threads: on CPU one thread
+        # is fastest at small batch (and 2 threads on 2 busy cores were 40x slower here).
+        with _cpu_threads(device, 1 if sampling.num_samples <= 4 else 2):
+            return self._generate(conditioning, sampling, callbacks)
+
+    def _generate(self, conditioning: Conditioning, sampling: Sampling, callbacks: Callbacks) -> list[MidiOutput]:
+        started = time.perf_counter()
+        prompt = None
+        if conditioning.prompt is not None:
+            from cadenza.render.midi_io import load_midi
+
+            prompt = load_midi(conditioning.prompt)
+        request = resolve(conditioning, prompt)
+        seed = sampling.seed if sampling.seed is not None else int(torch.randint(0, 2**31 - 1, (1,)).item())
+        device = next(self.model.parameters()).device
+        rng = torch.Generator(device=device).manual_seed(seed)
+        n = sampling.num_samples
+        tok = self.tokenizer
+
+        style_id = tok.vocab[f"Style_{request.style}"] if request.style else None
+        key_id = tok.vocab[key_token(parse_key(request.key))] if request.key else None
+        meter_id = None
+        if request.meter:
+            if f"Meter_{request.meter}" not in tok.vocab:
+                raise InvalidConditioning(f"time signature {request.meter} is not one this model writes; "
+                                          f"choose one of {', '.join(tok.meters())}")
+            meter_id = tok.vocab[f"Meter_{request.meter}"]
+
+        prompt_bars: list[list[int]] = []
+        if prompt is not None:
+            prompt_bars = tok.split_bars(tok.encode_body(prompt))
+        total_bars = len(prompt_bars) + request.bars
+        budget = self.model.max_seq_len - 5 - sum(len(b) for b in prompt_bars)
+        if budget < 4 * request.bars:
+            raise InvalidConditioning(f"the prompt leaves room for {budget} tokens in the model's window of "
+                                      f"{self.model.max_seq_len}: ask for fewer bars or use a shorter prompt")
+        max_new = min(sampling.max_tokens or budget, budget)
+
+        def params(limit: int, offset: int) -> DecodeParams:
+            progress = None
+            if callbacks.progress is not None:
+                progress = lambda step, _total: callbacks.progress(offset + step, max_new + 4)  # noqa: E731
+            return DecodeParams(max_new_tokens=limit, temperature=sampling.temperature, top_k=sampling.top_k,
+                                top_p=sampling.top_p, repetition_penalty=sampling.repetition_penalty,
+                                eos_id=tok.eos_id, pad_id=tok.pad_id, rng=rng, progress=progress,
+                                should_cancel=callbacks.should_cancel)
+
+        bos = torch.full((n, 1), tok.bos_id, dtype=torch.long)
+        if prompt is None:
+            grammar = RemiGrammar(tok, GrammarSpec(style_id, key_id, meter_id, total_bars, max_new + 4))
+            sequences = decode(self.model, bos, params(max_new + 4, 0), constraint=grammar)
+            bodies = [row[5:] for row in sequences.tolist()]
+        else:
+            # Continuation: choose the controls first (same grammar), then continue prompt bars under them.
+            # Rows may pick different styles, so each row continues separately (prompts must be equal length).
+            grammar = RemiGrammar(tok, GrammarSpec(style_id, key_id, meter_id, total_bars, 4))
+            prefixes = decode(self.model, bos, params(4, 0), constraint=grammar)
+            body = [i for bar in prompt_bars for i in bar]
+            bodies = []
+            for row in range(n):
+                context = torch.tensor([prefixes[row].tolist() + body], dtype=torch.long)
+                spec = GrammarSpec(None, None, None, total_bars, max_new, bars_before=len(prompt_bars), start_state=NEED_BAR)
+                out = decode(self.model, context, params(max_new, 4), constraint=RemiGrammar(tok, spec))
+                bodies.append(out[0, context.shape[1]:].tolist())
+            sequences = prefixes
+        elapsed = time.perf_counter() - started
+        outputs = []
+        for index, body in enumerate(bodies):
+            controls = [tok.id_to_token[i] for i in sequences[index, 1:5].tolist()]
+            chosen = {c.split("_", 1)[0].lower(): c.split("_", 1)[1] for c in controls}
+            style = chosen["style"]
+            tempo = request.tempo_bpm or STYLE_TEMPO.get(style, 120)
+            score = self._to_score(body, tempo, request, len(prompt_bars))
+            provenance = Provenance(
+                model=self.spec.name, family=self.family, checkpoint_sha256=self.spec.sha256,
+                conditioning=conditioning.to_dict(), sampling=sampling.to_dict(), seed=seed, sample_index=index,
+                timings_s={"generate": round(elapsed, 3)},
+                notes={"style": style, "key": chosen["key"].replace("_", " "), "time_signature": chosen["meter"],
+                       "bars": request.bars, "tempo_bpm": tempo, "continued_bars": len(prompt_bars)})
+            outputs.append(MidiOutput(score, provenance))
+        return outputs
+
+    def _to_score(self, body: list[int], tempo: float, request: Request, prompt_bar_count: int) -> symusic.Score:
+        """Decode new REMI ids into a score with the exact tempo and instruments; append to a prompt if any."""
+        tok = self.tokenizer
+        ids = [i for i in body if i not in (tok.pad_id, tok.eos_id)]
+        new = tok.decode_body(ids)
+        if request.prompt is None:
+            score = new
+            score.tempos = symusic.Score(score.ticks_per_quarter).tempos
+            score.tempos.append(symusic.Tempo(0, float(tempo)))
+            notes = score.tracks[0].notes if len(score.tracks) else symusic.Track().notes
+        else:
+            score = request.prompt.copy()
+            meter = parse_time_signature(request.meter)
+            bar_ticks = int(round(meter.quarters_per_bar * score.ticks_per_quarter))
+            offset = prompt_bar_count * bar_ticks
+            scale = score.ticks_per_quarter / new.ticks_per_quarter
+            notes = symusic.Track().notes
+            for track in new.tracks:
+                for note in track.notes:
+                    notes.append(symusic.Note(offset + int(round(note.time * scale)),
+                                              max(1, int(round(note.duration * scale))), note.pitch, note.velocity))
+        velocity = 80
+        programs = [program_of(name) for name in request.instruments] or [
+            request.prompt.tracks[0].program if request.prompt is not None and len(request.prompt.tracks) else 0]
+        tracks = [symusic.Track(name=request.instruments[i] if request.instruments else "melody", program=p)
+                  for i, p in enumerate(programs)]
+        for voice, note in _split_voices(notes, len(tracks)):
+            tracks[voice].notes.append(symusic.Note(note.time, note.duration, note.pitch, velocity))
+        if request.prompt is None:
+            score.tracks = symusic.Score(score.ticks_per_quarter).tracks
+            for track in tracks:
+                score.tracks.append(track)
+        else:
+            for track in tracks:
+                track.name = f"{track.name} (continued)"
+                score.tracks.append(track)
+        return score
+
+
+@contextlib.contextmanager
+def _cpu_threads(device: torch.device, n: int) -> Iterator[None]:
+    if device.type != "cpu":
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(min(n, before))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _split_voices(notes, voices: int):
+    """Yield ``(voice, note)``: at each onset the highest note goes to voice 0, the next to voice 1, ..."""
+    by_onset: dict[int, list] = {}
+    for note in notes:
+        by_onset.setdefault(note.time, []).append(note)
+    for onset in sorted(by_onset):
+        for rank, note in enumerate(sorted(by_onset[onset], key=lambda n: -n.pitch)):
+            yield min(rank, voices - 1), note

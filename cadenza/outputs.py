@@ -1,0 +1,141 @@
+"""What generators return: `MidiOutput` or `AudioOutput`, each with its `Provenance`.
+
+``save(path)`` picks the format from the suffix and writes ``<path>.json`` beside it: the model, the
+checkpoint's sha256, the conditioning and sampling (seed included), package versions and timings, i.e.
+everything needed to make the same file again.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import symusic
+
+from cadenza.errors import InvalidConditioning
+from cadenza.fileio import atomic_path, atomic_write_text
+
+_VERSIONED_PACKAGES = ("cadenza", "torch", "numpy", "miditok", "symusic", "transformers", "diffusers", "audiocraft")
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in _VERSIONED_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """How an output was made. ``seed`` is the seed of this very sample (re-run with it to get it back)."""
+
+    model: str
+    family: str
+    checkpoint_sha256: str | None
+    conditioning: dict
+    sampling: dict
+    seed: int | None
+    sample_index: int = 0
+    timings_s: dict = field(default_factory=dict)
+    versions: dict = field(default_factory=package_versions)
+    created: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    notes: dict = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=1, sort_keys=True, default=str)
+
+    @classmethod
+    def from_json(cls, text: str) -> Provenance:
+        return cls(**json.loads(text))
+
+    def write_sidecar(self, output_path: str | os.PathLike) -> Path:
+        sidecar = Path(f"{os.fspath(output_path)}.json")
+        atomic_write_text(sidecar, self.to_json())
+        return sidecar
+
+
+AUDIO_FORMATS = (".wav", ".flac", ".ogg")
+
+
+@dataclass
+class MidiOutput:
+    """A generated score. ``save('x.mid')`` writes MIDI; ``save('x.wav'|'x.flac')`` renders with FluidSynth."""
+
+    score: symusic.Score
+    provenance: Provenance
+
+    def save(self, path: str | os.PathLike, sidecar: bool = True) -> Path:
+        target = Path(path)
+        suffix = target.suffix.lower()
+        if suffix in (".mid", ".midi"):
+            with atomic_path(target) as tmp:
+                self.score.dump_midi(tmp)
+        elif suffix in AUDIO_FORMATS:
+            return self.render().save(target, sidecar=sidecar)
+        else:
+            raise InvalidConditioning(f"cannot save MIDI as {target.name!r}: use .mid, or .wav/.flac/.ogg to render it")
+        if sidecar:
+            self.provenance.write_sidecar(target)
+        return target
+
+    def render(self, options=None) -> AudioOutput:
+        """Render through FluidSynth with ``options`` (a ``RenderOptions``; default GM SoundFont)."""
+        from cadenza.render.fluidsynth import FluidSynthRenderer, RenderOptions
+
+        options = options or RenderOptions()
+        with FluidSynthRenderer(options) as renderer:
+            samples = renderer.render(self.score)
+        notes = {**self.provenance.notes, "rendered_with": "fluidsynth", "render_options": asdict(options)}
+        return AudioOutput(samples, options.sample_rate, Provenance(**{**asdict(self.provenance), "notes": notes}))
+
+    def piano_roll(self, path: str | os.PathLike) -> Path:
+        """Write a piano-roll PNG of the score."""
+        from cadenza.render.images import piano_roll_png
+
+        piano_roll_png(self.score, path)
+        return Path(path)
+
+    @property
+    def duration_s(self) -> float:
+        from cadenza.render.midi_io import midi_duration_s
+
+        return midi_duration_s(self.score)
+
+
+@dataclass
+class AudioOutput:
+    """Generated audio ``samples [C, N] float32`` in [-1, 1] at ``sample_rate`` Hz."""
+
+    samples: np.ndarray
+    sample_rate: int
+    provenance: Provenance
+
+    def save(self, path: str | os.PathLike, sidecar: bool = True) -> Path:
+        from cadenza.render.audio_io import write_audio
+
+        target = Path(path)
+        if target.suffix.lower() not in AUDIO_FORMATS:
+            raise InvalidConditioning(f"cannot save audio as {target.name!r}: use {', '.join(AUDIO_FORMATS)}")
+        write_audio(target, self.samples, self.sample_rate)
+        if sidecar:
+            self.provenance.write_sidecar(target)
+        return target
+
+    def spectrogram(self, path: str | os.PathLike) -> Path:
+        from cadenza.render.images import spectrogram_png
+
+        spectrogram_png(self.samples, self.sample_rate, path)
+        return Path(path)
+
+    @property
+    def duration_s(self) -> float:
+        return self.samples.shape[-1] / self.sample_rate
