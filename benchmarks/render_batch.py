@@ -8,6 +8,10 @@ spawn, imports, SoundFont loads). ``ratio`` = our files/s / the program's files/
 "ours" uses the program's settings (reverb and chorus on, no loudness normalisation) so both do the
 same work; "ours_default" is our default options (chorus off, normalised to -14 LUFS).
 
+Wall-clock ratios depend on what else runs on the machine: 2 workers need 2 idle cores. The CPU
+seconds per file (ours: workers + parent; the program: its processes) are reported too, with the
+1-minute load average, so a run on a busy machine can be read correctly.
+
 Input: short pieces (5-20 s) from /work/shared/corpus/midi, round-robin over its collections; where
 that folder is absent, MIDI files generated here with symusic.
 """
@@ -15,6 +19,7 @@ that folder is absent, MIDI files generated here with symusic.
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import subprocess
 import tempfile
@@ -42,16 +47,21 @@ def main(quick: bool) -> dict:
         print(f"{len(inputs)} MIDI files from {source}; SoundFont {soundfont}", flush=True)
         soundfont.read_bytes()  # warm the page cache so neither side pays a cold disk read
 
+        load = [os.getloadavg()[0]]
         cli_equivalent = RenderOptions(sample_rate=44100, gain=0.5, reverb=True, chorus=True,
                                        normalize_lufs=None, soundfont=str(soundfont))
+        cpu = _cpu_seconds()
         ours = render_batch(src, Path(tmp) / "ours", options=cli_equivalent, fmt="wav",
                             workers=WORKERS, progress=False)
+        ours_cpu = _cpu_seconds() - cpu
         _check(ours, len(inputs))
-        print(f"ours ({WORKERS} workers, CLI settings): {ours.seconds:.2f} s, {ours.files_per_s:.2f} files/s",
-              flush=True)
+        load.append(os.getloadavg()[0])
+        print(f"ours ({WORKERS} workers, CLI settings): {ours.seconds:.2f} s, {ours.files_per_s:.2f} files/s, "
+              f"{ours_cpu / len(inputs):.3f} CPU s/file, load {load[-1]:.1f}", flush=True)
 
         cli_out = Path(tmp) / "cli"
         cli_out.mkdir()
+        cpu = _cpu_seconds()
         started = time.perf_counter()
         for i, path in enumerate(inputs):
             subprocess.run(
@@ -59,14 +69,18 @@ def main(quick: bool) -> dict:
                 check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )
         cli_seconds = time.perf_counter() - started
+        cli_cpu = _cpu_seconds() - cpu
         cli_fps = len(inputs) / cli_seconds
-        print(f"fluidsynth program (1 file at a time): {cli_seconds:.2f} s, {cli_fps:.2f} files/s", flush=True)
+        load.append(os.getloadavg()[0])
+        print(f"fluidsynth program (1 file at a time): {cli_seconds:.2f} s, {cli_fps:.2f} files/s, "
+              f"{cli_cpu / len(inputs):.3f} CPU s/file, load {load[-1]:.1f}", flush=True)
 
         default = render_batch(src, Path(tmp) / "default", options=RenderOptions(soundfont=str(soundfont)),
                                fmt="wav", workers=WORKERS, progress=False)
         _check(default, len(inputs))
+        load.append(os.getloadavg()[0])
         print(f"ours ({WORKERS} workers, default options): {default.seconds:.2f} s, "
-              f"{default.files_per_s:.2f} files/s", flush=True)
+              f"{default.files_per_s:.2f} files/s, load {load[-1]:.1f}", flush=True)
 
         audio_s = sum(_wav_seconds(p) for p in (Path(tmp) / "ours").rglob("*.wav"))
         cli_audio_s = sum(_wav_seconds(p) for p in cli_out.glob("*.wav"))
@@ -84,9 +98,22 @@ def main(quick: bool) -> dict:
         "ratio": round(ours.files_per_s / cli_fps, 2),
         "ours_default_files_per_s": round(default.files_per_s, 3),
         "ratio_default": round(default.files_per_s / cli_fps, 2),
+        "ours_cpu_s_per_file": round(ours_cpu / len(inputs), 4),
+        "cli_cpu_s_per_file": round(cli_cpu / len(inputs), 4),
+        "cpu_ratio": round(cli_cpu / ours_cpu, 2),
+        "load_avg_1min": [round(x, 2) for x in load],
         "ours_audio_s": round(audio_s, 1),
         "cli_audio_s": round(cli_audio_s, 1),
     }
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU seconds of this process and of its finished children (workers, programs)."""
+    total = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        usage = resource.getrusage(who)
+        total += usage.ru_utime + usage.ru_stime
+    return total
 
 
 def _check(summary, expected: int) -> None:

@@ -120,13 +120,14 @@ class Studio:
         return output.render(RenderOptions(soundfont=soundfont, **options))
 
     def render_batch(self, input_dir: str | os.PathLike, output_dir: str | os.PathLike, *, fmt: str = "wav",
-                     workers: int = 2, soundfont: str | None = None, progress: bool = True, **options):
+                     workers: int = 2, soundfont: str | None = None, progress: bool = True, force: bool = False,
+                     **options):
         """Render every MIDI file under ``input_dir`` into ``output_dir``; see ``render.batch.render_batch``."""
         from cadenza.render.batch import render_batch
         from cadenza.render.fluidsynth import RenderOptions
 
         return render_batch(input_dir, output_dir, options=RenderOptions(soundfont=soundfont, **options), fmt=fmt,
-                            workers=workers, progress=progress)
+                            workers=workers, progress=progress, force=force)
 
     def transfer(self, source_audio: str | os.PathLike, instrument: str) -> AudioOutput:
         """Timbre transfer of a monophonic recording onto a DDSP instrument model."""

@@ -19,6 +19,7 @@ from typing import Callable, Protocol
 
 import torch
 
+from cadenza.engine.device import inference
 from cadenza.engine.patterns import DelayPattern
 from cadenza.engine.sampling import apply_allowed_mask, apply_repetition_penalty, sample
 from cadenza.errors import Cancelled, InvalidConditioning
@@ -191,7 +192,7 @@ def _model_device_dtype(model: torch.nn.Module) -> tuple[torch.device, torch.dty
     return p.device, p.dtype
 
 
-@torch.inference_mode()
+@inference
 def decode(
     model: CausalLM,
     prompt: torch.Tensor,
@@ -293,7 +294,7 @@ def _next_ids(logits: torch.Tensor, params: DecodeParams, use_cfg: bool, seen: t
                   top_p=params.top_p, check=allowed is not None)
 
 
-@torch.inference_mode()
+@inference
 def decode_codebooks(
     model: CodebookLM,
     prompt: torch.Tensor,

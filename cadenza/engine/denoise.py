@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 import torch
 
+from cadenza.engine.device import inference
 from cadenza.errors import Cancelled, InvalidConditioning
 
 #: ``model_fn(latents [N, ...], t, cond) -> noise_pred [N, ...]`` (or whatever the scheduler's
@@ -70,7 +71,7 @@ def start_timesteps(scheduler: Any, num_steps: int, strength: float) -> torch.Te
     return scheduler.timesteps[t_start * order :]
 
 
-@torch.inference_mode()
+@inference
 def denoise(
     model_fn: ModelFn,
     latents: torch.Tensor,

@@ -111,6 +111,22 @@ def maybe_compile(fn: F, *, enabled: bool, mode: str | None = None, fullgraph: b
     return run  # type: ignore[return-value]
 
 
+def inference(fn: F) -> F:
+    """Run ``fn`` under ``torch.inference_mode`` (cheapest per-op overhead) but return an ordinary tensor.
+
+    Inference tensors cannot be modified in place outside inference mode, a surprise for a caller that
+    post-edits generated tokens; one clone of the result costs far less than the loop saves.
+    """
+
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        with torch.inference_mode():
+            out = fn(*args, **kwargs)
+        return out.clone()
+
+    return run  # type: ignore[return-value]
+
+
 @dataclass(frozen=True)
 class DevicePolicy:
     """How a model runs. ``None`` fields mean "decide from the machine".

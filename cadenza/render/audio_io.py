@@ -111,8 +111,11 @@ def write_audio(
         # libsndfile does not clip float -> int conversion by default: an overshoot would wrap around
         # to full scale of the other sign, which is far worse than a clipped sample.
         data = np.clip(data, -1.0, 1.0)
-    with atomic_path(p) as tmp:
-        sf.write(tmp, data.T, int(sample_rate), subtype=subtype, format=fmt)
+    with atomic_path(p) as tmp, tmp.open("wb") as f:
+        # Through a file object: given a path, libsndfile fsyncs every file it closes, which costs a
+        # batch ~5-10 ms a file. The rename in atomic_path already keeps outputs whole when a process
+        # is killed; surviving a power cut mid-batch is not promised.
+        sf.write(f, data.T, int(sample_rate), subtype=subtype, format=fmt)
 
 
 def loudness_normalize(samples: np.ndarray, sr: int, target_lufs: float = -14.0) -> np.ndarray:

@@ -1,9 +1,10 @@
-"""MIDI -> audio with FluidSynth: one synth and one SoundFont load, reused for many files.
+"""MIDI -> audio with FluidSynth: one SoundFont load, reused for many files.
 
 Why not ``fluidsynth -F`` or pyfluidsynth's ``midi2audio``: starting the program and loading a
-148 MB SoundFont costs ~0.45 s per file, far more than rendering a short piece. Here the SoundFont is
-loaded once; each file is converted to a list of timed events (tempo map applied by symusic) and the
-synth is advanced by whole runs of samples between events, written straight into one output array.
+148 MB SoundFont costs ~0.3-0.45 s per file, more than rendering a short piece. Here the SoundFont is
+loaded once per renderer; each file becomes a list of timed events (tempo map applied by symusic) and
+libfluidsynth is advanced by whole runs of samples between events, written straight into one float
+array (no 16-bit round trip).
 """
 
 from __future__ import annotations
@@ -209,10 +210,13 @@ class FluidSynthRenderer:
             raise RuntimeError("FluidSynth could not create a synthesizer")
         try:
             sfid = lib.add_sfont(synth, self._sfont)
+            if sfid < 0:
+                raise RuntimeError(f"FluidSynth could not attach the SoundFont {self.soundfont}")
             yield synth, sfid
         finally:
             # Detach before deleting, or delete_fluid_synth would free the shared SoundFont. Detaching
-            # resets every channel's program and warns once per channel that none is left: mute that.
+            # resets every channel's program and warns once per channel that none is left: mute that
+            # (the log function is process-wide; warnings from other threads in this instant are lost).
             previous = lib.set_log_function(_FLUID_WARN, None, None)
             try:
                 lib.remove_sfont(synth, self._sfont)

@@ -63,6 +63,8 @@ def test_greedy_equals_argmax_of_full_recompute(tiny_model):
     assert out.shape == (2, 5 + 24)
     assert torch.equal(out, greedy_reference(tiny_model, p, 24))
     assert tiny_model.layers[0].attn.kv_cache is None  # cache released after the call
+    assert not out.is_inference()
+    out[0, 0] = 1  # an ordinary tensor: callers may edit the result in place
 
 
 def test_cfg_is_one_batched_forward_and_matches_the_formula(tiny_model):

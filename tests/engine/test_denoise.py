@@ -79,6 +79,7 @@ def test_matches_hand_written_diffusers_loop(name):
     want = reference_loop(SCHEDULERS[name](), FakeDenoiser(), noise(), 12, cond)
     torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
     assert model.batches == [2] * 12
+    assert not got.is_inference()
 
     model = FakeDenoiser()
     got = denoise(model, noise(), SCHEDULERS[name](), 10, cond, uncond=uncond, cfg_scale=4.0, guidance_rescale=0.7)

@@ -69,8 +69,8 @@ def test_failed_write_leaves_target_untouched_and_no_temp_file(tmp_path, monkeyp
     before = target.read_bytes()
 
     def half_write(file, data, samplerate, subtype=None, format=None):
-        with open(file, "wb") as f:
-            f.write(b"RIFF\x00\x00")  # a partial header, then the process "fails"
+        file.write(b"RIFF\x00\x00")  # a partial header, then the write "fails"
+        file.flush()
         raise OSError("disk full")
 
     monkeypatch.setattr(sf, "write", half_write)

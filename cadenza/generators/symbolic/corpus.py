@@ -61,55 +61,67 @@ def _repair_and_write(score, target: Path) -> int:
     return len(list(expanded.recurse().notes))
 
 
-def _convert_one(args: tuple[str, int, str]) -> tuple[str, int, str]:
-    source, index, target = args
-    from music21 import corpus
+def _convert_source(source: str, out_dir: str, collection: str) -> list[tuple[str, int]]:
+    """Parse one corpus file (an ABC book holds many tunes) and write one MIDI per score."""
+    from music21 import corpus, stream
 
     parsed = corpus.parse(source)
-    scores = list(parsed.scores) if hasattr(parsed, "scores") and len(getattr(parsed, "scores", [])) else [parsed]
-    return source, _repair_and_write(scores[index], Path(target)), ""
+    scores = list(parsed.scores) if isinstance(parsed, stream.Opus) else [parsed]
+    written = []
+    for index, score in enumerate(scores):
+        target = Path(out_dir) / "midi" / collection / f"{Path(source).name}.{index}.mid"
+        try:
+            notes = _repair_and_write(score, target)
+        except Exception:  # music21 fails on a handful of scores in many different ways; skip those scores
+            continue
+        if notes:
+            written.append((os.path.relpath(target, Path(out_dir) / "midi"), notes))
+    return written
+
+
+def collection_of(source: str) -> str:
+    parts = Path(source).parts
+    return parts[len(parts) - 1 - parts[::-1].index("corpus") + 1]
 
 
 def rebuild_from_music21(out_dir: str | os.PathLike, collections: list[str] | None = None, timeout_s: float = 120.0,
                          include_restricted: bool = False, limit: int | None = None) -> list[CorpusEntry]:
     """Convert the installed music21 corpus into ``<out_dir>/midi/<collection>/<file>.<i>.mid`` + MANIFEST.tsv.
 
-    Each score is converted in a worker process and abandoned after ``timeout_s`` seconds.
-    Returns the entries written. ``limit`` caps the number of source files (for tests and smoke runs).
+    Each source file is converted in a worker process and abandoned after ``timeout_s`` seconds (a few
+    pieces take many minutes). ``limit`` caps the number of source files (for tests and smoke runs).
+    Returns the entries written.
     """
     from music21 import corpus
 
-    out = Path(out_dir)
-    jobs: list[tuple[str, int, str, str]] = []
-    for source in sorted(str(p) for p in corpus.getComposer("") or corpus.getPaths()):
-        rel = os.path.relpath(source, corpus.getCorePaths()[0].parent if hasattr(corpus.getCorePaths()[0], "parent") else "")
-        parts = Path(source).parts
-        collection = parts[parts.index("corpus") + 1] if "corpus" in parts else Path(source).parent.name
+    sources = [str(p) for p in corpus.corpora.CoreCorpus().getPaths()]
+    jobs = []
+    for source in sources:
+        collection = collection_of(source)
         if collections and collection not in collections:
             continue
         if collection in RESTRICTED_COLLECTIONS and not include_restricted:
             continue
-        name = Path(source).name
-        jobs.append((source, 0, str(out / "midi" / collection / f"{name}.0.mid"), collection))
-        del rel
-        if limit and len(jobs) >= limit:
-            break
+        jobs.append((source, collection))
+    jobs = jobs[:limit] if limit else jobs
     entries: list[CorpusEntry] = []
     ctx = mp.get_context("spawn")
-    with ctx.Pool(1, maxtasksperchild=20) as pool:
-        for source, index, target, collection in jobs:
-            result = pool.apply_async(_convert_one, ((source, index, target),))
+    pool = ctx.Pool(1, maxtasksperchild=50)
+    try:
+        for source, collection in jobs:
+            result = pool.apply_async(_convert_source, (source, os.fspath(out_dir), collection))
             try:
-                _, notes, _ = result.get(timeout=timeout_s)
+                written = result.get(timeout=timeout_s)
             except mp.TimeoutError:
-                pool.terminate()
-                pool = ctx.Pool(1, maxtasksperchild=20)
+                pool.terminate()  # the only way to stop a stuck parse; start a fresh worker
+                pool = ctx.Pool(1, maxtasksperchild=50)
                 continue
-            except Exception:  # a score music21 cannot parse or write: skipped, like the shared corpus' 6 failures
+            except Exception:  # an unparseable source file: skipped, like the 6 failures of the shared cache
                 continue
-            if notes:
-                entries.append(CorpusEntry(os.path.relpath(target, out / "midi"), collection, license_of(collection)))
-    write_manifest(out, entries)
+            entries += [CorpusEntry(path, collection, license_of(collection)) for path, _ in written]
+    finally:
+        pool.terminate()
+    write_manifest(out_dir, entries)
     return entries
 
 

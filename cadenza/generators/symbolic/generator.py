@@ -199,7 +199,8 @@ class SymbolicGenerator:
                 conditioning=conditioning.to_dict(), sampling=sampling.to_dict(), seed=seed, sample_index=index,
                 timings_s={"generate": round(elapsed, 3)},
                 notes={"style": style, "key": chosen["key"].replace("_", " "), "time_signature": chosen["meter"],
-                       "bars": request.bars, "tempo_bpm": tempo, "continued_bars": len(prompt_bars)})
+                       "bars": request.bars, "tempo_bpm": tempo, "continued_bars": len(prompt_bars),
+                       "bars_written": sum(1 for i in body if i == tok.bar_id)})
             outputs.append(MidiOutput(score, provenance))
         return outputs
 

@@ -1,0 +1,153 @@
+"""Decode speed of the symbolic model: our engine against HF ``generate`` on the same weights.
+
+Both sides sample ``N`` new tokens (temperature 1, no top-k/top-p, KV cache on) from the same short
+prompt, at batch 1 and batch 16, on the same number of CPU threads, after a warm-up, best of a few
+interleaved runs. Before timing, the HF twin's logits are checked against ours.
+
+    python -m benchmarks.decode_symbolic --quick      # 128 tokens; --full for 512 and the compiled step
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from cadenza.engine.decode import DecodeParams, decode, decode_step
+from cadenza.engine.device import DevicePolicy
+from cadenza.generators.symbolic.hf_parity import to_llama
+from cadenza.generators.symbolic.model import SymbolicTransformer, TransformerConfig
+
+CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
+RANDOM_CONFIG = TransformerConfig(vocab_size=300, dim=256, n_layers=6, n_heads=4, ffn_dim=768, max_seq_len=1024)
+PROMPT_LEN = 8
+
+
+def load_model() -> tuple[SymbolicTransformer, str, str]:
+    """The default symbolic checkpoint if one exists, else a random model of the default shape.
+
+    Returns ``(model, "default" | "random", note)``.
+    """
+    manifests = sorted(CHECKPOINTS.glob("*/manifest.json"))
+    for path in manifests:
+        manifest = json.loads(path.read_text())
+        if manifest.get("family") != "symbolic":
+            continue
+        try:
+            from safetensors.torch import load_file
+
+            files = manifest.get("files", {})
+            names = list(files) if isinstance(files, dict) else [f.get("path", f) if isinstance(f, dict) else f for f in files]
+            weights = next(path.parent / n for n in names if str(n).endswith(".safetensors"))
+            model = SymbolicTransformer(TransformerConfig(**manifest["config"]))
+            model.load_state_dict(load_file(weights), strict=False)
+            return model.eval(), "default", f"{path.parent.name}"
+        except (KeyError, StopIteration, OSError, TypeError, RuntimeError) as err:
+            return _random_model(), "random", f"could not load {path.parent.name} ({type(err).__name__}: {err})"
+    return _random_model(), "random", "no symbolic checkpoint in checkpoints/ yet: random weights"
+
+
+def _random_model() -> SymbolicTransformer:
+    torch.manual_seed(0)  # weight init only; sampling uses explicit generators
+    return SymbolicTransformer(RANDOM_CONFIG).eval()
+
+
+def check_parity(model: SymbolicTransformer, hf) -> float:
+    """Max |logit difference| between ours and the HF twin on random tokens; raises above 1e-4."""
+    tokens = torch.randint(0, model.vocab_size, (2, 64), generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        diff = float((model(tokens) - hf(tokens).logits).abs().max())
+    if diff > 1e-4:
+        raise RuntimeError(f"HF twin disagrees with our model: max logit difference {diff:.2e}")
+    return diff
+
+
+def _time(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def measure(model, hf, batch: int, n_new: int, repeats: int, step_fn=None) -> dict:
+    """Best-of-``repeats`` tokens/s for ours and HF, runs interleaved so load drift hits both."""
+    prompt = torch.randint(0, model.vocab_size, (batch, PROMPT_LEN), generator=torch.Generator().manual_seed(batch))
+    mask = torch.ones_like(prompt)
+
+    def ours():
+        params = DecodeParams(max_new_tokens=n_new, temperature=1.0, rng=torch.Generator().manual_seed(1))
+        out = decode(model, prompt, params, step_fn=step_fn or decode_step)
+        assert out.shape == (batch, PROMPT_LEN + n_new)
+
+    def theirs():
+        with torch.inference_mode():
+            out = hf.generate(prompt, attention_mask=mask, do_sample=True, top_k=0, top_p=1.0, temperature=1.0,
+                              max_new_tokens=n_new, min_new_tokens=n_new, use_cache=True)
+        assert out.shape == (batch, PROMPT_LEN + n_new)
+
+    ours(), theirs()  # warm-up (and, for a compiled step, compilation)
+    t_ours, t_hf = [], []
+    for _ in range(repeats):
+        t_ours.append(_time(ours))
+        t_hf.append(_time(theirs))
+    tokens = batch * n_new
+    return {"ours": tokens / min(t_ours), "hf": tokens / min(t_hf)}
+
+
+def main(quick: bool = True, threads: int | None = 1) -> dict:
+    """Run the benchmark; returns the result dict (also printed by ``__main__``).
+
+    ``threads`` defaults to 1, not to the core count: on these shared 2-core machines two threads
+    under load made small decodes many times slower for both implementations, which measures the
+    neighbours, not the code. Pass ``None`` for ``DevicePolicy``'s default (physical cores).
+    """
+    import transformers
+
+    used_threads = DevicePolicy(threads=threads).apply_threads()
+    verbosity = transformers.logging.get_verbosity()
+    transformers.logging.set_verbosity_error()  # generate() warns about unused flags on every call
+    try:
+        model, weights, note = load_model()
+        hf = to_llama(model)
+        diff = check_parity(model, hf)
+        n_new, repeats = (128, 3) if quick else (512, 5)
+        result: dict = {}
+        for batch in (1, 16):
+            r = measure(model, hf, batch, n_new, repeats)
+            result[f"ours_tok_s_b{batch}"] = round(r["ours"], 1)
+            result[f"hf_tok_s_b{batch}"] = round(r["hf"], 1)
+            result[f"ratio_b{batch}"] = round(r["hf"] and r["ours"] / r["hf"], 3)
+        if not quick:
+            # The compiled step is opt-in on CPU (DevicePolicy default is eager); report what it buys.
+            step = DevicePolicy(compile=True).maybe_compile(decode_step, "cpu")
+            for batch in (1, 16):
+                r = measure(model, hf, batch, n_new, repeats, step_fn=step)
+                result[f"ours_compiled_tok_s_b{batch}"] = round(r["ours"], 1)
+                result[f"ratio_compiled_b{batch}"] = round(r["ours"] / r["hf"], 3)
+        result.update({
+            "ratio": result["ratio_b1"],
+            "device": "cpu",
+            "threads": used_threads,
+            "new_tokens": n_new,
+            "prompt_tokens": PROMPT_LEN,
+            "weights": weights,
+            "weights_note": note,
+            "params_m": round(model.num_parameters() / 1e6, 2),
+            "parity_max_abs_logit_diff": diff,
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+        })
+        return result
+    finally:
+        transformers.logging.set_verbosity(verbosity)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="128 new tokens, eager only (default)")
+    parser.add_argument("--full", action="store_true", help="512 new tokens, plus the compiled step")
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads for both sides (default 1)")
+    args = parser.parse_args()
+    print(json.dumps(main(quick=not args.full, threads=args.threads), indent=2))

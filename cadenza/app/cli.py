@@ -1,0 +1,206 @@
+"""The `cadenza` command: a thin layer that turns flags into Conditioning + Sampling and calls Studio."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from cadenza.conditioning import Conditioning, Sampling
+from cadenza.errors import CadenzaError
+
+DESCRIPTION = """Cadenza: make music with AI models on your own computer.
+
+  cadenza models                         what is installed
+  cadenza generate MODEL -o tune.mid     write new music (MIDI, or WAV/FLAC by the file name)
+  cadenza render song.mid -o song.wav    turn MIDI into audio (or a whole folder of MIDI files)
+  cadenza train symbolic                 rebuild the built-in model from scratch
+  cadenza app                            open the studio in your browser
+"""
+
+
+def _add_generate(sub) -> None:
+    p = sub.add_parser("generate", help="write new music with a model",
+                       description="Write new music. Every option you set is honoured exactly or refused with a reason: "
+                                   "a model never silently ignores what you asked for. The output format follows the "
+                                   "file name: .mid for MIDI, .wav/.flac to hear it (MIDI is rendered with FluidSynth).")
+    p.add_argument("model", help="model name (see `cadenza models`)")
+    p.add_argument("-o", "--output", required=True, help="output file: tune.mid, tune.wav or tune.flac; with --samples N "
+                                                          "the files are tune-1.mid ... tune-N.mid")
+    music = p.add_argument_group("what to make")
+    music.add_argument("--text", help='a description, e.g. "a lively irish reel in D major, 16 bars"')
+    music.add_argument("--negative-text", help="what to avoid (audio models)")
+    music.add_argument("--style", help="style, e.g. irish, scottish, chorale, string-quartet, renaissance, folk-song")
+    music.add_argument("--tempo", type=float, help="tempo in beats (quarter notes) per minute, 20-300")
+    music.add_argument("--key", help='key, e.g. "D major", "F# minor"')
+    music.add_argument("--time-signature", help="meter, e.g. 4/4, 3/4, 6/8")
+    music.add_argument("--bars", type=int, help="number of bars to write (1-256)")
+    music.add_argument("--duration", type=float, help="length in seconds (audio models)")
+    music.add_argument("--instrument", action="append", default=[], help="instrument (repeat for several), e.g. violin, flute")
+    music.add_argument("--prompt", help="a MIDI or audio file to continue")
+    music.add_argument("--melody", help="a MIDI or audio melody to follow (audio models)")
+    how = p.add_argument_group("how to sample")
+    how.add_argument("--seed", type=int, help="same seed + same settings = same music (default: a new seed, printed)")
+    how.add_argument("--temperature", type=float, default=1.0, help="randomness: lower is safer, higher is wilder (0 = always the likeliest)")
+    how.add_argument("--top-k", type=int, default=0, help="only choose among the k likeliest tokens (0 = off)")
+    how.add_argument("--top-p", type=float, default=1.0, help="only choose among tokens making up this probability (1 = off)")
+    how.add_argument("--cfg", type=float, default=1.0, help="how strongly to follow text (audio models; 1 = off)")
+    how.add_argument("--steps", type=int, help="denoising steps (diffusion models)")
+    how.add_argument("--samples", type=int, default=1, help="how many pieces to write")
+
+
+def _add_render(sub) -> None:
+    p = sub.add_parser("render", help="turn MIDI into audio: one file or a whole folder",
+                       description="Render MIDI to audio with a General MIDI SoundFont (FluidSynth). Give a folder to "
+                                   "render every MIDI file in it (and its subfolders) into the same tree: a progress bar "
+                                   "shows files/s, finished files are skipped when you run it again, broken files are "
+                                   "listed in render_report.jsonl and never stop the batch.")
+    p.add_argument("input", help="a .mid file or a folder of them")
+    p.add_argument("-o", "--output", required=True, help="output file (.wav/.flac) or folder")
+    p.add_argument("--synth", default="fluidsynth", help="fluidsynth (default)")
+    p.add_argument("--soundfont", help="an .sf2/.sf3 SoundFont (default: FluidR3_GM if installed)")
+    p.add_argument("--format", default="wav", choices=["wav", "flac", "ogg"], help="audio format for folders")
+    p.add_argument("--workers", type=int, default=2, help="files rendered in parallel (folders)")
+    p.add_argument("--sample-rate", type=int, default=44100, help="Hz")
+    p.add_argument("--gain", type=float, default=0.5, help="synth gain before loudness normalisation")
+    p.add_argument("--loudness", type=float, default=-14.0, help="target loudness in LUFS")
+    p.add_argument("--no-normalize", action="store_true", help="keep the synth's own level")
+    p.add_argument("--no-reverb", action="store_true", help="dry sound")
+    p.add_argument("--chorus", action="store_true", help="add chorus")
+    p.add_argument("--mono", action="store_true", help="one channel")
+    p.add_argument("--tail", type=float, default=1.5, help="seconds kept after the last note (releases, reverb)")
+    p.add_argument("--force", action="store_true", help="re-render files that are already done")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cadenza", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("models", help="list installed models")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    _add_generate(sub)
+    _add_render(sub)
+    p = sub.add_parser("transfer", help="turn a recording (voice, whistle, ...) into an instrument (DDSP models)")
+    p.add_argument("input", help="a monophonic recording (.wav/.flac)")
+    p.add_argument("--instrument", required=True, help="a DDSP instrument model")
+    p.add_argument("-o", "--output", required=True, help="output .wav/.flac")
+    p = sub.add_parser("train", help="rebuild a built-in model from scratch",
+                       description="Training recipes. `cadenza train symbolic --prepare` builds the token cache from the "
+                                   "music21 corpus, `cadenza train symbolic` trains (and resumes), "
+                                   "`cadenza train symbolic --export DIR` writes a checkpoint folder.")
+    p.add_argument("recipe", choices=["symbolic"], help="which model family")
+    p.add_argument("--prepare", action="store_true", help="build the dataset (corpus -> tokens)")
+    p.add_argument("--corpus", help="a folder with MANIFEST.tsv + midi/ (default: rebuild from music21, or ../shared/corpus)")
+    p.add_argument("--data", default="data/symbolic", help="token cache folder")
+    p.add_argument("--run", default="runs/symbolic", help="training run folder (resumes from it)")
+    p.add_argument("--minutes", type=float, help="stop after this many minutes (run again to resume)")
+    p.add_argument("--max-steps", type=int, default=4000, help="training steps")
+    p.add_argument("--batch-rows", type=int, default=4, help="sequences of 1024 tokens per step")
+    p.add_argument("--export", metavar="DIR", help="write a checkpoint folder from the run")
+    p.add_argument("--name", default="remi-folk-small", help="model name for --export")
+    p.add_argument("--include-noncommercial", action="store_true", help="also train on Essen folk songs (non-commercial license)")
+    p = sub.add_parser("app", help="open the web studio")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=7860)
+    return parser
+
+
+def _numbered(path: Path, index: int, total: int) -> Path:
+    return path if total == 1 else path.with_name(f"{path.stem}-{index + 1}{path.suffix}")
+
+
+def cmd_models(args, studio) -> int:
+    models = studio.models()
+    if args.json:
+        print(json.dumps([m.to_dict() for m in models], indent=1))
+        return 0
+    if not models:
+        print("no models installed (checkpoints/ is empty and no user model folders were found)")
+    for m in models:
+        print(f"{m.name:28s} {m.family:10s} -> {m.output:5s}  {', '.join(m.capabilities)}")
+    return 0
+
+
+def cmd_generate(args, studio) -> int:
+    conditioning = Conditioning(
+        text=args.text, negative_text=args.negative_text, style=args.style, tempo_bpm=args.tempo, key=args.key,
+        time_signature=args.time_signature, bars=args.bars, duration_s=args.duration, instruments=tuple(args.instrument),
+        prompt=args.prompt, melody=args.melody)
+    sampling = Sampling(seed=args.seed, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+                        cfg_scale=args.cfg, steps=args.steps, num_samples=args.samples)
+    from cadenza.generators.base import Callbacks
+
+    outputs = studio.generate(args.model, conditioning, sampling, Callbacks(progress=_progress_printer()))
+    print(file=sys.stderr)
+    for index, output in enumerate(outputs):
+        path = output.save(_numbered(Path(args.output), index, len(outputs)))
+        notes = output.provenance.notes
+        described = ", ".join(f"{k} {v}" for k, v in notes.items() if k in ("style", "key", "time_signature", "bars", "tempo_bpm"))
+        print(f"wrote {path} (seed {output.provenance.seed}{'; ' + described if described else ''})")
+    return 0
+
+
+def _progress_printer():
+    def show(done: int, total: int) -> None:
+        if done % 16 == 0 or done == total:
+            print(f"\rgenerating... {done} steps", end="", file=sys.stderr, flush=True)
+    return show
+
+
+def cmd_render(args, studio) -> int:
+    options = dict(sample_rate=args.sample_rate, gain=args.gain, reverb=not args.no_reverb, chorus=args.chorus,
+                   stereo=not args.mono, normalize_lufs=None if args.no_normalize else args.loudness, tail_s=args.tail)
+    if args.synth != "fluidsynth":
+        from cadenza.errors import UnsupportedConditioning
+
+        raise UnsupportedConditioning(f"synth {args.synth!r} is not available yet; use fluidsynth")
+    source = Path(args.input)
+    if source.is_dir():
+        summary = studio.render_batch(source, args.output, fmt=args.format, workers=args.workers,
+                                      soundfont=args.soundfont, force=args.force, **options)
+        print(f"{summary.ok} rendered, {summary.skipped} already done, {summary.failed} failed of {summary.total} "
+              f"in {summary.seconds:.1f} s ({summary.files_per_s:.1f} files/s); report: {summary.report_path}")
+        return 0 if summary.failed == 0 else 1
+    from cadenza.render.batch import render_file
+    from cadenza.render.fluidsynth import RenderOptions
+
+    out = render_file(source, args.output, RenderOptions(soundfont=args.soundfont, **options))
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_transfer(args, studio) -> int:
+    output = studio.transfer(args.input, args.instrument)
+    print(f"wrote {output.save(args.output)}")
+    return 0
+
+
+def cmd_train(args, studio) -> int:
+    from cadenza.generators.symbolic import recipe
+
+    return recipe.run(args)
+
+
+def cmd_app(args, studio) -> int:
+    from cadenza.errors import MissingDependency
+
+    raise MissingDependency("the web studio is not part of this version yet; use the CLI or the Python API")
+
+
+COMMANDS = {"models": cmd_models, "generate": cmd_generate, "render": cmd_render, "transfer": cmd_transfer,
+            "train": cmd_train, "app": cmd_app}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from cadenza.studio import Studio
+
+    try:
+        return COMMANDS[args.command](args, Studio())
+    except CadenzaError as exc:
+        print(f"cadenza: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

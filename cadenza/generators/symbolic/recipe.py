@@ -1,0 +1,42 @@
+"""`cadenza train symbolic`: the whole recipe that rebuilds the default symbolic model.
+
+1. ``--prepare``: corpus -> token cache. The corpus is ``--corpus DIR`` (a folder with MANIFEST.tsv and
+   midi/, e.g. the shared cache), else it is rebuilt from the installed music21 package into
+   ``data/corpus`` (slow: ~1 h for the whole corpus on 2 cores).
+2. training (seeded, resumable: run it again to continue), logging to ``<run>/log.jsonl``.
+3. ``--export DIR``: checkpoint folder with weights, tokenizer, manifest (data, command, losses).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from cadenza.generators.symbolic.corpus import read_manifest, rebuild_from_music21
+
+
+def run(args) -> int:
+    data = Path(args.data)
+    if args.prepare:
+        from cadenza.generators.symbolic.dataset import prepare_dataset
+
+        corpus = Path(args.corpus) if args.corpus else Path("data/corpus")
+        if not (corpus / "MANIFEST.tsv").exists():
+            print(f"rebuilding the corpus from music21 into {corpus} ...", file=sys.stderr)
+            rebuild_from_music21(corpus)
+        summary = prepare_dataset(corpus, data, read_manifest(corpus), include_noncommercial=args.include_noncommercial)
+        print(f"token cache in {data}: {summary['splits']}")
+        return 0
+    if args.export:
+        from cadenza.generators.symbolic.evaluate import test_loss
+        from cadenza.generators.symbolic.export import export_checkpoint
+
+        spec = export_checkpoint(args.run, data, args.export, args.name, metrics=test_loss(args.run, data),
+                                 command=" ".join(["cadenza"] + sys.argv[1:]))
+        print(f"wrote {spec.directory} (sha256 {spec.sha256[:12]}..., metrics {spec.metrics})")
+        return 0
+    from cadenza.generators.symbolic.train import TrainConfig, train
+
+    train(TrainConfig(data_dir=str(data), run_dir=args.run, minutes=args.minutes, max_steps=args.max_steps,
+                      batch_rows=args.batch_rows))
+    return 0

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Set up Cadenza in ./.venv: system packages (FluidSynth + a General MIDI SoundFont) where we may install
+# them, then the CPU build of PyTorch and the package. Safe to run again: it skips what is already there.
+# Usage: bash scripts/setup.sh [extras]      e.g. bash scripts/setup.sh dev
+set -euo pipefail
+cd "$(dirname "$0")/.."
+EXTRAS="${1:-}"
+PYTHON="${PYTHON:-python3}"
+
+if ! command -v fluidsynth >/dev/null 2>&1 || [ ! -f /usr/share/sounds/sf2/FluidR3_GM.sf2 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "[setup] installing fluidsynth and fluid-soundfont-gm (Debian packages)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fluidsynth fluid-soundfont-gm >/dev/null
+  elif command -v sudo >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fluidsynth fluid-soundfont-gm >/dev/null
+  else
+    echo "[setup] please install FluidSynth and a GM SoundFont: sudo apt-get install fluidsynth fluid-soundfont-gm" >&2
+  fi
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  echo "[setup] creating .venv"
+  "$PYTHON" -m venv .venv
+fi
+# torch first and pinned for the setup only: a bare `torch` would pull a multi-GB CUDA build; 2.13.0 is
+# the CPU wheel this project is tested with (the package itself accepts torch>=2.4).
+if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
+  echo "[setup] installing torch (CPU)"
+  .venv/bin/pip install -q torch==2.13.0
+fi
+SPEC="."
+[ -n "$EXTRAS" ] && SPEC=".[$EXTRAS]"
+echo "[setup] installing cadenza $SPEC"
+.venv/bin/pip install -q -e "$SPEC" 2>&1 | grep -v -E "^(WARNING: Location|$)" || true
+.venv/bin/python -c "import cadenza" && echo "[setup] ready: .venv/bin/cadenza --help"

@@ -1,0 +1,111 @@
+"""Studio: discovery, model listing, the LRU cache of loaded generators, $CADENZA_MODELS."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+import cadenza.checkpoints
+from cadenza.conditioning import Conditioning, Sampling
+from cadenza.errors import CheckpointError, UnsupportedConditioning
+from cadenza.generators.symbolic.generator import CAPABILITIES, SymbolicGenerator
+from cadenza.outputs import MidiOutput
+from cadenza.studio import Studio
+
+
+@pytest.fixture
+def isolated(monkeypatch, tmp_path):
+    """Only the folders a test names are searched (not the repo's checkpoints/ or ~/.cache)."""
+    monkeypatch.delenv("CADENZA_MODELS", raising=False)
+    monkeypatch.setattr(cadenza.checkpoints, "REPO_CHECKPOINTS", tmp_path / "no-repo")
+    monkeypatch.setattr(cadenza.checkpoints, "USER_CHECKPOINTS", tmp_path / "no-user")
+
+
+def test_models_lists_the_tiny_model(studio, tiny_root):
+    infos = {m.name: m for m in studio.models()}
+    info = infos["tiny-remi"]
+    assert info.family == "symbolic" and info.output == "midi"
+    assert set(info.capabilities) == {c.value for c in CAPABILITIES}
+    assert list(info.capabilities) == sorted(info.capabilities)
+    assert info.path == str(tiny_root / "tiny-remi")
+    assert info.to_dict()["capabilities"] == list(info.capabilities)
+
+
+def test_unknown_model_lists_installed(isolated, tiny_root):
+    studio = Studio(model_dirs=[tiny_root])
+    with pytest.raises(CheckpointError, match=r"no model named 'nope' \(installed: tiny-remi\)"):
+        studio.spec("nope")
+    with pytest.raises(CheckpointError, match="installed: tiny-remi"):
+        studio.generate("nope", Conditioning(bars=1))
+
+
+def test_spec_accepts_a_checkpoint_folder_path(isolated, tiny_root):
+    spec = Studio().spec(str(tiny_root / "tiny-remi"))
+    assert spec.name == "tiny-remi"
+
+
+def test_load_returns_a_cached_symbolic_generator(isolated, tiny_root):
+    studio = Studio(model_dirs=[tiny_root])
+    first = studio.load("tiny-remi")
+    assert isinstance(first, SymbolicGenerator)
+    assert first.capabilities == CAPABILITIES
+    assert studio.load("tiny-remi") is first
+
+
+def test_lru_cache_evicts(isolated, tmp_path, copy_tiny):
+    copy_tiny(tmp_path, "alpha")
+    copy_tiny(tmp_path, "beta")
+    studio = Studio(model_dirs=[tmp_path], cache_size=1)
+    a = studio.load("alpha")
+    assert studio.load("alpha") is a
+    b = studio.load("beta")
+    assert b is not a and b.spec.name == "beta"
+    assert list(studio._loaded) == ["beta"]
+    a2 = studio.load("alpha")  # evicted: loaded afresh
+    assert a2 is not a and list(studio._loaded) == ["alpha"]
+
+
+def test_lru_cache_keeps_most_recent(isolated, tmp_path, copy_tiny):
+    for name in ("a1", "a2", "a3"):
+        copy_tiny(tmp_path, name)
+    studio = Studio(model_dirs=[tmp_path], cache_size=2)
+    g1 = studio.load("a1")
+    studio.load("a2")
+    assert studio.load("a1") is g1  # a1 is now the most recent
+    studio.load("a3")  # evicts a2, the least recent
+    assert set(studio._loaded) == {"a1", "a3"}
+
+
+def test_cadenza_models_env_is_honoured(isolated, monkeypatch, tmp_path, tiny_root):
+    assert "tiny-remi" not in {m.name for m in Studio().models()}
+    other = tmp_path / "empty"
+    other.mkdir()
+    monkeypatch.setenv("CADENZA_MODELS", os.pathsep.join([str(other), str(tiny_root)]))
+    assert [m.name for m in Studio().models()] == ["tiny-remi"]
+    outputs = Studio().generate("tiny-remi", Conditioning(bars=1), Sampling(seed=0, max_tokens=40))
+    assert len(outputs) == 1 and isinstance(outputs[0], MidiOutput)
+
+
+def test_render_refuses_unknown_synth(studio):
+    output = studio.generate("tiny-remi", Conditioning(bars=1), Sampling(seed=0, max_tokens=40))[0]
+    with pytest.raises(UnsupportedConditioning, match="timidity"):
+        studio.render(output, synth="timidity")
+
+
+def test_transfer_needs_a_ddsp_model(studio, tmp_path):
+    with pytest.raises(UnsupportedConditioning, match="ddsp"):
+        studio.transfer(tmp_path / "voice.wav", "tiny-remi")
+
+
+def test_progress_and_cancel_callbacks(studio):
+    from cadenza.errors import Cancelled
+    from cadenza.generators.base import Callbacks
+
+    seen = []
+    studio.generate("tiny-remi", Conditioning(bars=2), Sampling(seed=0, max_tokens=30),
+                    Callbacks(progress=lambda done, total: seen.append((done, total))))
+    assert seen and [d for d, _ in seen] == sorted(d for d, _ in seen)
+    with pytest.raises(Cancelled):
+        studio.generate("tiny-remi", Conditioning(bars=2), Sampling(seed=0, max_tokens=30),
+                        Callbacks(should_cancel=lambda: True))

@@ -1,0 +1,50 @@
+"""The free-text parser: what it recognises, contradictions, and text it cannot use."""
+
+from __future__ import annotations
+
+import pytest
+
+from cadenza.errors import InvalidConditioning
+from cadenza.tokenizers.text_controls import TextControls, parse_text
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("a jig in G major, 4 bars", TextControls(key="G major", time_signature="6/8", bars=4, style="irish")),
+    ("a lively irish reel in D major, 16 bars", TextControls(key="D major", tempo_bpm=132, time_signature="4/4",
+                                                             bars=16, style="irish")),
+    ("slow waltz in e minor for violin", TextControls(key="E minor", tempo_bpm=66, time_signature="3/4",
+                                                      instruments=("violin",))),
+    ("a slip jig in A", TextControls(key="A major", time_signature="9/8", style="irish")),
+    ("hymn in 3/4 time, 90 bpm, 8 measures", TextControls(tempo_bpm=90, time_signature="3/4", bars=8, style="chorale")),
+    ("very fast march on flute and tin whistle", TextControls(tempo_bpm=168, time_signature="2/4",
+                                                            instruments=("flute", "tin whistle"))),
+    ("Bb major chorale", TextControls(key="Bb major", style="chorale")),
+])
+def test_parse_text(text, expected):
+    assert parse_text(text) == expected
+
+
+@pytest.mark.parametrize("text, field", [
+    ("in D major or maybe A minor", "key"),
+    ("first 3/4, then 6/8", "meter"),
+    ("8 bars, no, 16 bars", "bar count"),
+    ("a scottish chorale", "style"),
+    ("120 bpm then 140 bpm", "tempo"),
+])
+def test_contradictions_raise(text, field):
+    with pytest.raises(InvalidConditioning, match=f"more than one {field}"):
+        parse_text(text)
+
+
+def test_text_with_nothing_recognised_raises():
+    with pytest.raises(InvalidConditioning, match="nothing in the text"):
+        parse_text("something nice please")
+
+
+def test_explicit_meter_wins_over_a_form():
+    # A form only implies a meter; a written one is taken as the musician's choice.
+    assert parse_text("a jig in 12/8").time_signature == "12/8"
+
+
+def test_bpm_wins_over_tempo_word():
+    assert parse_text("a slow air at 70 bpm").tempo_bpm == 70
