@@ -42,6 +42,10 @@ class GrammarSpec:
     max_new_tokens: int
     bars_before: int = 0
     start_state: int = CONTROL_STYLE
+    window: bool = False  # the budget is one window of a longer piece: stop at a bar line when it runs low
+
+
+WINDOW_RESERVE = 48  # tokens kept free in a window: below this a window closes its bar and stops
 
 
 class RemiGrammar:
@@ -99,7 +103,7 @@ class RemiGrammar:
         remaining = self.spec.max_new_tokens - step  # tokens left including this one
         owed = (self.spec.total_bars - self.bars).clamp(min=0)
         # Bar + TimeSig per owed bar + EOS, plus Pitch + Duration to finish a note started now.
-        room_for_notes = remaining > 2 * owed + 3
+        room_for_notes = (torch.full_like(owed, remaining) > (WINDOW_RESERVE if self.spec.window else 2 * owed + 3))
         for row in range(b):
             s = int(self.state[row])
             if s == CONTROL_STYLE:
@@ -147,6 +151,8 @@ class RemiGrammar:
                 self.state[row] = CONTROL_BARS
             elif t == self.tok.eos_id:
                 self.state[row] = FINISHED
+            elif t == self.tok.bar_id and self.spec.window and self.spec.max_new_tokens - self.step <= WINDOW_RESERVE:
+                self.state[row] = FINISHED  # window full: this Bar is dropped and the next window goes on
             elif t == self.tok.bar_id:
                 self.bars[row] += 1
                 self.position[row] = -1

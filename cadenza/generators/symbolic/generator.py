@@ -77,8 +77,8 @@ def resolve(conditioning: Conditioning, prompt: symusic.Score | None) -> Request
         meter = prompt_meter
         if key is None:
             key = _key_of(prompt)
-        if tempo is None and len(prompt.tempos):
-            tempo = float(prompt.tempos[-1].qpm)
+        if tempo is None:  # a MIDI file without tempo events plays at 120 BPM
+            tempo = round(float(prompt.tempos[-1].qpm), 2)  # MIDI stores whole microseconds per beat if len(prompt.tempos) else 120.0
     return Request(style, key, meter, bars or DEFAULT_BARS, tempo, tuple(instruments), prompt)
 
 
@@ -152,40 +152,48 @@ class SymbolicGenerator:
         prompt_bars: list[list[int]] = []
         if prompt is not None:
             prompt_bars = tok.split_bars(tok.encode_body(prompt))
-        total_bars = len(prompt_bars) + request.bars
-        budget = self.model.max_seq_len - 5 - sum(len(b) for b in prompt_bars)
-        if budget < 4 * request.bars:
-            raise InvalidConditioning(f"the prompt leaves room for {budget} tokens in the model's window of "
-                                      f"{self.model.max_seq_len}: ask for fewer bars or use a shorter prompt")
-        max_new = min(sampling.max_tokens or budget, budget)
+        window = self.model.max_seq_len
+        token_cap = sampling.max_tokens or 100_000
+        counter = _Progress(callbacks, expected=request.bars * 30)
 
-        def params(limit: int, offset: int) -> DecodeParams:
-            progress = None
-            if callbacks.progress is not None:
-                progress = lambda step, _total: callbacks.progress(offset + step, max_new + 4)  # noqa: E731
+        def params(limit: int) -> DecodeParams:
             return DecodeParams(max_new_tokens=limit, temperature=sampling.temperature, top_k=sampling.top_k,
                                 top_p=sampling.top_p, repetition_penalty=sampling.repetition_penalty,
-                                eos_id=tok.eos_id, pad_id=tok.pad_id, rng=rng, progress=progress,
+                                eos_id=tok.eos_id, pad_id=tok.pad_id, rng=rng, progress=counter.step,
                                 should_cancel=callbacks.should_cancel)
 
         bos = torch.full((n, 1), tok.bos_id, dtype=torch.long)
         if prompt is None:
-            grammar = RemiGrammar(tok, GrammarSpec(style_id, key_id, meter_id, total_bars, max_new + 4))
-            sequences = decode(self.model, bos, params(max_new + 4, 0), constraint=grammar)
-            bodies = [row[5:] for row in sequences.tolist()]
+            # One batched pass writes the controls and as many bars as fit in the window.
+            limit = min(window - 1, token_cap + 4)
+            grammar = RemiGrammar(tok, GrammarSpec(style_id, key_id, meter_id, request.bars, limit,
+                                                   window=token_cap + 4 > window - 1))
+            sequences = decode(self.model, bos, params(limit), constraint=grammar)
+            prefixes = sequences[:, :5]
+            bodies = [_strip(row[5:], tok) for row in sequences.tolist()]
         else:
-            # Continuation: choose the controls first (same grammar), then continue prompt bars under them.
-            # Rows may pick different styles, so each row continues separately (prompts must be equal length).
-            grammar = RemiGrammar(tok, GrammarSpec(style_id, key_id, meter_id, total_bars, 4))
-            prefixes = decode(self.model, bos, params(4, 0), constraint=grammar)
-            body = [i for bar in prompt_bars for i in bar]
-            bodies = []
-            for row in range(n):
-                context = torch.tensor([prefixes[row].tolist() + body], dtype=torch.long)
-                spec = GrammarSpec(None, None, None, total_bars, max_new, bars_before=len(prompt_bars), start_state=NEED_BAR)
-                out = decode(self.model, context, params(max_new, 4), constraint=RemiGrammar(tok, spec))
-                bodies.append(out[0, context.shape[1]:].tolist())
-            sequences = prefixes
+            grammar = RemiGrammar(tok, GrammarSpec(style_id, key_id, meter_id, len(prompt_bars) + request.bars, 4))
+            prefixes = decode(self.model, bos, params(4), constraint=grammar)
+            bodies = [[] for _ in range(n)]
+        # Rows that still owe bars (long pieces, continuations) go on in windows over their own tail.
+        for row in range(n):
+            while (done := _count_bars(bodies[row], tok)) < request.bars:
+                used = sum(1 for i in bodies[row])
+                history = prompt_bars + tok.split_bars(bodies[row])
+                context_bars = _tail_that_fits(history, CONTEXT_TOKENS)
+                context = prefixes[row].tolist() + [i for bar in context_bars for i in bar]
+                limit = min(window - len(context), token_cap - used)
+                if limit < 4:
+                    raise InvalidConditioning(f"max_tokens={sampling.max_tokens} is too small for {request.bars} bars")
+                spec = GrammarSpec(None, None, None, len(context_bars) + request.bars - done, limit,
+                                   bars_before=len(context_bars), start_state=NEED_BAR,
+                                   window=limit < token_cap - used)
+                out = decode(self.model, torch.tensor([context]), params(limit), constraint=RemiGrammar(tok, spec))
+                new = _strip(out[0, len(context):].tolist(), tok)
+                if _count_bars(new, tok) == 0:
+                    raise RuntimeError("a generation window added no bar: the grammar's window reserve is too small")
+                bodies[row] += new
+        sequences = prefixes
         elapsed = time.perf_counter() - started
         outputs = []
         for index, body in enumerate(bodies):
@@ -193,7 +201,7 @@ class SymbolicGenerator:
             chosen = {c.split("_", 1)[0].lower(): c.split("_", 1)[1] for c in controls}
             style = chosen["style"]
             tempo = request.tempo_bpm or STYLE_TEMPO.get(style, 120)
-            score = self._to_score(body, tempo, request, len(prompt_bars))
+            score = self._to_score(body, tempo, request, len(prompt_bars), chosen["meter"])
             provenance = Provenance(
                 model=self.spec.name, family=self.family, checkpoint_sha256=self.spec.sha256,
                 conditioning=conditioning.to_dict(), sampling=sampling.to_dict(), seed=seed, sample_index=index,
@@ -204,8 +212,12 @@ class SymbolicGenerator:
             outputs.append(MidiOutput(score, provenance))
         return outputs
 
-    def _to_score(self, body: list[int], tempo: float, request: Request, prompt_bar_count: int) -> symusic.Score:
-        """Decode new REMI ids into a score with the exact tempo and instruments; append to a prompt if any."""
+    def _to_score(self, body: list[int], tempo: float, request: Request, prompt_bar_count: int,
+                  meter: str) -> symusic.Score:
+        """Decode new REMI ids into a score with the exact tempo and instruments; append to a prompt if any.
+
+        ``meter`` is the meter the new bars were written in; no new note rings past the last of them.
+        """
         tok = self.tokenizer
         ids = [i for i in body if i not in (tok.pad_id, tok.eos_id)]
         new = tok.decode_body(ids)
@@ -216,6 +228,9 @@ class SymbolicGenerator:
             notes = score.tracks[0].notes if len(score.tracks) else symusic.Track().notes
         else:
             score = request.prompt.copy()
+            if not len(score.tempos) or score.tempos[-1].qpm != tempo:  # an explicit tempo is written exactly
+                score.tempos = symusic.Score(score.ticks_per_quarter).tempos
+                score.tempos.append(symusic.Tempo(0, float(tempo)))
             meter = parse_time_signature(request.meter)
             bar_ticks = int(round(meter.quarters_per_bar * score.ticks_per_quarter))
             offset = prompt_bar_count * bar_ticks
@@ -230,8 +245,13 @@ class SymbolicGenerator:
             request.prompt.tracks[0].program if request.prompt is not None and len(request.prompt.tracks) else 0]
         tracks = [symusic.Track(name=request.instruments[i] if request.instruments else "melody", program=p)
                   for i, p in enumerate(programs)]
+        # The grammar makes the bar count exact, but a Duration token may reach beyond the final barline:
+        # cut it there, or a 4-bar request would sound (and render) several bars longer.
+        bar_ticks = parse_time_signature(meter).quarters_per_bar * score.ticks_per_quarter
+        end = int(round((prompt_bar_count + request.bars) * bar_ticks))
         for voice, note in _split_voices(notes, len(tracks)):
-            tracks[voice].notes.append(symusic.Note(note.time, note.duration, note.pitch, velocity))
+            duration = max(1, min(note.duration, end - note.time))
+            tracks[voice].notes.append(symusic.Note(note.time, duration, note.pitch, velocity))
         if request.prompt is None:
             score.tracks = symusic.Score(score.ticks_per_quarter).tracks
             for track in tracks:
@@ -241,6 +261,44 @@ class SymbolicGenerator:
                 track.name = f"{track.name} (continued)"
                 score.tracks.append(track)
         return score
+
+
+CONTEXT_TOKENS = 384  # tokens of earlier bars a continuation window sees (the rest of the window is new music)
+
+
+def _count_bars(ids: list[int], tok: RemiTokenizer) -> int:
+    return sum(1 for i in ids if i == tok.bar_id)
+
+
+def _strip(ids: list[int], tok: RemiTokenizer) -> list[int]:
+    """New body ids without EOS/PAD, and without a Bar that only closed a full window."""
+    ids = [i for i in ids if i not in (tok.pad_id, tok.eos_id)]
+    if ids and ids[-1] == tok.bar_id:
+        ids = ids[:-1]
+    return ids
+
+
+def _tail_that_fits(bars: list[list[int]], budget: int) -> list[list[int]]:
+    """The longest run of final bars whose tokens fit in ``budget``."""
+    tail: list[list[int]] = []
+    for bar in reversed(bars):
+        if sum(len(b) for b in tail) + len(bar) > budget:
+            break
+        tail.insert(0, bar)
+    return tail
+
+
+class _Progress:
+    """Turns per-window decode steps into one running count for the caller's progress callback."""
+
+    def __init__(self, callbacks: Callbacks, expected: int) -> None:
+        self.callbacks, self.expected, self.done = callbacks, expected, 0
+
+    def step(self, _step: int, _total: int) -> None:
+        self.done += 1
+        if self.callbacks.progress is not None:
+            self.expected = max(self.expected, self.done + 1)
+            self.callbacks.progress(self.done, self.expected)
 
 
 @contextlib.contextmanager

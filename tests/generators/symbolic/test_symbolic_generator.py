@@ -236,3 +236,19 @@ def test_audio_prompt_is_unsupported(studio, tmp_path):
     soundfile.write(wav, np.zeros(800, dtype=np.float32), 8000)
     with pytest.raises(UnsupportedConditioning, match="prompt_audio"):
         studio.generate(MODEL, Conditioning(prompt=wav, bars=2))
+
+
+def test_continuation_tempo_matches_the_file(studio, tmp_path, midi_file):
+    # A prompt without tempo events plays at the MIDI default of 120 BPM: the provenance must say so.
+    bare = midi_file("bare.mid", notes=PROMPT_NOTES, tpq=480, time_signature=(3, 4))
+    out = studio.generate(MODEL, Conditioning(prompt=bare, bars=1), Sampling(seed=0, **FAST))[0]
+    result = saved(out, tmp_path / "bare-out.mid")
+    played_qpm = [t.qpm for t in result.tempos] or [120.0]
+    assert all(abs(q - out.provenance.notes["tempo_bpm"]) < 1e-3 for q in played_qpm)
+
+
+def test_continuation_with_an_explicit_tempo_writes_it(studio, tmp_path, prompt_file):
+    out = studio.generate(MODEL, Conditioning(prompt=prompt_file, bars=1, tempo_bpm=150), Sampling(seed=0, **FAST))[0]
+    result = saved(out, tmp_path / "fast.mid")
+    assert out.provenance.notes["tempo_bpm"] == 150
+    assert [round(t.qpm, 3) for t in result.tempos] == [150.0]
