@@ -78,7 +78,8 @@ def resolve(conditioning: Conditioning, prompt: symusic.Score | None) -> Request
         if key is None:
             key = _key_of(prompt)
         if tempo is None:  # a MIDI file without tempo events plays at 120 BPM
-            tempo = round(float(prompt.tempos[-1].qpm), 2)  # MIDI stores whole microseconds per beat if len(prompt.tempos) else 120.0
+            # MIDI stores whole microseconds per beat, so 110 BPM reads back as 109.9999
+            tempo = round(float(prompt.tempos[-1].qpm), 2) if len(prompt.tempos) else 120.0
     return Request(style, key, meter, bars or DEFAULT_BARS, tempo, tuple(instruments), prompt)
 
 
