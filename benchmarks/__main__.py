@@ -4,8 +4,10 @@ Each benchmark is a module here with ``main(quick: bool) -> dict``. It prints pr
 goes; the runner then prints the figures it returns as one JSON object, always the last line of
 output (scripts read that line).
 
-Benchmark modules must import heavy libraries (torch, cadenza's models) inside ``main``, not at the
-top: worker processes started with "spawn" re-import this module, and so every module listed here.
+To add one: write ``benchmarks/NAME.py`` with that ``main`` and add it to ``BENCHMARKS`` below. Keep
+heavy imports (torch, models) inside ``main``: this file imports every benchmark module, so a
+top-level import is paid by every other benchmark too. (Worker processes started with "spawn" do
+not re-import a package's ``__main__``, so render workers never see these imports.)
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ import json
 import sys
 from collections.abc import Callable
 
-from benchmarks import render_batch
+from benchmarks import decode_symbolic, render_batch
 
 BENCHMARKS: dict[str, Callable[[bool], dict]] = {
+    "decode_symbolic": decode_symbolic.main,
     "render_batch": render_batch.main,
 }
 

@@ -4,7 +4,8 @@ Both sides sample ``N`` new tokens (temperature 1, no top-k/top-p, KV cache on) 
 prompt, at batch 1 and batch 16, on the same number of CPU threads, after a warm-up, best of a few
 interleaved runs. Before timing, the HF twin's logits are checked against ours.
 
-    python -m benchmarks.decode_symbolic --quick      # 128 tokens; --full for 512 and the compiled step
+    python -m benchmarks decode_symbolic --quick       # 128 tokens, eager step
+    python -m benchmarks.decode_symbolic --full        # 512 tokens, plus the compiled step
 """
 
 from __future__ import annotations
@@ -12,51 +13,39 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from pathlib import Path
 
-import torch
+# Heavy imports (torch, transformers, cadenza) live inside the functions: benchmarks/__main__.py
+# imports every benchmark module, and the others should not pay for ours.
 
-from cadenza.engine.decode import DecodeParams, decode, decode_step
-from cadenza.engine.device import DevicePolicy
-from cadenza.generators.symbolic.hf_parity import to_llama
-from cadenza.generators.symbolic.model import SymbolicTransformer, TransformerConfig
-
-CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
-RANDOM_CONFIG = TransformerConfig(vocab_size=300, dim=256, n_layers=6, n_heads=4, ffn_dim=768, max_seq_len=1024)
+RANDOM_CONFIG = dict(vocab_size=300, dim=256, n_layers=6, n_heads=4, ffn_dim=768, max_seq_len=1024)
 PROMPT_LEN = 8
 
 
-def load_model() -> tuple[SymbolicTransformer, str, str]:
-    """The default symbolic checkpoint if one exists, else a random model of the default shape.
-
-    Returns ``(model, "default" | "random", note)``.
+def load_model():
+    """The repository's symbolic checkpoint (first by name) if one exists, else a random model of
+    the default shape. Returns ``(model, "default" | "random", note)``; a checkpoint that exists but
+    fails its sha256 or config check raises ``CheckpointError`` rather than being benchmarked as random.
     """
-    manifests = sorted(CHECKPOINTS.glob("*/manifest.json"))
-    for path in manifests:
-        manifest = json.loads(path.read_text())
-        if manifest.get("family") != "symbolic":
-            continue
-        try:
-            from safetensors.torch import load_file
+    import torch
 
-            files = manifest.get("files", {})
-            names = list(files) if isinstance(files, dict) else [f.get("path", f) if isinstance(f, dict) else f for f in files]
-            weights = next(path.parent / n for n in names if str(n).endswith(".safetensors"))
-            model = SymbolicTransformer(TransformerConfig(**manifest["config"]))
-            model.load_state_dict(load_file(weights), strict=False)
-            return model.eval(), "default", f"{path.parent.name}"
-        except (KeyError, StopIteration, OSError, TypeError, RuntimeError) as err:
-            return _random_model(), "random", f"could not load {path.parent.name} ({type(err).__name__}: {err})"
-    return _random_model(), "random", "no symbolic checkpoint in checkpoints/ yet: random weights"
+    from cadenza.checkpoints import REPO_CHECKPOINTS, discover
+    from cadenza.generators.symbolic.model import SymbolicTransformer, TransformerConfig
+
+    specs = sorted((s for s in discover([REPO_CHECKPOINTS]).values() if s.family == "symbolic"), key=lambda s: s.name)
+    if not specs:
+        torch.manual_seed(0)  # weight init only; sampling uses explicit generators
+        model = SymbolicTransformer(TransformerConfig(**RANDOM_CONFIG))
+        return model.eval(), "random", "no symbolic checkpoint in checkpoints/ yet: random weights"
+    from cadenza.generators.symbolic.generator import SymbolicGenerator
+
+    generator = SymbolicGenerator.from_checkpoint(specs[0], device="cpu")
+    return generator.model.eval(), "default", specs[0].name
 
 
-def _random_model() -> SymbolicTransformer:
-    torch.manual_seed(0)  # weight init only; sampling uses explicit generators
-    return SymbolicTransformer(RANDOM_CONFIG).eval()
-
-
-def check_parity(model: SymbolicTransformer, hf) -> float:
+def check_parity(model, hf) -> float:
     """Max |logit difference| between ours and the HF twin on random tokens; raises above 1e-4."""
+    import torch
+
     tokens = torch.randint(0, model.vocab_size, (2, 64), generator=torch.Generator().manual_seed(0))
     with torch.inference_mode():
         diff = float((model(tokens) - hf(tokens).logits).abs().max())
@@ -65,14 +54,18 @@ def check_parity(model: SymbolicTransformer, hf) -> float:
     return diff
 
 
-def _time(fn) -> float:
+def _seconds(fn) -> float:
     start = time.perf_counter()
     fn()
     return time.perf_counter() - start
 
 
 def measure(model, hf, batch: int, n_new: int, repeats: int, step_fn=None) -> dict:
-    """Best-of-``repeats`` tokens/s for ours and HF, runs interleaved so load drift hits both."""
+    """Best-of-``repeats`` tokens/s for ours and HF; runs alternate so load drift hits both alike."""
+    import torch
+
+    from cadenza.engine.decode import DecodeParams, decode, decode_step
+
     prompt = torch.randint(0, model.vocab_size, (batch, PROMPT_LEN), generator=torch.Generator().manual_seed(batch))
     mask = torch.ones_like(prompt)
 
@@ -90,20 +83,25 @@ def measure(model, hf, batch: int, n_new: int, repeats: int, step_fn=None) -> di
     ours(), theirs()  # warm-up (and, for a compiled step, compilation)
     t_ours, t_hf = [], []
     for _ in range(repeats):
-        t_ours.append(_time(ours))
-        t_hf.append(_time(theirs))
+        t_ours.append(_seconds(ours))
+        t_hf.append(_seconds(theirs))
     tokens = batch * n_new
     return {"ours": tokens / min(t_ours), "hf": tokens / min(t_hf)}
 
 
 def main(quick: bool = True, threads: int | None = 1) -> dict:
-    """Run the benchmark; returns the result dict (also printed by ``__main__``).
+    """Run the benchmark and return its figures.
 
     ``threads`` defaults to 1, not to the core count: on these shared 2-core machines two threads
     under load made small decodes many times slower for both implementations, which measures the
-    neighbours, not the code. Pass ``None`` for ``DevicePolicy``'s default (physical cores).
+    neighbours, not the code. ``None`` uses ``DevicePolicy``'s default (physical cores).
     """
+    import torch
     import transformers
+
+    from cadenza.engine.decode import decode_step
+    from cadenza.engine.device import DevicePolicy
+    from cadenza.generators.symbolic.hf_parity import to_llama
 
     used_threads = DevicePolicy(threads=threads).apply_threads()
     verbosity = transformers.logging.get_verbosity()
@@ -112,20 +110,22 @@ def main(quick: bool = True, threads: int | None = 1) -> dict:
         model, weights, note = load_model()
         hf = to_llama(model)
         diff = check_parity(model, hf)
+        print(f"weights: {weights} ({note}); HF twin max |logit diff| {diff:.1e}; {used_threads} thread(s)", flush=True)
         n_new, repeats = (128, 3) if quick else (512, 5)
-        result: dict = {}
-        for batch in (1, 16):
-            r = measure(model, hf, batch, n_new, repeats)
-            result[f"ours_tok_s_b{batch}"] = round(r["ours"], 1)
-            result[f"hf_tok_s_b{batch}"] = round(r["hf"], 1)
-            result[f"ratio_b{batch}"] = round(r["hf"] and r["ours"] / r["hf"], 3)
+        variants = [("", None)]
         if not quick:
-            # The compiled step is opt-in on CPU (DevicePolicy default is eager); report what it buys.
-            step = DevicePolicy(compile=True).maybe_compile(decode_step, "cpu")
+            # The compiled step is opt-in on CPU (DevicePolicy's default is eager); report what it buys.
+            variants.append(("compiled_", DevicePolicy(compile=True).maybe_compile(decode_step, "cpu")))
+        result: dict = {}
+        for prefix, step in variants:
             for batch in (1, 16):
                 r = measure(model, hf, batch, n_new, repeats, step_fn=step)
-                result[f"ours_compiled_tok_s_b{batch}"] = round(r["ours"], 1)
-                result[f"ratio_compiled_b{batch}"] = round(r["ours"] / r["hf"], 3)
+                result[f"ours_{prefix}tok_s_b{batch}"] = round(r["ours"], 1)
+                if not prefix:
+                    result[f"hf_tok_s_b{batch}"] = round(r["hf"], 1)
+                result[f"ratio_{prefix}b{batch}"] = round(r["ours"] / r["hf"], 3)
+                print(f"{prefix or 'eager_'}batch {batch}: ours {r['ours']:.0f} tok/s, HF generate {r['hf']:.0f} "
+                      f"tok/s, ratio {r['ours'] / r['hf']:.2f}", flush=True)
         result.update({
             "ratio": result["ratio_b1"],
             "device": "cpu",
@@ -146,8 +146,8 @@ def main(quick: bool = True, threads: int | None = 1) -> dict:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="128 new tokens, eager only (default)")
-    parser.add_argument("--full", action="store_true", help="512 new tokens, plus the compiled step")
+    parser.add_argument("--full", action="store_true", help="512 new tokens plus the compiled step (default: quick)")
+    parser.add_argument("--quick", action="store_true", help="128 new tokens, eager step (the default)")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads for both sides (default 1)")
     args = parser.parse_args()
-    print(json.dumps(main(quick=not args.full, threads=args.threads), indent=2))
+    print(json.dumps(main(quick=not args.full, threads=args.threads)))

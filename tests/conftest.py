@@ -25,11 +25,12 @@ TINY_NAME = "tiny-remi"
 NoteSpec = tuple[int, int, int, int]
 
 
-def build_tiny_checkpoint(directory: Path, name: str = TINY_NAME, seed: int = 0) -> CheckpointSpec:
+def build_tiny_checkpoint(directory: Path, name: str = TINY_NAME, seed: int = 0, max_seq_len: int = 1024) -> CheckpointSpec:
     """Write a random 2-layer REMI model into ``directory`` exactly as ``export_checkpoint`` lays one out."""
     directory.mkdir(parents=True, exist_ok=True)
     tokenizer = RemiTokenizer()
-    config = TransformerConfig(vocab_size=len(tokenizer), dim=32, n_layers=2, n_heads=2, ffn_dim=64, max_seq_len=1024)
+    config = TransformerConfig(vocab_size=len(tokenizer), dim=32, n_layers=2, n_heads=2, ffn_dim=64,
+                               max_seq_len=max_seq_len)
     torch.manual_seed(seed)
     model = SymbolicTransformer(config)
     tensors = {k: v.contiguous() for k, v in model.state_dict().items() if k != "lm_head.weight"}  # tied to embed
@@ -99,7 +100,7 @@ def score_of() -> Callable[..., symusic.Score]:
 
 @pytest.fixture
 def make_tiny_checkpoint() -> Callable[..., CheckpointSpec]:
-    """``make_tiny_checkpoint(directory, name=..., seed=...)``: see ``build_tiny_checkpoint``."""
+    """``make_tiny_checkpoint(directory, name=..., seed=..., max_seq_len=...)``: see ``build_tiny_checkpoint``."""
     return build_tiny_checkpoint
 
 

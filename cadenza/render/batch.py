@@ -100,6 +100,8 @@ def render_batch(
     ``<output_dir>/render_report.jsonl``, rewritten each run) with ``input``, ``output``, ``status``
     (ok | skipped | error), ``reason`` and ``seconds``, flushed as it finishes. ``workers`` processes
     render in parallel (1: in this process). The progress bar (files/s, ETA) goes to stderr.
+    Worker processes are spawned, so a script calling this with ``workers > 1`` needs the usual
+    ``if __name__ == "__main__":`` guard.
 
     Raises:
         InvalidConditioning: ``input_dir`` is not a folder or ``fmt`` is unknown.
@@ -138,6 +140,9 @@ def render_batch(
                 jobs.append(_Job(str(path), str(out)))
             claimed.setdefault(out, path)
 
+        # Longest first (file size stands in for length): no worker is left alone with a long
+        # piece at the end while the others sit idle.
+        jobs.sort(key=lambda job: _size(job.input), reverse=True)
         _remove_stale_parts([Path(job.output) for job in jobs])
         bar = tqdm(total=len(jobs), unit="file", file=sys.stderr, disable=not progress, smoothing=0.1)
         with bar:
@@ -161,6 +166,13 @@ def render_batch(
 def find_midi_files(folder: str | os.PathLike) -> list[Path]:
     """Every ``.mid``/``.midi`` file under ``folder`` (any letter case), sorted by path."""
     return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in MIDI_SUFFIXES and p.is_file())
+
+
+def _size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:  # vanished since the scan: its render will report that
+        return 0
 
 
 def _up_to_date(src: Path, out: Path) -> bool:

@@ -8,7 +8,7 @@ import pytest
 import soundfile as sf
 
 from cadenza.errors import CadenzaError, CorruptInput, InvalidConditioning
-from cadenza.render.audio_io import loudness_normalize, read_audio, write_audio
+from cadenza.render.audio_io import integrated_loudness, loudness_normalize, read_audio, write_audio
 
 SR = 22050
 
@@ -106,6 +106,28 @@ def test_wav_without_samples_is_corrupt(tmp_path):
 
 def measure(audio: np.ndarray, sr: int = SR) -> float:
     return pyloudnorm.Meter(sr).integrated_loudness(audio.T.astype(np.float64))
+
+
+def _signals():
+    rng = np.random.default_rng(7)
+    yield "stereo noise", (rng.standard_normal((2, 3 * SR)) * 0.1).astype(np.float32), SR
+    yield "mono sine 48k", sine(997.0, seconds=2.0, channels=1, sr=48000), 48000
+    yield "50 Hz sine", sine(50.0, seconds=2.0, channels=1), SR
+    loud, hush, mid = (rng.standard_normal((2, k)) * a for k, a in ((SR, 0.3), (2 * SR, 0.001), (15000, 0.05)))
+    yield "gated parts", np.concatenate([loud, hush, mid], axis=1).astype(np.float32), SR
+    yield "5 channels", (rng.standard_normal((5, SR)) * 0.1).astype(np.float32), 44100
+    yield "one block", (rng.standard_normal((2, int(0.4 * SR))) * 0.1).astype(np.float32), SR
+
+
+@pytest.mark.parametrize(("audio", "sr"), [s[1:] for s in _signals()], ids=[s[0] for s in _signals()])
+def test_loudness_matches_pyloudnorm(audio, sr):
+    assert integrated_loudness(audio, sr) == pytest.approx(measure(audio, sr), abs=1e-6)
+
+
+def test_loudness_of_silence_and_of_too_short_audio():
+    assert integrated_loudness(np.zeros((2, SR), dtype=np.float32), SR) == float("-inf")
+    with pytest.raises(InvalidConditioning, match="0.4 s"):
+        integrated_loudness(sine(seconds=0.3), SR)
 
 
 @pytest.mark.parametrize("amp", [0.01, 0.3])

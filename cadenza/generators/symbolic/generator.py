@@ -181,7 +181,8 @@ class SymbolicGenerator:
             while (done := _count_bars(bodies[row], tok)) < request.bars:
                 used = sum(1 for i in bodies[row])
                 history = prompt_bars + tok.split_bars(bodies[row])
-                context_bars = _tail_that_fits(history, CONTEXT_TOKENS)
+                # at most a third of the window is context, so a window always has room for new bars
+                context_bars = _tail_that_fits(history, min(CONTEXT_TOKENS, (window - 5) // 3))
                 context = prefixes[row].tolist() + [i for bar in context_bars for i in bar]
                 limit = min(window - len(context), token_cap - used)
                 if limit < 4:
@@ -229,7 +230,8 @@ class SymbolicGenerator:
             notes = score.tracks[0].notes if len(score.tracks) else symusic.Track().notes
         else:
             score = request.prompt.copy()
-            if not len(score.tempos) or score.tempos[-1].qpm != tempo:  # an explicit tempo is written exactly
+            # An explicit tempo is written exactly; the prompt's own (rounded in resolve) keeps its tempo map.
+            if not len(score.tempos) or abs(score.tempos[-1].qpm - tempo) > 0.01:
                 score.tempos = symusic.Score(score.ticks_per_quarter).tempos
                 score.tempos.append(symusic.Tempo(0, float(tempo)))
             meter = parse_time_signature(request.meter)

@@ -252,3 +252,47 @@ def test_continuation_with_an_explicit_tempo_writes_it(studio, tmp_path, prompt_
     result = saved(out, tmp_path / "fast.mid")
     assert out.provenance.notes["tempo_bpm"] == 150
     assert [round(t.qpm, 3) for t in result.tempos] == [150.0]
+
+
+# ---- long pieces and small windows ---------------------------------------------------------------------
+
+def test_more_bars_than_one_window_holds(studio, tmp_path, monkeypatch):
+    import cadenza.generators.symbolic.generator as generator_module
+
+    calls = []
+    real_decode = generator_module.decode
+    monkeypatch.setattr(generator_module, "decode", lambda *a, **k: calls.append(1) or real_decode(*a, **k))
+    # A random model fills bars densely, so these bars cannot all fit in the tiny model's 1024-token window.
+    out = gen(studio, bars=12, time_signature="2/4", sampling=Sampling(seed=2))[0]
+    assert len(calls) > 1, "the piece was written in more than one window"
+    assert out.provenance.notes["bars_written"] == 12
+    score = saved(out, tmp_path / "long.mid")
+    bar_ticks = parse_time_signature("2/4").quarters_per_bar * score.ticks_per_quarter
+    assert max(n.time + n.duration for n in all_notes(score)) <= 12 * bar_ticks
+    assert max(n.time for n in all_notes(score)) >= 11 * bar_ticks  # the last window wrote the last bar
+
+
+def test_max_tokens_is_honoured(studio):
+    with pytest.raises(InvalidConditioning, match="max_tokens"):
+        gen(studio, bars=16, sampling=Sampling(seed=0, max_tokens=20))
+
+
+def test_small_window_model_writes_many_bars(tmp_path, make_tiny_checkpoint):
+    from cadenza.studio import Studio
+
+    make_tiny_checkpoint(tmp_path / "small", name="small", max_seq_len=128)
+    out = Studio(model_dirs=[tmp_path]).generate("small", Conditioning(bars=4), Sampling(seed=0))[0]
+    assert out.provenance.notes["bars_written"] == 4
+
+
+def test_continuation_keeps_the_prompt_tempo_map(studio, tmp_path, score_of):
+    # A ritardando written into the prompt (120 -> 110 BPM) must survive a continuation without a tempo.
+    prompt = score_of(PROMPT_NOTES, tpq=480, qpm=120, time_signature=(3, 4))
+    prompt.tempos.append(symusic.Tempo(1440, 110.0))
+    path = tmp_path / "rit.mid"
+    prompt.dump_midi(str(path))
+    before = [(t.time, t.mspq) for t in symusic.Score(path).tempos]
+    out = studio.generate(MODEL, Conditioning(prompt=path, bars=1), Sampling(seed=0, **FAST))[0]
+    result = saved(out, tmp_path / "rit-out.mid")
+    assert [(t.time, t.mspq) for t in result.tempos] == before
+    assert out.provenance.notes["tempo_bpm"] == pytest.approx(110, abs=1e-3)

@@ -1,0 +1,123 @@
+"""The `cadenza` command, run in-process: models, generate, render; exit codes and messages."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import soundfile
+
+import cadenza.checkpoints
+from cadenza.app.cli import main
+
+
+@pytest.fixture(autouse=True)
+def models_env(monkeypatch, tmp_path, tiny_root):
+    """The CLI builds its own Studio(): point $CADENZA_MODELS at the tiny model and hide other folders."""
+    monkeypatch.setenv("CADENZA_MODELS", str(tiny_root))
+    monkeypatch.setattr(cadenza.checkpoints, "REPO_CHECKPOINTS", tmp_path / "no-repo")
+    monkeypatch.setattr(cadenza.checkpoints, "USER_CHECKPOINTS", tmp_path / "no-user")
+
+
+FAST_RENDER = ["--sample-rate", "22050", "--no-reverb", "--no-normalize", "--tail", "0.2"]
+
+
+def test_models_json(capsys):
+    assert main(["models", "--json"]) == 0
+    models = json.loads(capsys.readouterr().out)
+    assert [m["name"] for m in models] == ["tiny-remi"]
+    tiny = models[0]
+    assert tiny["family"] == "symbolic" and tiny["output"] == "midi"
+    assert {"key", "bars", "tempo_bpm", "prompt_midi"} <= set(tiny["capabilities"])
+    assert "duration_s" not in tiny["capabilities"]
+
+
+def test_models_text(capsys):
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "tiny-remi" in out and "symbolic" in out and "midi" in out
+
+
+def test_generate_writes_midi_and_sidecar(tmp_path, capsys):
+    out = tmp_path / "out.mid"
+    code = main(["generate", "tiny-remi", "--key", "E minor", "--bars", "4", "--seed", "1", "-o", str(out)])
+    assert code == 0
+    assert out.is_file() and (tmp_path / "out.mid.json").is_file()
+    sidecar = json.loads((tmp_path / "out.mid.json").read_text())
+    assert sidecar["seed"] == 1 and sidecar["conditioning"] == {"key": "E minor", "bars": 4}
+    assert sidecar["notes"]["key"] == "E minor" and sidecar["notes"]["bars_written"] == 4
+    printed = capsys.readouterr().out
+    assert f"wrote {out}" in printed and "seed 1" in printed
+
+
+def test_generate_samples_are_numbered(tmp_path):
+    out = tmp_path / "out.mid"
+    assert main(["generate", "tiny-remi", "--bars", "2", "--seed", "4", "--samples", "2", "-o", str(out)]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".mid") == ["out-1.mid", "out-2.mid"]
+    assert json.loads((tmp_path / "out-2.mid.json").read_text())["sample_index"] == 1
+    assert (tmp_path / "out-1.mid").read_bytes() != (tmp_path / "out-2.mid").read_bytes()
+
+
+def test_generate_bad_tempo_returns_2(tmp_path, capsys):
+    out = tmp_path / "out.mid"
+    assert main(["generate", "tiny-remi", "--tempo", "900", "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("cadenza: error:") and "900" in err and "20-300" in err
+    assert not out.exists()
+
+
+def test_generate_duration_on_symbolic_returns_2(tmp_path, capsys):
+    assert main(["generate", "tiny-remi", "--duration", "5", "-o", str(tmp_path / "o.mid")]) == 2
+    err = capsys.readouterr().err
+    assert "duration_s" in err and "tiny-remi" in err
+
+
+def test_generate_unknown_model_returns_2(tmp_path, capsys):
+    assert main(["generate", "nope", "-o", str(tmp_path / "o.mid")]) == 2
+    assert "installed: tiny-remi" in capsys.readouterr().err
+
+
+def test_generate_corrupt_prompt_returns_2(tmp_path, capsys):
+    bad = tmp_path / "bad.mid"
+    bad.write_bytes(b"not midi")
+    assert main(["generate", "tiny-remi", "--prompt", str(bad), "-o", str(tmp_path / "o.mid")]) == 2
+    assert "bad.mid" in capsys.readouterr().err
+
+
+def test_missing_output_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["generate", "tiny-remi"])
+    assert info.value.code == 2
+    assert "--output" in capsys.readouterr().err
+
+
+def test_app_explains_it_is_missing(capsys):
+    assert main(["app"]) == 2
+    assert "web studio" in capsys.readouterr().err
+
+
+def test_render_one_file(tmp_path, midi_file, capsys):
+    pytest.importorskip("fluidsynth", reason="needs libfluidsynth + pyfluidsynth")
+    src = midi_file("in.mid", notes=[(0, 480, 60, 100), (480, 480, 64, 100)], qpm=120)
+    out = tmp_path / "out.wav"
+    assert main(["render", str(src), "-o", str(out), *FAST_RENDER]) == 0
+    data, sr = soundfile.read(out, always_2d=True)
+    assert sr == 22050 and data.shape[1] == 2 and data.shape[0] >= 22050  # 1 s of notes
+    assert f"wrote {out}" in capsys.readouterr().out
+
+
+def test_render_folder_reports_corrupt_files(tmp_path, midi_file, capsys):
+    pytest.importorskip("fluidsynth", reason="needs libfluidsynth + pyfluidsynth")
+    midi_file("songs/a.mid", notes=[(0, 240, 60, 100)])
+    midi_file("songs/sub/b.mid", notes=[(0, 240, 67, 100)])
+    outdir = tmp_path / "rendered"
+    assert main(["render", str(tmp_path / "songs"), "-o", str(outdir), "--workers", "1", *FAST_RENDER]) == 0
+    assert (outdir / "a.wav").is_file() and (outdir / "sub" / "b.wav").is_file()
+    assert "2 rendered" in capsys.readouterr().out
+
+    (tmp_path / "songs" / "broken.mid").write_bytes(b"MThd garbage")
+    assert main(["render", str(tmp_path / "songs"), "-o", str(outdir), "--workers", "1", *FAST_RENDER]) == 1
+    out = capsys.readouterr().out
+    assert "1 failed" in out and "2 already done" in out
+    report = [json.loads(line) for line in (outdir / "render_report.jsonl").read_text().splitlines()]
+    assert {r["status"] for r in report if r["input"].endswith("broken.mid")} == {"error"}
