@@ -44,7 +44,7 @@ def main(quick: bool) -> dict:
         src = Path(tmp) / "in"
         source = _copy_corpus(src, n) if CORPUS.is_dir() else _generate(src, n)
         inputs = find_midi_files(src)
-        print(f"{len(inputs)} MIDI files from {source}; SoundFont {soundfont}", flush=True)
+        print(f"{len(inputs)} MIDI files ({source}); SoundFont {soundfont}", flush=True)
         soundfont.read_bytes()  # warm the page cache so neither side pays a cold disk read
 
         load = [os.getloadavg()[0]]

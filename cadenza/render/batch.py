@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import multiprocessing.connection
 import os
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -248,14 +250,31 @@ _worker_error: str | None = None
 
 def _init_worker(options: RenderOptions) -> None:
     global _worker_renderer, _worker_error
+    _exit_with_parent()
     try:
         _worker_renderer = FluidSynthRenderer(options)
     except CadenzaError as e:
-        # Raising here would make the pool restart the worker forever: report it on the first task.
+        # Raising here would break the pool, and every file would fail with a bare BrokenProcessPool:
+        # the first task reports the real reason instead, and _run stops the batch with it.
         _worker_error = f"{type(e).__name__}: {e}"
         return
     if options.normalize_lufs is not None:
-        import pyloudnorm  # noqa: F401  (imports scipy, ~0.3-1 s: pay it at start-up, not mid-batch)
+        import pyloudnorm  # noqa: F401  (imports scipy.signal, ~1.2 s: pay it at start-up, not mid-file)
+
+
+def _exit_with_parent() -> None:
+    """End this worker as soon as the parent process is gone. A parent killed outright (SIGTERM,
+    SIGKILL, the OOM killer) never tells its pool, and workers would wait on their task queue forever.
+    Leaving mid-file is safe: outputs are written atomically."""
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        multiprocessing.connection.wait([parent.sentinel])
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def _worker_task(job: _Job) -> dict:

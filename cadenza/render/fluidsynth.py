@@ -293,7 +293,7 @@ def _events(score: symusic.Score, sr: int, frames: int, channels: list[int]) -> 
     """Every note, control change and pitch bend of a seconds-based score as ``[E, 5] int64`` rows
     ``(frame, kind, channel, a, b)``, sorted by frame then kind, dropping events at or past ``frames``."""
     parts = []
-    for track, chan in zip(score.tracks, channels):
+    for track, chan in zip(score.tracks, channels, strict=True):
         if len(track.notes):
             n = track.notes.numpy()
             on = np.rint(n["time"].astype(np.float64) * sr).astype(np.int64)

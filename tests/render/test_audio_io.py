@@ -88,7 +88,8 @@ def test_missing_audio_file(tmp_path):
 
 @pytest.mark.parametrize(
     ("content", "message"),
-    [(b"", "empty"), (b"this is not audio at all" * 10, "cannot read"), (b"RIFF\x10\x00\x00\x00WAVEjunk", "cannot read")],
+    [(b"", "empty"), (b"this is not audio at all" * 10, "cannot read"),
+     (b"RIFF\x10\x00\x00\x00WAVEjunk", "cannot read")],
     ids=["empty", "text", "truncated-wav"],
 )
 def test_corrupt_audio_files(tmp_path, content, message):

@@ -143,3 +143,80 @@ def test_render_file(tmp_path, write_midi, fast_options, renderer):
         render_file(song, tmp_path / "song.mp3", fast_options)
     with pytest.raises(CorruptInput, match="not found"):
         render_file(tmp_path / "missing.mid", tmp_path / "x.wav", fast_options)
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads worker pids from /proc (Linux)")
+def test_killed_run_leaves_no_workers_and_resumes(tmp_path, write_midi, fast_options):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    for i in range(24):  # 8 s pieces: the batch runs long enough to be killed halfway
+        write_midi(f"in/{i:02d}.mid", notes=[(k * 240, 240, 60 + k % 12, 100) for k in range(32)])
+    out, report = tmp_path / "out", tmp_path / "out/render_report.jsonl"
+    script = (
+        "import sys\n"
+        "from cadenza.render.batch import render_batch\n"
+        "from cadenza.render.fluidsynth import RenderOptions\n"
+        "if __name__ == '__main__':\n"
+        f"    render_batch(sys.argv[1], sys.argv[2], options=RenderOptions(**{fast_options.__dict__!r}),\n"
+        "                 workers=2, progress=False)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "in"), str(out)])
+    try:
+        deadline = time.monotonic() + 60
+        while not (report.exists() and report.read_text().count("\n") >= 2) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        workers = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _ppid(p) == parent.pid]
+        parent.send_signal(signal.SIGKILL)  # no cleanup at all: the workers must notice on their own
+        parent.wait()
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+    assert workers, "the batch had started its worker processes"
+    deadline = time.monotonic() + 10
+    try:
+        while any(_alive(pid) for pid in workers):
+            assert time.monotonic() < deadline, "worker processes outlived the killed batch"
+            time.sleep(0.05)
+    finally:
+        for pid in workers:  # if the test fails, do not leave its orphans running
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+    resumed = render_batch(tmp_path / "in", out, options=fast_options, workers=1, progress=False)
+    assert resumed.skipped >= 2 and resumed.ok + resumed.skipped == 24 and resumed.failed == 0
+    assert all(sf.info(p).frames > 0 for p in out.glob("*.wav"))
+
+
+def _stat_fields(pid: int | str) -> list[str]:
+    """/proc/<pid>/stat after the name: [state, ppid, ...] (the name may hold spaces); [] if gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return []
+
+
+def _ppid(proc: Path) -> int:
+    fields = _stat_fields(proc.name)
+    return int(fields[1]) if fields else 0
+
+
+def _alive(pid: int) -> bool:
+    fields = _stat_fields(pid)
+    return bool(fields) and fields[0] not in ("Z", "X")  # a zombie has exited, only not yet reaped
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_soundfont_fluidsynth_cannot_load_stops_the_batch(tmp_path, write_midi, fast_options, workers):
+    from cadenza.errors import MissingDependency
+    from cadenza.render.fluidsynth import RenderOptions
+
+    write_midi("in/a.mid", notes=SHORT)
+    write_midi("in/b.mid", notes=SHORT)
+    broken = tmp_path / "broken.sf2"
+    broken.write_text("not a soundfont")
+    options = RenderOptions(**{**fast_options.__dict__, "soundfont": str(broken)})
+    with pytest.raises(MissingDependency, match="SoundFont"):
+        render_batch(tmp_path / "in", tmp_path / "out", options=options, workers=workers, progress=False)
