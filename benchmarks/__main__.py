@@ -17,11 +17,12 @@ import json
 import sys
 from collections.abc import Callable
 
-from benchmarks import decode_symbolic, render_batch
+from benchmarks import decode_symbolic, render_batch, symbolic_controls
 
 BENCHMARKS: dict[str, Callable[[bool], dict]] = {
     "decode_symbolic": decode_symbolic.main,
     "render_batch": render_batch.main,
+    "symbolic_controls": symbolic_controls.main,
 }
 
 

@@ -48,6 +48,8 @@ def _add_generate(sub) -> None:
     how.add_argument("--cfg", type=float, default=1.0, help="how strongly to follow text (audio models; 1 = off)")
     how.add_argument("--steps", type=int, help="denoising steps (diffusion models)")
     how.add_argument("--samples", type=int, default=1, help="how many pieces to write")
+    how.add_argument("--key-bias", type=float, default=0.0,
+                     help="symbolic models: discourage notes outside the key (0 = off, 3 = gentle, 10 = strict)")
 
 
 def _add_render(sub) -> None:
@@ -127,7 +129,8 @@ def cmd_generate(args, studio) -> int:
         time_signature=args.time_signature, bars=args.bars, duration_s=args.duration, instruments=tuple(args.instrument),
         prompt=args.prompt, melody=args.melody)
     sampling = Sampling(seed=args.seed, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-                        cfg_scale=args.cfg, steps=args.steps, num_samples=args.samples)
+                        cfg_scale=args.cfg, steps=args.steps, num_samples=args.samples,
+                        key_bias=args.key_bias)
     from cadenza.generators.base import Callbacks
 
     outputs = studio.generate(args.model, conditioning, sampling, Callbacks(progress=_progress_printer()))

@@ -96,6 +96,9 @@ class Constraint(Protocol):
         """Bool ``[B]``: rows whose grammar has reached its end (they stop and then emit pad)."""
         ...
 
+    # Optional: ``bias(step) -> float [B, V] | None`` is added to the logits before the mask (a soft
+    # preference, e.g. for the pitches of a key); decode calls it only when the constraint defines it.
+
 
 ProgressFn = Callable[[int, int], None]
 CancelFn = Callable[[], bool]
@@ -284,6 +287,9 @@ def _next_ids(logits: torch.Tensor, params: DecodeParams, use_cfg: bool, seen: t
         logits = cfg_combine(logits, params.cfg_scale)
     if seen is not None:
         logits = apply_repetition_penalty(logits, seen, params.repetition_penalty)
+    bias = constraint.bias(step) if constraint is not None and hasattr(constraint, "bias") else None
+    if bias is not None:
+        logits = logits + bias.to(device=logits.device, dtype=logits.dtype)
     allowed = constraint.mask(step) if constraint is not None else None
     if allowed is not None:
         # Stopped rows emit pad whatever the grammar says, so their (possibly empty) rows must not trip

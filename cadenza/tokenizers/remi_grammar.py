@@ -43,6 +43,7 @@ class GrammarSpec:
     bars_before: int = 0
     start_state: int = CONTROL_STYLE
     window: bool = False  # the budget is one window of a longer piece: stop at a bar line when it runs low
+    key_bias: float = 0.0  # logit penalty for pitches outside the row's key scale (0 = off)
 
 
 WINDOW_RESERVE = 48  # tokens kept free in a window: below this a window closes its bar and stops
@@ -80,6 +81,17 @@ class RemiGrammar:
             self.timesig_of_meter[idx] = tokenizer.vocab[f"TimeSig_{value}"]
             self.positions_of_meter[idx] = tokenizer.positions_per_bar(parse_time_signature(value))
         self.bars_token = tokenizer.vocab[f"Bars_{min(spec.total_bars, MAX_BARS_TOKEN)}"]
+        # Key control id -> additive penalty [V] on Pitch tokens whose pitch class is outside the key's scale.
+        from cadenza.music.theory import parse_key
+
+        self.out_of_key: dict[int, torch.Tensor] = {}
+        if spec.key_bias:
+            pitch_classes = torch.as_tensor(tokenizer.pitch_of_id) % 12
+            is_pitch = torch.as_tensor(tokenizer.pitch_of_id) >= 0
+            for idx in tokenizer.ids_of_type("Key"):
+                scale = torch.tensor(parse_key(tokenizer.value_of(idx).replace("_", " ")).scale_pitch_classes())
+                outside = is_pitch & ~torch.isin(pitch_classes, scale)
+                self.out_of_key[idx] = torch.where(outside, -float(spec.key_bias), 0.0)
 
     # ---- Constraint protocol ----------------------------------------------------------------------
     def start(self, batch_size: int, prompt: torch.Tensor) -> None:
@@ -89,11 +101,14 @@ class RemiGrammar:
         self.position = torch.full((b,), -1, dtype=torch.long)
         self.notes = torch.zeros(b, dtype=torch.long)
         self.meter = torch.full((b,), -1 if self.spec.meter_id is None else self.spec.meter_id, dtype=torch.long)
-        if self.spec.start_state != CONTROL_STYLE:  # controls are in the prompt: read the meter from it
+        self.key = torch.full((b,), -1 if self.spec.key_id is None else self.spec.key_id, dtype=torch.long)
+        if self.spec.start_state != CONTROL_STYLE:  # controls are in the prompt: read meter and key from it
             meters = [int(t) for t in prompt[0].tolist() if self.m_meter[int(t)]]
             if not meters:
                 raise ValueError("a continuation prompt must contain its Meter control token")
             self.meter[:] = meters[-1]
+            keys = [int(t) for t in prompt[0].tolist() if self.m_key[int(t)]]
+            self.key[:] = keys[-1] if keys else -1
             self.notes[:] = int(self.m_pitch[prompt[0].cpu()].sum())
         self.step = 0
 
@@ -145,6 +160,8 @@ class RemiGrammar:
             if s == FINISHED:
                 continue
             if s in (CONTROL_STYLE, CONTROL_KEY, CONTROL_BARS):
+                if s == CONTROL_KEY:
+                    self.key[row] = t
                 self.state[row] = s + 1 if s != CONTROL_BARS else NEED_BAR
             elif s == CONTROL_METER:
                 self.meter[row] = t
@@ -171,6 +188,13 @@ class RemiGrammar:
 
     def done(self) -> torch.Tensor:
         return self.state == FINISHED
+
+    def bias(self, step: int) -> torch.Tensor | None:
+        """Soft key preference: ``[B, V]`` penalties on out-of-scale pitches, or None when off."""
+        if not self.out_of_key:
+            return None
+        zero = torch.zeros(self.vocab_size)
+        return torch.stack([self.out_of_key.get(int(k), zero) for k in self.key])
 
     def _forced_or(self, forced: int | None, type_mask: torch.Tensor) -> torch.Tensor:
         if forced is None:

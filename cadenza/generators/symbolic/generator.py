@@ -168,7 +168,7 @@ class SymbolicGenerator:
             # One batched pass writes the controls and as many bars as fit in the window.
             limit = min(window - 1, token_cap + 4)
             grammar = RemiGrammar(tok, GrammarSpec(style_id, key_id, meter_id, request.bars, limit,
-                                                   window=token_cap + 4 > window - 1))
+                                                   window=token_cap + 4 > window - 1, key_bias=sampling.key_bias))
             sequences = decode(self.model, bos, params(limit), constraint=grammar)
             prefixes = sequences[:, :5]
             bodies = [_strip(row[5:], tok) for row in sequences.tolist()]
@@ -189,7 +189,7 @@ class SymbolicGenerator:
                     raise InvalidConditioning(f"max_tokens={sampling.max_tokens} is too small for {request.bars} bars")
                 spec = GrammarSpec(None, None, None, len(context_bars) + request.bars - done, limit,
                                    bars_before=len(context_bars), start_state=NEED_BAR,
-                                   window=limit < token_cap - used)
+                                   window=limit < token_cap - used, key_bias=sampling.key_bias)
                 out = decode(self.model, torch.tensor([context]), params(limit), constraint=RemiGrammar(tok, spec))
                 new = _strip(out[0, len(context):].tolist(), tok)
                 if _count_bars(new, tok) == 0:

@@ -296,3 +296,23 @@ def test_continuation_keeps_the_prompt_tempo_map(studio, tmp_path, score_of):
     result = saved(out, tmp_path / "rit-out.mid")
     assert [(t.time, t.mspq) for t in result.tempos] == before
     assert out.provenance.notes["tempo_bpm"] == pytest.approx(110, abs=1e-3)
+
+
+def test_key_bias_keeps_pitches_in_scale_and_is_off_by_default(studio):
+    from cadenza.music.theory import parse_key
+
+    scale = set(parse_key("Eb major").scale_pitch_classes())
+
+    def outside(sampling):
+        out = gen(studio, bars=4, key="Eb major", sampling=sampling)[0]
+        pitches = [n.pitch % 12 for n in all_notes(out.score)]
+        return sum(p not in scale for p in pitches) / len(pitches)
+
+    # A random model ignores the key: about 5/12 of its notes fall outside the scale without the bias.
+    assert outside(Sampling(seed=5, **FAST)) > 0.2
+    assert outside(Sampling(seed=5, key_bias=20.0, **FAST)) == 0.0
+
+
+def test_key_bias_out_of_range_is_refused():
+    with pytest.raises(InvalidConditioning, match="key_bias"):
+        Sampling(key_bias=-1.0)
