@@ -171,7 +171,7 @@ class Sampling:
     ``temperature`` 0 means greedy; ``top_k`` 0 and ``top_p`` 1 disable those filters; ``cfg_scale`` is
     classifier-free guidance (1 = off); ``steps`` and ``scheduler`` are for diffusion models.
     ``key_bias`` (symbolic models) lowers the logits of pitches outside the key's scale by that much
-    (0 = off: the key is then held by conditioning alone; 2-4 is a gentle nudge; 10 nearly forbids them).
+    (None = the model's default, 0 = off: the key is then held by conditioning alone; 10 nearly forbids them).
     """
 
     seed: int | None = None
@@ -184,7 +184,7 @@ class Sampling:
     scheduler: str | None = None
     num_samples: int = 1
     max_tokens: int | None = None
-    key_bias: float = 0.0
+    key_bias: float | None = None
 
     def __post_init__(self) -> None:
         checks = [
@@ -196,7 +196,8 @@ class Sampling:
             (_finite(self.cfg_scale) and 0 <= self.cfg_scale <= 30, "cfg_scale must be in [0, 30]"),
             (self.steps is None or (isinstance(self.steps, int) and 1 <= self.steps <= 1000), "steps must be 1-1000"),
             (isinstance(self.num_samples, int) and 1 <= self.num_samples <= 64, "num_samples must be 1-64"),
-            (_finite(self.key_bias) and 0 <= self.key_bias <= 20, "key_bias must be in [0, 20] (0 = off)"),
+            (self.key_bias is None or (_finite(self.key_bias) and 0 <= self.key_bias <= 20),
+             "key_bias must be in [0, 20] (0 = off)"),
             (self.max_tokens is None or (isinstance(self.max_tokens, int) and 1 <= self.max_tokens <= 100_000),
              "max_tokens must be 1-100000"),
         ]

@@ -48,8 +48,8 @@ def _add_generate(sub) -> None:
     how.add_argument("--cfg", type=float, default=1.0, help="how strongly to follow text (audio models; 1 = off)")
     how.add_argument("--steps", type=int, help="denoising steps (diffusion models)")
     how.add_argument("--samples", type=int, default=1, help="how many pieces to write")
-    how.add_argument("--key-bias", type=float, default=0.0,
-                     help="symbolic models: discourage notes outside the key (0 = off, 3 = gentle, 10 = strict)")
+    how.add_argument("--key-bias", type=float, default=None,
+                     help="symbolic models: discourage notes outside the key (0 = off, 10 = strict; default: the model's)")
 
 
 def _add_render(sub) -> None:

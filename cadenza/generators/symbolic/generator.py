@@ -32,6 +32,9 @@ from cadenza.tokenizers.remi_grammar import CONTROL_STYLE, NEED_BAR, GrammarSpec
 from cadenza.tokenizers.text_controls import parse_text
 
 DEFAULT_BARS = 16
+# Soft penalty on out-of-scale pitches when Sampling.key_bias is None; chosen from the symbolic_controls
+# benchmark (see benchmarks/RESULTS.md): conditioning alone drifts chromatically on a model this small.
+DEFAULT_KEY_BIAS = 0.0
 STYLE_TEMPO = {"irish": 112, "scottish": 80, "chorale": 72, "string-quartet": 100, "renaissance": 90,
                "folk-song": 100, "classical": 100}
 CAPABILITIES = frozenset({Capability.TEXT, Capability.STYLE, Capability.KEY, Capability.TEMPO,
@@ -140,6 +143,7 @@ class SymbolicGenerator:
         rng = torch.Generator(device=device).manual_seed(seed)
         n = sampling.num_samples
         tok = self.tokenizer
+        key_bias = DEFAULT_KEY_BIAS if sampling.key_bias is None else sampling.key_bias
 
         style_id = tok.vocab[f"Style_{request.style}"] if request.style else None
         key_id = tok.vocab[key_token(parse_key(request.key))] if request.key else None
@@ -168,7 +172,7 @@ class SymbolicGenerator:
             # One batched pass writes the controls and as many bars as fit in the window.
             limit = min(window - 1, token_cap + 4)
             grammar = RemiGrammar(tok, GrammarSpec(style_id, key_id, meter_id, request.bars, limit,
-                                                   window=token_cap + 4 > window - 1, key_bias=sampling.key_bias))
+                                                   window=token_cap + 4 > window - 1, key_bias=key_bias))
             sequences = decode(self.model, bos, params(limit), constraint=grammar)
             prefixes = sequences[:, :5]
             bodies = [_strip(row[5:], tok) for row in sequences.tolist()]
@@ -189,7 +193,7 @@ class SymbolicGenerator:
                     raise InvalidConditioning(f"max_tokens={sampling.max_tokens} is too small for {request.bars} bars")
                 spec = GrammarSpec(None, None, None, len(context_bars) + request.bars - done, limit,
                                    bars_before=len(context_bars), start_state=NEED_BAR,
-                                   window=limit < token_cap - used, key_bias=sampling.key_bias)
+                                   window=limit < token_cap - used, key_bias=key_bias)
                 out = decode(self.model, torch.tensor([context]), params(limit), constraint=RemiGrammar(tok, spec))
                 new = _strip(out[0, len(context):].tolist(), tok)
                 if _count_bars(new, tok) == 0:
@@ -210,7 +214,7 @@ class SymbolicGenerator:
                 timings_s={"generate": round(elapsed, 3)},
                 notes={"style": style, "key": chosen["key"].replace("_", " "), "time_signature": chosen["meter"],
                        "bars": request.bars, "tempo_bpm": tempo, "continued_bars": len(prompt_bars),
-                       "bars_written": sum(1 for i in body if i == tok.bar_id)})
+                       "bars_written": sum(1 for i in body if i == tok.bar_id), "key_bias": key_bias})
             outputs.append(MidiOutput(score, provenance))
         return outputs
 
