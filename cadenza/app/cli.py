@@ -96,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default="data/symbolic", help="token cache folder")
     p.add_argument("--run", default="runs/symbolic", help="training run folder (resumes from it)")
     p.add_argument("--minutes", type=float, help="stop after this many minutes (run again to resume)")
-    p.add_argument("--max-steps", type=int, default=4000, help="training steps")
+    p.add_argument("--max-steps", type=int, default=2600, help="training steps")
     p.add_argument("--batch-rows", type=int, default=4, help="sequences of 1024 tokens per step")
     p.add_argument("--export", metavar="DIR", help="write a checkpoint folder from the run")
     p.add_argument("--name", default="remi-folk-small", help="model name for --export")

@@ -16,7 +16,7 @@ from cadenza.generators.symbolic.model import SymbolicTransformer, TransformerCo
 
 
 def export_checkpoint(run_dir: str | Path, data_dir: str | Path, out_dir: str | Path, name: str,
-                      metrics: dict | None = None, command: str = "") -> CheckpointSpec:
+                      metrics: dict | None = None, command: str = "", notes: str = "") -> CheckpointSpec:
     """Write ``out_dir`` from ``run_dir/state.pt`` (loaded with weights_only) and the run's config."""
     run, data, out = Path(run_dir), Path(data_dir), Path(out_dir)
     config = json.loads((run / "config.json").read_text())
@@ -44,5 +44,6 @@ def export_checkpoint(run_dir: str | Path, data_dir: str | Path, out_dir: str | 
         made_by={"recipe": "cadenza train symbolic", "data": {"source": "music21 corpus converted to MIDI",
                                                                "collections": dataset["collections"],
                                                                "splits": dataset["splits"]},
-                 "command": command or "cadenza train symbolic --prepare && cadenza train symbolic && cadenza train symbolic --export"},
+                 "command": command or "cadenza train symbolic --prepare && cadenza train symbolic && cadenza train symbolic --export",
+                 "train_config": config["train"], "notes": notes},
         metrics=all_metrics)

@@ -15,6 +15,11 @@ from pathlib import Path
 from cadenza.generators.symbolic.corpus import read_manifest, rebuild_from_music21
 
 
+RECIPE_COMMANDS = ("cadenza train symbolic --prepare --corpus ../shared/corpus && "
+                   "cadenza train symbolic --minutes 105 && "
+                   "cadenza train symbolic --export checkpoints/remi-folk-small")
+
+
 def run(args) -> int:
     data = Path(args.data)
     if args.prepare:
@@ -32,7 +37,7 @@ def run(args) -> int:
         from cadenza.generators.symbolic.export import export_checkpoint
 
         spec = export_checkpoint(args.run, data, args.export, args.name, metrics=test_loss(args.run, data),
-                                 command=" ".join(["cadenza"] + sys.argv[1:]))
+                                 command=RECIPE_COMMANDS)
         print(f"wrote {spec.directory} (sha256 {spec.sha256[:12]}..., metrics {spec.metrics})")
         return 0
     from cadenza.generators.symbolic.train import TrainConfig, train
