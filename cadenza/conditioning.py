@@ -170,8 +170,9 @@ class Sampling:
 
     ``temperature`` 0 means greedy; ``top_k`` 0 and ``top_p`` 1 disable those filters; ``cfg_scale`` is
     classifier-free guidance (1 = off); ``steps`` and ``scheduler`` are for diffusion models.
-    ``key_bias`` (symbolic models) lowers the logits of pitches outside the key's scale by that much
-    (None = the model's default, 0 = off: the key is then held by conditioning alone; 10 nearly forbids them).
+    ``key_bias`` (symbolic models) adds ``key_bias * log(profile / max)`` of the key's Krumhansl-Kessler
+    profile to pitch logits: out-of-scale pitches lose ~0.9 * key_bias, the tonic nothing
+    (None = the model's default, 0 = off: the key is then held by conditioning alone; 20 nearly forbids them).
     """
 
     seed: int | None = None

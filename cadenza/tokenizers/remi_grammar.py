@@ -43,7 +43,7 @@ class GrammarSpec:
     bars_before: int = 0
     start_state: int = CONTROL_STYLE
     window: bool = False  # the budget is one window of a longer piece: stop at a bar line when it runs low
-    key_bias: float = 0.0  # logit penalty for pitches outside the row's key scale (0 = off)
+    key_bias: float = 0.0  # strength of the row key's pitch-class log-prior on Pitch logits (0 = off)
 
 
 WINDOW_RESERVE = 48  # tokens kept free in a window: below this a window closes its bar and stops
@@ -81,17 +81,22 @@ class RemiGrammar:
             self.timesig_of_meter[idx] = tokenizer.vocab[f"TimeSig_{value}"]
             self.positions_of_meter[idx] = tokenizer.positions_per_bar(parse_time_signature(value))
         self.bars_token = tokenizer.vocab[f"Bars_{min(spec.total_bars, MAX_BARS_TOKEN)}"]
-        # Key control id -> additive penalty [V] on Pitch tokens whose pitch class is outside the key's scale.
-        from cadenza.music.theory import parse_key
+        # Key control id -> additive log-prior [V] on Pitch tokens: key_bias * log(profile / max profile), with
+        # the Krumhansl-Kessler profile of that key. The tonic costs nothing, the third and fifth a little,
+        # pitches outside the scale about 0.9 * key_bias: it pulls toward the key's tonal centre, not only
+        # its scale, which a scale mask alone cannot do (E minor and G major share one scale).
+        from cadenza.music.theory import MAJOR_PROFILE, MINOR_PROFILE, parse_key
 
-        self.out_of_key: dict[int, torch.Tensor] = {}
+        self.key_prior: dict[int, torch.Tensor] = {}
         if spec.key_bias:
-            pitch_classes = torch.as_tensor(tokenizer.pitch_of_id) % 12
-            is_pitch = torch.as_tensor(tokenizer.pitch_of_id) >= 0
+            pitch_of_id = torch.as_tensor(tokenizer.pitch_of_id)
+            is_pitch = pitch_of_id >= 0
             for idx in tokenizer.ids_of_type("Key"):
-                scale = torch.tensor(parse_key(tokenizer.value_of(idx).replace("_", " ")).scale_pitch_classes())
-                outside = is_pitch & ~torch.isin(pitch_classes, scale)
-                self.out_of_key[idx] = torch.where(outside, -float(spec.key_bias), 0.0)
+                key = parse_key(tokenizer.value_of(idx).replace("_", " "))
+                profile = torch.as_tensor(MAJOR_PROFILE if key.mode == "major" else MINOR_PROFILE, dtype=torch.float32)
+                log_prior = torch.log(profile / profile.max())
+                degree = (pitch_of_id - key.tonic) % 12
+                self.key_prior[idx] = torch.where(is_pitch, spec.key_bias * log_prior[degree], 0.0)
 
     # ---- Constraint protocol ----------------------------------------------------------------------
     def start(self, batch_size: int, prompt: torch.Tensor) -> None:
@@ -190,11 +195,11 @@ class RemiGrammar:
         return self.state == FINISHED
 
     def bias(self, step: int) -> torch.Tensor | None:
-        """Soft key preference: ``[B, V]`` penalties on out-of-scale pitches, or None when off."""
-        if not self.out_of_key:
+        """Soft key preference: ``[B, V]`` log-prior on pitches from each row's key, or None when off."""
+        if not self.key_prior:
             return None
         zero = torch.zeros(self.vocab_size)
-        return torch.stack([self.out_of_key.get(int(k), zero) for k in self.key])
+        return torch.stack([self.key_prior.get(int(k), zero) for k in self.key])
 
     def _forced_or(self, forced: int | None, type_mask: torch.Tensor) -> torch.Tensor:
         if forced is None:

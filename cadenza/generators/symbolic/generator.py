@@ -32,9 +32,10 @@ from cadenza.tokenizers.remi_grammar import CONTROL_STYLE, NEED_BAR, GrammarSpec
 from cadenza.tokenizers.text_controls import parse_text
 
 DEFAULT_BARS = 16
-# Soft penalty on out-of-scale pitches when Sampling.key_bias is None; chosen from the symbolic_controls
-# benchmark (see benchmarks/RESULTS.md): conditioning alone drifts chromatically on a model this small.
-DEFAULT_KEY_BIAS = 0.0
+# Strength of the key's pitch-class log-prior when Sampling.key_bias is None. Measured on remi-folk-small
+# (24 random requests, KS key of the output): 0 -> 31%, 1 -> 75%, 1.5 -> 88%, 2 -> 96%, 3 -> 100%; 2 is the
+# gentlest setting over 90% (conditioning alone drifts toward the relative or dominant key on a model this small).
+DEFAULT_KEY_BIAS = 2.0
 STYLE_TEMPO = {"irish": 112, "scottish": 80, "chorale": 72, "string-quartet": 100, "renaissance": 90,
                "folk-song": 100, "classical": 100}
 CAPABILITIES = frozenset({Capability.TEXT, Capability.STYLE, Capability.KEY, Capability.TEMPO,
