@@ -133,8 +133,11 @@ def cmd_generate(args, studio) -> int:
                         key_bias=args.key_bias)
     from cadenza.generators.base import Callbacks
 
-    outputs = studio.generate(args.model, conditioning, sampling, Callbacks(progress=_progress_printer()))
-    print(file=sys.stderr)
+    interactive = sys.stderr.isatty()  # a progress line only where \r redraws it (not in logs or pipes)
+    outputs = studio.generate(args.model, conditioning, sampling,
+                              Callbacks(progress=_progress_printer() if interactive else None))
+    if interactive:
+        print(file=sys.stderr)
     for index, output in enumerate(outputs):
         path = output.save(_numbered(Path(args.output), index, len(outputs)))
         notes = output.provenance.notes

@@ -121,3 +121,14 @@ def test_chunk_sampler_is_seeded(prepared):
     assert a.shape == (4, 128) and a.dtype.is_floating_point is False
     assert bool((a == b).all()) and not bool((a == c).all())
     assert bool((a[:, 0] == tok.bos_id).all())
+
+
+def test_rebuild_from_music21_writes_midi_and_manifest(tmp_path):
+    import symusic
+
+    from cadenza.generators.symbolic.corpus import read_manifest, rebuild_from_music21
+
+    entries = rebuild_from_music21(tmp_path, collections=["bach"], limit=1, timeout_s=120)
+    assert len(entries) == 1 and entries[0].collection == "bach"
+    assert read_manifest(tmp_path) == entries
+    assert symusic.Score(tmp_path / "midi" / entries[0].path).note_num() > 20
