@@ -15,8 +15,10 @@ from pathlib import Path
 from cadenza.generators.symbolic.corpus import read_manifest, rebuild_from_music21
 
 
+# How remi-folk-small was made: a cosine run to 2600 steps, then a warm restart resumed to 4200 steps.
 RECIPE_COMMANDS = ("cadenza train symbolic --prepare --corpus ../shared/corpus && "
-                   "cadenza train symbolic --minutes 105 && "
+                   "cadenza train symbolic --max-steps 2600 && "
+                   "cadenza train symbolic --max-steps 4200 && "
                    "cadenza train symbolic --export checkpoints/remi-folk-small")
 
 
