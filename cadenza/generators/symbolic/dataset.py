@@ -21,7 +21,7 @@ import torch
 
 from cadenza.fileio import atomic_path, atomic_write_text
 from cadenza.generators.symbolic.corpus import CorpusEntry
-from cadenza.music.theory import ALL_KEYS, TimeSignature, estimate_key, key_correlations
+from cadenza.music.theory import TimeSignature, estimate_key
 from cadenza.tokenizers.remi import ControlPrefix, RemiTokenizer
 
 COLLECTION_STYLE = {
@@ -211,6 +211,3 @@ class ChunkSampler:
             out[row, : len(seq)] = seq
         return torch.from_numpy(out)
 
-
-__all__ = ["prepare_dataset", "TokenCache", "ChunkSampler", "style_of", "split_of", "bar_histograms",
-           "key_correlations", "ALL_KEYS"]

@@ -202,11 +202,10 @@ class SymbolicGenerator:
                 if _count_bars(new, tok) == 0:
                     raise RuntimeError("a generation window added no bar: the grammar's window reserve is too small")
                 bodies[row] += new
-        sequences = prefixes
         elapsed = time.perf_counter() - started
         outputs = []
         for index, body in enumerate(bodies):
-            controls = [tok.id_to_token[i] for i in sequences[index, 1:5].tolist()]
+            controls = [tok.id_to_token[i] for i in prefixes[index, 1:5].tolist()]
             chosen = {c.split("_", 1)[0].lower(): c.split("_", 1)[1] for c in controls}
             style = chosen["style"]
             tempo = request.tempo_bpm or STYLE_TEMPO.get(style, 120)
