@@ -18,6 +18,13 @@ from cadenza.errors import CheckpointError
 
 MANIFEST = "manifest.json"
 FAMILIES_OUTPUT = {"symbolic": "midi", "codec_lm": "audio", "diffusion": "audio", "ddsp": "audio"}
+# The `Sampling` fields (beyond seed and num_samples) each family honours; anything else set is refused.
+FAMILY_SAMPLING = {
+    "symbolic": frozenset({"temperature", "top_k", "top_p", "repetition_penalty", "max_tokens", "key_bias"}),
+    "codec_lm": frozenset({"temperature", "top_k", "top_p", "cfg_scale"}),
+    "diffusion": frozenset({"cfg_scale", "steps", "scheduler", "strength"}),
+    "ddsp": frozenset(),
+}
 REPO_CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
 USER_CHECKPOINTS = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "cadenza"
 
@@ -48,6 +55,11 @@ class CheckpointSpec:
     @property
     def output(self) -> str:
         return FAMILIES_OUTPUT[self.family]
+
+    @property
+    def sampling(self) -> frozenset[str]:
+        """The `Sampling` fields this model honours (see ``FAMILY_SAMPLING``)."""
+        return FAMILY_SAMPLING[self.family]
 
     @property
     def sha256(self) -> str:

@@ -164,12 +164,22 @@ def require_supported(conditioning: Conditioning, capabilities: frozenset[Capabi
         raise UnsupportedConditioning(f"model {model!r} cannot honour {', '.join(missing)}; it supports: {supported}")
 
 
+def require_sampling_supported(sampling: "Sampling", knobs: frozenset[str], model: str) -> None:
+    """Raise UnsupportedConditioning naming every changed sampling field ``model`` does not use."""
+    unused = sorted(sampling.knobs_set() - set(knobs))
+    if unused:
+        used = ", ".join(sorted(knobs)) or "only seed and num_samples"
+        raise UnsupportedConditioning(f"model {model!r} does not use {', '.join(unused)}; its sampling settings are: {used}")
+
+
 @dataclass(frozen=True)
 class Sampling:
     """How to sample, per call. ``seed=None`` draws a seed, which is recorded in the provenance.
 
     ``temperature`` 0 means greedy; ``top_k`` 0 and ``top_p`` 1 disable those filters; ``cfg_scale`` is
     classifier-free guidance (1 = off); ``steps`` and ``scheduler`` are for diffusion models.
+    ``strength`` (diffusion models with an audio ``prompt``): how far the result may move from the prompt
+    audio, 0 < strength <= 1 (1 = only the prompt's length and nothing of its content is kept).
     ``key_bias`` (symbolic models) adds ``key_bias * log(profile / max)`` of the key's Krumhansl-Kessler
     profile to pitch logits: out-of-scale pitches lose ~0.9 * key_bias, the tonic nothing
     (None = the model's default, 0 = off: the key is then held by conditioning alone; 20 nearly forbids them).
@@ -186,6 +196,7 @@ class Sampling:
     num_samples: int = 1
     max_tokens: int | None = None
     key_bias: float | None = None
+    strength: float | None = None
 
     def __post_init__(self) -> None:
         checks = [
@@ -199,12 +210,23 @@ class Sampling:
             (isinstance(self.num_samples, int) and 1 <= self.num_samples <= 64, "num_samples must be 1-64"),
             (self.key_bias is None or (_finite(self.key_bias) and 0 <= self.key_bias <= 20),
              "key_bias must be in [0, 20] (0 = off)"),
+            (self.strength is None or (_finite(self.strength) and 0 < self.strength <= 1),
+             "strength must be in (0, 1]"),
+            (self.scheduler is None or (isinstance(self.scheduler, str) and self.scheduler.strip() != ""),
+             "scheduler must be a scheduler name"),
             (self.max_tokens is None or (isinstance(self.max_tokens, int) and 1 <= self.max_tokens <= 100_000),
              "max_tokens must be 1-100000"),
         ]
         for ok, message in checks:
             if not ok:
                 raise InvalidConditioning(f"{message} (got {self})")
+
+    def knobs_set(self) -> set[str]:
+        """The sampling fields changed from their defaults that a model must honour (``seed`` and
+        ``num_samples`` are honoured by every model)."""
+        defaults = Sampling()
+        return {f.name for f in fields(self)
+                if f.name not in ("seed", "num_samples") and getattr(self, f.name) != getattr(defaults, f.name)}
 
     def with_seed(self, seed: int) -> Sampling:
         return Sampling(**{**asdict(self), "seed": seed})
@@ -217,4 +239,4 @@ def _finite(x) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
-__all__ = ["Capability", "Conditioning", "Sampling", "require_supported"]
+__all__ = ["Capability", "Conditioning", "Sampling", "require_sampling_supported", "require_supported"]

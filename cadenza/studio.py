@@ -15,7 +15,7 @@ from pathlib import Path
 
 from cadenza.checkpoints import CheckpointSpec, discover, read_manifest
 from cadenza.checkpoints import model_dirs as default_model_dirs
-from cadenza.conditioning import Conditioning, Sampling, require_supported
+from cadenza.conditioning import Conditioning, Sampling, require_sampling_supported, require_supported
 from cadenza.errors import CheckpointError, UnsupportedConditioning
 from cadenza.generators.base import Callbacks, Generator, load_generator
 from cadenza.outputs import AudioOutput, MidiOutput
@@ -32,10 +32,11 @@ class ModelInfo:
     license: str
     description: str
     path: str
+    sampling: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
         return {"name": self.name, "family": self.family, "output": self.output,
-                "capabilities": list(self.capabilities), "license": self.license,
+                "capabilities": list(self.capabilities), "sampling": list(self.sampling), "license": self.license,
                 "description": self.description, "path": self.path}
 
 
@@ -62,7 +63,7 @@ class Studio:
     def models(self) -> list[ModelInfo]:
         """Every installed model, sorted by family then name."""
         infos = [ModelInfo(s.name, s.family, s.output, tuple(sorted(c.value for c in s.capabilities)), s.license,
-                           s.description, str(s.directory)) for s in self.specs().values()]
+                           s.description, str(s.directory), tuple(sorted(s.sampling))) for s in self.specs().values()]
         return sorted(infos, key=lambda m: (m.family, m.name))
 
     def spec(self, name: str) -> CheckpointSpec:
@@ -104,6 +105,7 @@ class Studio:
         any set field the model cannot honour."""
         spec = self.spec(model)
         require_supported(conditioning, spec.capabilities, spec.name)
+        require_sampling_supported(sampling, spec.sampling, spec.name)
         generator = self.load(spec.name)
         with self._lock(spec.name):
             return generator.generate(conditioning, sampling, callbacks)

@@ -1,20 +1,28 @@
 #!/usr/bin/env bash
 # Set up Cadenza in ./.venv: system packages (FluidSynth + a General MIDI SoundFont) where we may install
 # them, then the CPU build of PyTorch and the package. Safe to run again: it skips what is already there.
-# Usage: bash scripts/setup.sh [extras]      e.g. bash scripts/setup.sh dev
+# Usage: bash scripts/setup.sh [extras]      default: all (every generator family and the web app);
+#        bash scripts/setup.sh dev             all + test tools (pytest, Playwright with Debian's Chromium)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-EXTRAS="${1:-}"
+EXTRAS="${1:-all}"
 PYTHON="${PYTHON:-python3}"
 
-if ! command -v fluidsynth >/dev/null 2>&1 || [ ! -f /usr/share/sounds/sf2/FluidR3_GM.sf2 ]; then
+APT_PACKAGES="fluidsynth fluid-soundfont-gm"
+NEED_APT=0
+{ command -v fluidsynth >/dev/null 2>&1 && [ -f /usr/share/sounds/sf2/FluidR3_GM.sf2 ]; } || NEED_APT=1
+if [ "$EXTRAS" = dev ]; then  # the browser test drives Debian's Chromium (Playwright never downloads one)
+  APT_PACKAGES="$APT_PACKAGES chromium"
+  command -v chromium >/dev/null 2>&1 || NEED_APT=1
+fi
+if [ "$NEED_APT" = 1 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "[setup] installing fluidsynth and fluid-soundfont-gm (Debian packages)"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fluidsynth fluid-soundfont-gm >/dev/null
+    echo "[setup] installing $APT_PACKAGES (Debian packages)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $APT_PACKAGES >/dev/null
   elif command -v sudo >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
-    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fluidsynth fluid-soundfont-gm >/dev/null
+    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $APT_PACKAGES >/dev/null
   else
-    echo "[setup] please install FluidSynth and a GM SoundFont: sudo apt-get install fluidsynth fluid-soundfont-gm" >&2
+    echo "[setup] please install: sudo apt-get install $APT_PACKAGES" >&2
   fi
 fi
 
@@ -29,7 +37,11 @@ if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
   .venv/bin/pip install -q torch==2.13.0
 fi
 SPEC="."
-[ -n "$EXTRAS" ] && SPEC=".[$EXTRAS]"
+[ "$EXTRAS" != none ] && SPEC=".[$EXTRAS]"
 echo "[setup] installing cadenza $SPEC"
 .venv/bin/pip install -q -e "$SPEC" 2>&1 | grep -v -E "^(WARNING: Location|$)" || true
+if [ "$EXTRAS" != none ]; then
+  echo "[setup] installing requirements-nodeps.txt (--no-deps)"
+  .venv/bin/pip install -q --no-deps -r requirements-nodeps.txt 2>&1 | grep -v -E "^(WARNING: Location|$)" || true
+fi
 .venv/bin/python -c "import cadenza" && echo "[setup] ready: .venv/bin/cadenza --help"

@@ -194,3 +194,24 @@ def test_sampling_defaults_and_with_seed():
     s = Sampling(temperature=0, top_p=1, num_samples=64, seed=0)
     assert s.with_seed(7).seed == 7 and s.with_seed(7).num_samples == 64
     assert Sampling().to_dict()["seed"] is None
+
+
+def test_sampling_knobs_set_lists_changed_fields_only():
+    from cadenza.conditioning import Sampling
+
+    assert Sampling().knobs_set() == set()
+    assert Sampling(seed=3, num_samples=2).knobs_set() == set()
+    assert Sampling(steps=20, strength=0.5, temperature=0.9).knobs_set() == {"steps", "strength", "temperature"}
+
+
+def test_sampling_rejects_bad_strength_and_blank_scheduler():
+    import pytest
+
+    from cadenza.conditioning import Sampling
+    from cadenza.errors import InvalidConditioning
+
+    for bad in (0, 1.5, float("nan")):
+        with pytest.raises(InvalidConditioning, match="strength"):
+            Sampling(strength=bad)
+    with pytest.raises(InvalidConditioning, match="scheduler"):
+        Sampling(scheduler=" ")

@@ -109,3 +109,17 @@ def test_progress_and_cancel_callbacks(studio):
     with pytest.raises(Cancelled):
         studio.generate("tiny-remi", Conditioning(bars=2), Sampling(seed=0, max_tokens=30),
                         Callbacks(should_cancel=lambda: True))
+
+
+def test_sampling_fields_a_model_does_not_use_are_refused(studio_with_default=None):
+    """A symbolic model has no denoising steps: asking for them raises instead of being ignored."""
+    import pytest
+
+    from cadenza.conditioning import Sampling
+    from cadenza.errors import UnsupportedConditioning
+    from cadenza.studio import Studio
+
+    studio = Studio()
+    with pytest.raises(UnsupportedConditioning, match="steps"):
+        studio.generate("remi-folk-small", sampling=Sampling(steps=20))
+    assert "key_bias" in next(m for m in studio.models() if m.name == "remi-folk-small").sampling

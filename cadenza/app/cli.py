@@ -15,7 +15,7 @@ DESCRIPTION = """Cadenza: make music with AI models on your own computer.
   cadenza models                         what is installed
   cadenza generate MODEL -o tune.mid     write new music (MIDI, or WAV/FLAC by the file name)
   cadenza render song.mid -o song.wav    turn MIDI into audio (or a whole folder of MIDI files)
-  cadenza train symbolic                 rebuild the built-in model from scratch
+  cadenza train RECIPE                   rebuild a built-in model from scratch
   cadenza app                            open the studio in your browser
 """
 
@@ -47,6 +47,8 @@ def _add_generate(sub) -> None:
     how.add_argument("--top-p", type=float, default=1.0, help="only choose among tokens making up this probability (1 = off)")
     how.add_argument("--cfg", type=float, default=1.0, help="how strongly to follow text (audio models; 1 = off)")
     how.add_argument("--steps", type=int, help="denoising steps (diffusion models)")
+    how.add_argument("--scheduler", help="denoising scheduler (diffusion models), e.g. dpm++, ddim, euler, heun")
+    how.add_argument("--strength", type=float, help="with an audio --prompt (diffusion models): how far to move from it, 0-1")
     how.add_argument("--samples", type=int, default=1, help="how many pieces to write")
     how.add_argument("--key-bias", type=float, default=None,
                      help="symbolic models: discourage notes outside the key (0 = off, 10 = strict; default: the model's)")
@@ -75,6 +77,38 @@ def _add_render(sub) -> None:
     p.add_argument("--force", action="store_true", help="re-render files that are already done")
 
 
+# recipe -> (module with ``add_arguments(parser)`` and ``run(args) -> int``, one line of help). Recipe
+# modules import nothing heavy at module level: building the parser imports all of them.
+TRAIN_RECIPES: dict[str, tuple[str, str]] = {
+    "symbolic": ("cadenza.generators.symbolic.recipe", "the REMI Transformer (remi-folk-small) from the music21 corpus"),
+    "audio-data": ("cadenza.data.audio_recipe", "render corpus MIDI into captioned audio clips (codec, diffusion, ddsp data)"),
+    "codec": ("cadenza.generators.codec_lm.codec_recipe", "the small neural audio codec (SEANet + RVQ)"),
+    "codec-lm": ("cadenza.generators.codec_lm.lm_recipe", "the small text-to-music codec language model"),
+    "diffusion": ("cadenza.generators.diffusion.recipe", "the small text-to-music latent diffusion model"),
+    "ddsp": ("cadenza.generators.ddsp.recipe", "a DDSP instrument from recordings of one instrument"),
+}
+
+
+def _add_train(sub) -> None:
+    import importlib
+
+    p = sub.add_parser("train", help="rebuild a built-in model from scratch",
+                       description="Training recipes: each rebuilds one built-in model (seeded, resumable: run it "
+                                   "again to continue). `cadenza train RECIPE --help` for its steps.")
+    recipes = p.add_subparsers(dest="recipe", required=True, metavar="RECIPE")
+    for name, (module_name, help_line) in TRAIN_RECIPES.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name is not None and module_name.startswith(exc.name):
+                continue  # that family is not part of this checkout
+            raise
+        recipe = recipes.add_parser(name, help=help_line, description=(module.__doc__ or help_line).strip(),
+                                    formatter_class=argparse.RawDescriptionHelpFormatter)
+        module.add_arguments(recipe)
+        recipe.set_defaults(recipe_module=module_name)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cadenza", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -86,21 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", help="a monophonic recording (.wav/.flac)")
     p.add_argument("--instrument", required=True, help="a DDSP instrument model")
     p.add_argument("-o", "--output", required=True, help="output .wav/.flac")
-    p = sub.add_parser("train", help="rebuild a built-in model from scratch",
-                       description="Training recipes. `cadenza train symbolic --prepare` builds the token cache from the "
-                                   "music21 corpus, `cadenza train symbolic` trains (and resumes), "
-                                   "`cadenza train symbolic --export DIR` writes a checkpoint folder.")
-    p.add_argument("recipe", choices=["symbolic"], help="which model family")
-    p.add_argument("--prepare", action="store_true", help="build the dataset (corpus -> tokens)")
-    p.add_argument("--corpus", help="a folder with MANIFEST.tsv + midi/ (default: rebuild from music21, or ../shared/corpus)")
-    p.add_argument("--data", default="data/symbolic", help="token cache folder")
-    p.add_argument("--run", default="runs/symbolic", help="training run folder (resumes from it)")
-    p.add_argument("--minutes", type=float, help="stop after this many minutes (run again to resume)")
-    p.add_argument("--max-steps", type=int, default=2600, help="training steps")
-    p.add_argument("--batch-rows", type=int, default=4, help="sequences of 1024 tokens per step")
-    p.add_argument("--export", metavar="DIR", help="write a checkpoint folder from the run")
-    p.add_argument("--name", default="remi-folk-small", help="model name for --export")
-    p.add_argument("--include-noncommercial", action="store_true", help="also train on Essen folk songs (non-commercial license)")
+    _add_train(sub)
     p = sub.add_parser("app", help="open the web studio")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=7860)
@@ -129,8 +149,8 @@ def cmd_generate(args, studio) -> int:
         time_signature=args.time_signature, bars=args.bars, duration_s=args.duration, instruments=tuple(args.instrument),
         prompt=args.prompt, melody=args.melody)
     sampling = Sampling(seed=args.seed, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-                        cfg_scale=args.cfg, steps=args.steps, num_samples=args.samples,
-                        key_bias=args.key_bias)
+                        cfg_scale=args.cfg, steps=args.steps, scheduler=args.scheduler, strength=args.strength,
+                        num_samples=args.samples, key_bias=args.key_bias)
     from cadenza.generators.base import Callbacks
 
     interactive = sys.stderr.isatty()  # a progress line only where \r redraws it (not in logs or pipes)
@@ -182,9 +202,9 @@ def cmd_transfer(args, studio) -> int:
 
 
 def cmd_train(args, studio) -> int:
-    from cadenza.generators.symbolic import recipe
+    import importlib
 
-    return recipe.run(args)
+    return importlib.import_module(args.recipe_module).run(args)
 
 
 def cmd_app(args, studio) -> int:

@@ -33,12 +33,27 @@ class Generator(Protocol):
                  callbacks: Callbacks = Callbacks()) -> list[MidiOutput | AudioOutput]: ...
 
 
+# family -> "module:Class" with a ``from_checkpoint(spec, device=None)`` classmethod. Each family's code
+# is imported only when one of its models is loaded, so a missing optional dependency of one family
+# never breaks another.
+FAMILIES: dict[str, str] = {
+    "symbolic": "cadenza.generators.symbolic.generator:SymbolicGenerator",
+    "codec_lm": "cadenza.generators.codec_lm.generator:CodecLMGenerator",
+    "diffusion": "cadenza.generators.diffusion.generator:DiffusionGenerator",
+    "ddsp": "cadenza.generators.ddsp.generator:DDSPGenerator",
+}
+
+
 def load_generator(spec: CheckpointSpec, device: str | None = None) -> Generator:
     """Build the generator for ``spec.family`` (imports only that family's code)."""
-    if spec.family == "symbolic":
-        from cadenza.generators.symbolic.generator import SymbolicGenerator
+    import importlib
 
-        return SymbolicGenerator.from_checkpoint(spec, device=device)
     from cadenza.errors import CheckpointError
 
-    raise CheckpointError(f"model {spec.name!r}: the {spec.family!r} family is not available in this version of Cadenza")
+    target = FAMILIES.get(spec.family)
+    if target is None:
+        raise CheckpointError(f"model {spec.name!r}: unknown family {spec.family!r} "
+                              f"(this version of Cadenza knows {', '.join(sorted(FAMILIES))})")
+    module_name, class_name = target.split(":")
+    generator_class = getattr(importlib.import_module(module_name), class_name)
+    return generator_class.from_checkpoint(spec, device=device)

@@ -22,6 +22,20 @@ RECIPE_COMMANDS = ("cadenza train symbolic --prepare --corpus ../shared/corpus &
                    "cadenza train symbolic --export checkpoints/remi-folk-small")
 
 
+def add_arguments(p) -> None:
+    """The flags of `cadenza train symbolic`."""
+    p.add_argument("--prepare", action="store_true", help="build the dataset (corpus -> tokens)")
+    p.add_argument("--corpus", help="a folder with MANIFEST.tsv + midi/ (default: rebuild from music21, or ../shared/corpus)")
+    p.add_argument("--data", default="data/symbolic", help="token cache folder")
+    p.add_argument("--run", default="runs/symbolic", help="training run folder (resumes from it)")
+    p.add_argument("--minutes", type=float, help="stop after this many minutes (run again to resume)")
+    p.add_argument("--max-steps", type=int, default=2600, help="training steps")
+    p.add_argument("--batch-rows", type=int, default=4, help="sequences of 1024 tokens per step")
+    p.add_argument("--export", metavar="DIR", help="write a checkpoint folder from the run")
+    p.add_argument("--name", default="remi-folk-small", help="model name for --export")
+    p.add_argument("--include-noncommercial", action="store_true", help="also train on Essen folk songs (non-commercial license)")
+
+
 def run(args) -> int:
     data = Path(args.data)
     if args.prepare:

@@ -1,0 +1,1 @@
+"""Offline text encoders shared by the text-conditioned families (codec LM, diffusion)."""
