@@ -315,7 +315,7 @@ def decode_codebooks(
     """Continue ``prompt [B, K, T0]`` codes (``T0`` may be 0) by ``max_new_tokens`` frames -> ``[B, K, T0 + N]``.
 
     The model sees the delayed layout of ``pattern`` (default ``DelayPattern(K)``) behind one start
-    column of ``start_id`` (default ``pad_id``), so its sequence is ``1 + T + K - 1`` steps for ``T``
+    column of ``start_id`` (default ``pad_id``), so its sequence is ``1 + T + max_delay`` steps for ``T``
     frames. At each step all ``K`` codebooks are sampled; positions the prompt already fixes and
     positions the delay leaves empty (``pad_id``) are kept, not sampled. For CFG pass
     ``uncond_prompt`` (same shape; the prompt itself when conditioning is outside the tokens).

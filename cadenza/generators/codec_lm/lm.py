@@ -1,0 +1,441 @@
+"""The codec language model: a MusicGen-shaped transformer over ``K`` parallel codebooks.
+
+One module serves both audiocraft's MusicGen weights (mapped from its state-dict names by
+``audiocraft_weights.py``) and our own small default (saved as safetensors in this module's names).
+
+- Input: ``K`` token streams in a delay pattern, one embedding table per codebook (``card + 1`` rows:
+  the extra id ``card`` is the start / padding token, as in audiocraft), summed per step; sinusoidal
+  positions (audiocraft's ``create_sin_embedding``); optional prefix states prepended before the
+  first step (audiocraft's ``prepend`` fuser: MusicGen-melody's chroma and text).
+- Layers: pre- or post-norm self-attention (causal), optional cross-attention to conditioning states,
+  feed-forward; one linear head per codebook -> ``logits [B, K, S, card]``.
+- Conditioning states follow MusicGen's convention: positions a mask marks False are **zero vectors**
+  and cross-attention attends over all of them (no key mask), so an "empty condition" (the
+  unconditional half of CFG) is all-zero states or an all-False mask.
+- Inference: ``setup_cache`` preallocates a static KV cache; cross-attention keys/values are computed
+  once per generation (``set_cross_states``), not per step. ``CodecLMRunner`` wraps a model and its
+  conditioning into the engine's ``CodebookLM`` protocol for ``cadenza.engine.decode.decode_codebooks``.
+- Training: ``forward_train`` applies the delay pattern internally and returns logits aligned with the
+  codes; ``loss`` is the cross entropy over valid positions.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cadenza.engine.patterns import DelayPattern
+
+ACTIVATIONS = {"gelu": F.gelu, "relu": F.relu}
+
+
+@dataclass(frozen=True)
+class CodecLMConfig:
+    """Shape of a codec LM.
+
+    - ``n_q`` codebooks (K) of ``card`` codes each; ``delays`` per codebook (None = ``0..K-1``).
+    - ``dim`` model width, ``num_heads``, ``num_layers``, ``ffn_dim`` feed-forward width.
+    - ``cross_attention``: layers attend to conditioning states ``[B, S, dim]``.
+    - ``cond_dim``: width of the conditioning states handed to the model; when set, the model owns a
+      ``cond_proj`` Linear(cond_dim -> dim) (like MusicGen's T5 ``output_proj``). None: states arrive
+      already projected to ``dim`` (audiocraft checkpoints keep the projection in their conditioners).
+    - ``norm_first``: pre-norm (MusicGen) with a final ``out_norm``; else post-norm.
+    - ``bias_attn`` / ``bias_ff`` / ``bias_proj``: biases of attention, feed-forward, output heads.
+    - ``activation``: 'gelu' or 'relu'. ``max_period`` / ``positional_scale``: sinusoidal positions.
+    - ``cross_attention_pos_emb`` (+ ``_scale``): add sinusoidal positions to the cross states.
+    - ``max_seq_len``: most positions (prefix + steps) one KV cache holds.
+    - ``dropout``: training only.
+    """
+
+    n_q: int = 4
+    card: int = 2048
+    dim: int = 1024
+    num_heads: int = 16
+    num_layers: int = 24
+    ffn_dim: int = 4096
+    cross_attention: bool = True
+    cond_dim: int | None = None
+    norm_first: bool = True
+    bias_attn: bool = False
+    bias_ff: bool = False
+    bias_proj: bool = False
+    activation: str = "gelu"
+    max_period: float = 10_000.0
+    positional_scale: float = 1.0
+    cross_attention_pos_emb: bool = False
+    cross_attention_pos_emb_scale: float = 1.0
+    delays: tuple[int, ...] | None = None
+    max_seq_len: int = 2048
+    dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.dim % self.num_heads:
+            raise ValueError(f"dim {self.dim} is not divisible by num_heads {self.num_heads}")
+        if self.dim % 2:
+            raise ValueError(f"sinusoidal positions need an even dim, got {self.dim}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation {self.activation!r} is not supported (use {', '.join(ACTIVATIONS)})")
+        if self.delays is not None:
+            object.__setattr__(self, "delays", tuple(int(d) for d in self.delays))
+        DelayPattern(self.n_q, self.delays)  # validates the delays
+
+    @property
+    def head_dim(self) -> int:
+        return self.dim // self.num_heads
+
+    @property
+    def pattern(self) -> DelayPattern:
+        return DelayPattern(self.n_q, self.delays)
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        if data["delays"] is not None:
+            data["delays"] = list(data["delays"])
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> CodecLMConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown codec LM config keys: {', '.join(sorted(unknown))}")
+        return cls(**data)
+
+
+def sin_embedding(positions: torch.Tensor, dim: int, max_period: float) -> torch.Tensor:
+    """Sinusoidal embedding as audiocraft's ``create_sin_embedding``: ``positions [T]`` -> ``[T, dim]``
+    (float32, ``[cos | sin]`` halves)."""
+    half = dim // 2
+    adim = torch.arange(half, device=positions.device, dtype=torch.float32)
+    phase = positions.float()[:, None] / (max_period ** (adim / (half - 1)))[None, :]
+    return torch.cat([torch.cos(phase), torch.sin(phase)], dim=-1)
+
+
+def _split_heads(x: torch.Tensor, n_heads: int) -> torch.Tensor:
+    """``[B, T, H * D]`` -> ``[B, H, T, D]``."""
+    b, t, _ = x.shape
+    return x.view(b, t, n_heads, -1).transpose(1, 2)
+
+
+def _merge_heads(x: torch.Tensor) -> torch.Tensor:
+    """``[B, H, T, D]`` -> ``[B, T, H * D]``."""
+    b, h, t, d = x.shape
+    return x.transpose(1, 2).reshape(b, t, h * d)
+
+
+class SelfAttention(nn.Module):
+    """Causal multi-head self-attention with a packed ``in_proj`` (q, k, v rows, as torch's MHA)."""
+
+    def __init__(self, config: CodecLMConfig) -> None:
+        super().__init__()
+        self.n_heads = config.num_heads
+        self.dropout = config.dropout
+        self.in_proj = nn.Linear(config.dim, 3 * config.dim, bias=config.bias_attn)
+        self.out_proj = nn.Linear(config.dim, config.dim, bias=config.bias_attn)
+        self.cache_k: torch.Tensor | None = None
+        self.cache_v: torch.Tensor | None = None
+
+    def forward(self, x: torch.Tensor, input_pos: torch.Tensor | None, kv_len: int | None) -> torch.Tensor:
+        """``x [B, T, dim]`` at positions ``input_pos [T]`` (None: no cache, causal over ``x``)."""
+        q, k, v = (_split_heads(t, self.n_heads) for t in self.in_proj(x).chunk(3, dim=-1))
+        if input_pos is None or self.cache_k is None:
+            out = F.scaled_dot_product_attention(q, k, v, is_causal=True,
+                                                 dropout_p=self.dropout if self.training else 0.0)
+        else:
+            self.cache_k.index_copy_(2, input_pos, k.to(self.cache_k.dtype))
+            self.cache_v.index_copy_(2, input_pos, v.to(self.cache_v.dtype))
+            keys, values = self.cache_k, self.cache_v
+            if kv_len is not None:  # attend over the filled part only (cheaper on CPU)
+                keys, values = keys[:, :, :kv_len], values[:, :, :kv_len]
+            if x.shape[1] == 1 and kv_len is not None:
+                out = F.scaled_dot_product_attention(q, keys, values)
+            else:
+                slots = torch.arange(keys.shape[2], device=x.device)
+                mask = slots[None, :] <= input_pos[:, None]  # [T, S_kv]
+                out = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask)
+        return self.out_proj(_merge_heads(out))
+
+
+class CrossAttention(nn.Module):
+    """Attention from the token stream to conditioning states; packed ``in_proj`` as torch's MHA."""
+
+    def __init__(self, config: CodecLMConfig) -> None:
+        super().__init__()
+        self.n_heads = config.num_heads
+        self.dim = config.dim
+        self.dropout = config.dropout
+        self.in_proj = nn.Linear(config.dim, 3 * config.dim, bias=config.bias_attn)
+        self.out_proj = nn.Linear(config.dim, config.dim, bias=config.bias_attn)
+        self.cached_kv: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def keys_values(self, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``states [B, S, dim]`` -> keys, values ``[B, H, S, D]``."""
+        w, b = self.in_proj.weight[self.dim:], None if self.in_proj.bias is None else self.in_proj.bias[self.dim:]
+        k, v = F.linear(states, w, b).chunk(2, dim=-1)
+        return _split_heads(k, self.n_heads), _split_heads(v, self.n_heads)
+
+    def forward(self, x: torch.Tensor, states: torch.Tensor | None) -> torch.Tensor:
+        """``x [B, T, dim]`` attends to ``states [B, S, dim]`` (or the cached keys/values when None)."""
+        w, b = self.in_proj.weight[: self.dim], None if self.in_proj.bias is None else self.in_proj.bias[: self.dim]
+        q = _split_heads(F.linear(x, w, b), self.n_heads)
+        if states is not None:
+            k, v = self.keys_values(states)
+        elif self.cached_kv is not None:
+            k, v = self.cached_kv
+        else:
+            raise RuntimeError("cross-attention needs conditioning states: pass cond_states or call set_cross_states")
+        out = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
+        return self.out_proj(_merge_heads(out))
+
+
+class Layer(nn.Module):
+    """One transformer layer (audiocraft's ``StreamingTransformerLayer`` without layer scale)."""
+
+    def __init__(self, config: CodecLMConfig) -> None:
+        super().__init__()
+        self.norm_first = config.norm_first
+        self.act = ACTIVATIONS[config.activation]
+        self.self_attn = SelfAttention(config)
+        self.cross_attn = CrossAttention(config) if config.cross_attention else None
+        self.norm_cross = nn.LayerNorm(config.dim, eps=1e-5) if config.cross_attention else None
+        self.linear1 = nn.Linear(config.dim, config.ffn_dim, bias=config.bias_ff)
+        self.linear2 = nn.Linear(config.ffn_dim, config.dim, bias=config.bias_ff)
+        self.norm1 = nn.LayerNorm(config.dim, eps=1e-5)
+        self.norm2 = nn.LayerNorm(config.dim, eps=1e-5)
+        self.drop = nn.Dropout(config.dropout)
+
+    def _ff(self, x: torch.Tensor) -> torch.Tensor:
+        return self.drop(self.linear2(self.drop(self.act(self.linear1(x)))))
+
+    def forward(self, x: torch.Tensor, input_pos: torch.Tensor | None, kv_len: int | None,
+                cross: torch.Tensor | None) -> torch.Tensor:
+        if self.norm_first:
+            x = x + self.drop(self.self_attn(self.norm1(x), input_pos, kv_len))
+            if self.cross_attn is not None:
+                x = x + self.drop(self.cross_attn(self.norm_cross(x), cross))
+            return x + self._ff(self.norm2(x))
+        x = self.norm1(x + self.drop(self.self_attn(x, input_pos, kv_len)))
+        if self.cross_attn is not None:
+            x = self.norm_cross(x + self.drop(self.cross_attn(x, cross)))
+        return self.norm2(x + self._ff(x))
+
+
+class CodecLM(nn.Module):
+    """MusicGen-shaped LM: ``codes [B, K, S]`` (delay-pattern layout, id ``card`` = start/pad) ->
+    ``logits [B, K, S, card]``, where logits at step ``s`` predict the tokens at step ``s + 1``."""
+
+    def __init__(self, config: CodecLMConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.emb = nn.ModuleList(nn.Embedding(config.card + 1, config.dim) for _ in range(config.n_q))
+        self.cond_proj = nn.Linear(config.cond_dim, config.dim) if config.cond_dim is not None else None
+        self.layers = nn.ModuleList(Layer(config) for _ in range(config.num_layers))
+        self.out_norm = nn.LayerNorm(config.dim, eps=1e-5) if config.norm_first else None
+        self.linears = nn.ModuleList(nn.Linear(config.dim, config.card, bias=config.bias_proj)
+                                     for _ in range(config.n_q))
+        self._cache_on_cpu = True
+
+    # -- engine protocol facts ---------------------------------------------------------------------
+    @property
+    def n_codebooks(self) -> int:
+        return self.config.n_q
+
+    @property
+    def vocab_size(self) -> int:
+        return self.config.card
+
+    @property
+    def special_token_id(self) -> int:
+        """The start / padding id (one past the last code), as audiocraft's ``special_token_id``."""
+        return self.config.card
+
+    @property
+    def max_seq_len(self) -> int:
+        return self.config.max_seq_len
+
+    # -- conditioning ------------------------------------------------------------------------------
+    def project_conditioning(self, states: torch.Tensor | None, mask: torch.Tensor | None) -> torch.Tensor | None:
+        """Conditioning ``states [B, S, cond_dim]`` + ``mask [B, S]`` (bool; None = all True) ->
+        cross states ``[B, S, dim]`` with masked positions zeroed (MusicGen's null-condition convention)."""
+        if states is None:
+            return None
+        if self.cond_proj is not None:
+            states = self.cond_proj(states.to(self.cond_proj.weight.dtype))
+        if states.shape[-1] != self.config.dim:
+            raise ValueError(f"conditioning states have width {states.shape[-1]}, the model expects "
+                             f"{self.config.cond_dim or self.config.dim}")
+        if mask is not None:
+            states = states * mask[..., None].to(states.dtype)
+        if self.config.cross_attention_pos_emb:
+            pos = sin_embedding(torch.arange(states.shape[1], device=states.device), states.shape[-1],
+                                self.config.max_period)
+            states = states + self.config.cross_attention_pos_emb_scale * pos.to(states.dtype)
+        return states
+
+    def set_cross_states(self, cross: torch.Tensor | None) -> None:
+        """Precompute every layer's cross-attention keys/values from projected ``cross [B, S, dim]``
+        (None clears them). The cached forward then needs no states per step."""
+        for layer in self.layers:
+            if layer.cross_attn is not None:
+                layer.cross_attn.cached_kv = None if cross is None else layer.cross_attn.keys_values(cross)
+
+    # -- KV cache ----------------------------------------------------------------------------------
+    def setup_cache(self, batch_size: int, max_seq_len: int, dtype: torch.dtype | None = None,
+                    device: torch.device | str | None = None) -> None:
+        """Preallocate keys/values ``[B, H, max_seq_len, D]`` for every layer."""
+        if max_seq_len > self.config.max_seq_len:
+            raise ValueError(f"cache of {max_seq_len} positions exceeds the model's {self.config.max_seq_len}")
+        p = next(self.parameters())
+        dtype, device = dtype or p.dtype, device or p.device
+        shape = (batch_size, self.config.num_heads, max_seq_len, self.config.head_dim)
+        for layer in self.layers:
+            layer.self_attn.cache_k = torch.zeros(shape, dtype=dtype, device=device)
+            layer.self_attn.cache_v = torch.zeros(shape, dtype=dtype, device=device)
+        self._cache_on_cpu = torch.device(device).type == "cpu"
+
+    def clear_cache(self) -> None:
+        for layer in self.layers:
+            layer.self_attn.cache_k = layer.self_attn.cache_v = None
+        self.set_cross_states(None)
+
+    # -- forward -----------------------------------------------------------------------------------
+    def forward(self, codes: torch.Tensor, input_pos: torch.Tensor | None = None, *,
+                cross: torch.Tensor | None = None, prefix: torch.Tensor | None = None) -> torch.Tensor:
+        """``codes [B, K, T]`` -> ``logits [B, K, T, card]``.
+
+        ``input_pos [T]``: cache positions of the steps (None: no cache, positions ``0..T-1``).
+        ``cross [B, S, dim]``: projected conditioning (``project_conditioning``); None uses the states
+        given to ``set_cross_states``. ``prefix [B, P, dim]``: states prepended before the first step
+        (only with ``input_pos`` None or starting at 0); they take positions ``0..P-1``, so with a cache
+        ``input_pos`` must already count them, and their logits are dropped.
+        """
+        b, k, t = codes.shape
+        if k != self.config.n_q:
+            raise ValueError(f"expected {self.config.n_q} codebooks, got {k}")
+        x = self.emb[0](codes[:, 0])
+        for cb in range(1, k):
+            x = x + self.emb[cb](codes[:, cb])
+        n_prefix = 0
+        if prefix is not None:
+            n_prefix = prefix.shape[1]
+            x = torch.cat([prefix.to(x.dtype), x], dim=1)
+        if input_pos is None:
+            positions = torch.arange(x.shape[1], device=x.device)
+        else:
+            positions = input_pos if prefix is None else torch.cat(
+                [torch.arange(n_prefix, device=x.device), input_pos])
+        x = x + self.config.positional_scale * sin_embedding(positions, self.config.dim, self.config.max_period).to(x.dtype)
+        cached = input_pos is not None and self.layers[0].self_attn.cache_k is not None
+        kv_len = int(positions[-1]) + 1 if cached and self._cache_on_cpu else None
+        for layer in self.layers:
+            x = layer(x, positions if cached else None, kv_len, cross)
+        if self.out_norm is not None:
+            x = self.out_norm(x)
+        if n_prefix:
+            x = x[:, n_prefix:]
+        return torch.stack([lin(x) for lin in self.linears], dim=1)
+
+    # -- training ----------------------------------------------------------------------------------
+    def pattern_inputs(self, codes: torch.Tensor) -> torch.Tensor:
+        """``codes [B, K, T]`` -> model input ``[B, K, T + max_delay]``: a start column of
+        ``special_token_id`` then the delay layout, without its last step (teacher forcing)."""
+        pattern = self.config.pattern
+        seq = pattern.build(codes, self.special_token_id)
+        start = seq.new_full((*seq.shape[:2], 1), self.special_token_id)
+        return torch.cat([start, seq[..., :-1]], dim=-1)
+
+    def forward_train(self, codes: torch.Tensor, cond_states: torch.Tensor | None = None,
+                      cond_mask: torch.Tensor | None = None, prefix: torch.Tensor | None = None) -> torch.Tensor:
+        """Teacher-forced logits aligned with the codes: ``codes [B, K, T]`` (long, in ``[0, card)``),
+        ``cond_states [B, S, cond_dim]`` + ``cond_mask [B, S]`` (bool; all-False = the empty
+        condition for CFG dropout) -> ``logits [B, K, T, card]`` where ``logits[:, k, t]`` predicts
+        ``codes[:, k, t]`` (the delay pattern is applied and reverted inside)."""
+        if self.config.cross_attention and cond_states is None:
+            raise ValueError("this model cross-attends to conditioning: pass cond_states (zeros for none)")
+        cross = self.project_conditioning(cond_states, cond_mask) if self.config.cross_attention else None
+        logits = self(self.pattern_inputs(codes), cross=cross, prefix=prefix)
+        return self.config.pattern.revert(logits)
+
+    @staticmethod
+    def loss(logits: torch.Tensor, codes: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Mean cross entropy of ``logits [B, K, T, card]`` against ``codes [B, K, T]`` over positions
+        where ``mask [B, K, T]`` (or ``[B, T]``, e.g. frames of padded clips) is True (None = all)."""
+        ce = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), codes.reshape(-1),
+                             reduction="none").view(codes.shape)
+        if mask is None:
+            return ce.mean()
+        if mask.dim() == 2:
+            mask = mask[:, None, :].expand_as(codes)
+        mask = mask.to(ce.dtype)
+        return (ce * mask).sum() / mask.sum().clamp_min(1.0)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+class CodecLMRunner(nn.Module):
+    """``CodecLM`` + one generation's conditioning as the engine's ``CodebookLM``.
+
+    ``cross [N, S, dim]`` and ``prefix [N, P, dim]`` are already projected (``N`` = the decode batch:
+    ``2B`` under CFG, conditional rows first). The prefix occupies cache positions ``0..P-1``; the engine
+    sees only token positions.
+    """
+
+    def __init__(self, lm: CodecLM, cross: torch.Tensor | None = None, prefix: torch.Tensor | None = None) -> None:
+        super().__init__()
+        if lm.config.cross_attention and cross is None:
+            raise ValueError("this model cross-attends to conditioning: pass cross states (zeros for none)")
+        self.lm = lm
+        self.cross = cross
+        self.prefix = prefix
+        self.n_prefix = 0 if prefix is None else prefix.shape[1]
+
+    @property
+    def n_codebooks(self) -> int:
+        return self.lm.n_codebooks
+
+    @property
+    def vocab_size(self) -> int:
+        return self.lm.vocab_size
+
+    @property
+    def max_seq_len(self) -> int:
+        return self.lm.max_seq_len - self.n_prefix
+
+    def _check_batch(self, batch_size: int) -> None:
+        for name, t in (("cross", self.cross), ("prefix", self.prefix)):
+            if t is not None and t.shape[0] != batch_size:
+                raise ValueError(f"{name} states hold {t.shape[0]} rows but the decode batch is {batch_size}")
+
+    def setup_cache(self, batch_size: int, max_seq_len: int, dtype: torch.dtype | None = None,
+                    device: torch.device | str | None = None) -> None:
+        self._check_batch(batch_size)
+        self.lm.setup_cache(batch_size, max_seq_len + self.n_prefix, dtype=dtype, device=device)
+        if self.cross is not None:
+            self.lm.set_cross_states(self.cross)
+
+    def clear_cache(self) -> None:
+        self.lm.clear_cache()
+
+    def forward(self, codes: torch.Tensor, input_pos: torch.Tensor | None = None) -> torch.Tensor:
+        """``codes [N, K, T]`` at token positions ``input_pos [T]`` -> ``logits [N, K, T, card]``."""
+        if input_pos is None:
+            input_pos = torch.arange(codes.shape[-1], device=codes.device)
+        first = self.prefix is not None and int(input_pos[0]) == 0
+        return self.lm(codes, input_pos + self.n_prefix, prefix=self.prefix if first else None)
+
+
+def init_weights(lm: CodecLM, std: float = 0.02) -> None:
+    """Initialise a fresh model for training: normal(0, std) linears/embeddings, depth-scaled output
+    projections of the residual branches (GPT-2 style), zero biases."""
+    depth_std = std / math.sqrt(2 * max(1, lm.config.num_layers))
+    for name, module in lm.named_modules():
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            scaled = name.endswith("out_proj") or name.endswith("linear2")
+            nn.init.normal_(module.weight, std=depth_std if scaled else std)
+            if isinstance(module, nn.Linear) and module.bias is not None:
+                nn.init.zeros_(module.bias)
