@@ -86,13 +86,15 @@ def denoise(
     should_cancel: Callable[[], bool] | None = None,
     strength: float = 1.0,
     step_kwargs: Mapping[str, Any] | None = None,
+    noise: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Run ``scheduler`` for ``num_steps`` and return the denoised latents ``[B, ...]``.
 
     - ``strength == 1``: ``latents [B, ...]`` is unit Gaussian noise (draw it with ``rng``); it is
       scaled by ``init_noise_sigma`` and every timestep runs.
-    - ``strength < 1``: ``latents`` is a clean init latent; noise drawn from ``rng`` is added at the
-      starting timestep and only the last ``strength`` fraction of steps runs (img2img style).
+    - ``strength < 1``: ``latents`` is a clean init latent; ``noise`` (same shape; default: drawn from
+      ``rng``) is added at the starting timestep and only the last ``strength`` fraction of steps runs
+      (img2img style). Passing ``noise`` lets each row come from its own seed.
     - CFG when ``uncond`` is given and ``cfg_scale != 1``: one ``[2B, ...]`` forward with rows
       ``[uncond, cond]``, combined as ``uncond + cfg_scale * (cond - uncond)``, then optionally
       ``guidance_rescale`` (0 is off).
@@ -120,8 +122,11 @@ def denoise(
         timesteps = start_timesteps(scheduler, num_steps, strength)
         if len(timesteps) == 0:
             raise InvalidConditioning(f"strength {strength} leaves no step out of {num_steps}; raise either")
-        noise = torch.randn(latents.shape, generator=rng, dtype=latents.dtype,
-                            device=rng.device if rng is not None else device).to(device)
+        if noise is None:
+            noise = torch.randn(latents.shape, generator=rng, dtype=latents.dtype,
+                                device=rng.device if rng is not None else device).to(device)
+        elif noise.shape != latents.shape:
+            raise ValueError(f"noise {tuple(noise.shape)} must have the init latents' shape {tuple(latents.shape)}")
         latents = scheduler.add_noise(latents, noise, timesteps[:1].repeat(latents.shape[0]))
     else:
         timesteps = scheduler.timesteps

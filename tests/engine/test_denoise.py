@@ -132,6 +132,11 @@ def test_strength_starts_from_noised_init_latents():
         latents = sched.step(model(sched.scale_model_input(latents, t), t, cond), t, latents).prev_sample
     assert len(model.batches) == 4
     torch.testing.assert_close(got, latents, rtol=0, atol=1e-6)
+    # Explicit noise (one seed per row) is the same as drawing it from the rng.
+    again = denoise(FakeDenoiser(), init, DDIMScheduler(), steps, cond, strength=strength, noise=eps)
+    torch.testing.assert_close(again, latents, rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match="shape"):
+        denoise(FakeDenoiser(), init, DDIMScheduler(), steps, cond, strength=strength, noise=eps[:1])
 
 
 @pytest.mark.parametrize("make", [DDPMScheduler, EulerAncestralDiscreteScheduler])

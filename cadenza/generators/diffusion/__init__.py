@@ -1,0 +1,2 @@
+"""Latent diffusion: real diffusers pipelines (AudioLDM2, Stable Audio Open) and our small default, all
+denoised by ``engine.denoise``."""
