@@ -1,0 +1,116 @@
+"""Our small neural audio codec, built from audiocraft's own modules (SEANet encoder/decoder + residual
+vector quantizer inside audiocraft's `EncodecModel`), so the codec LM code treats it exactly like a
+MusicGen compression model.
+
+The same codec gives the diffusion family its latent space: ``encoder(wav)`` before quantization is a
+continuous ``[B, dimension, frames]`` latent at ``frame_rate`` Hz, and ``decoder(latent)`` turns it back
+into audio.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from cadenza.errors import CheckpointError
+
+
+@dataclass(frozen=True)
+class CodecConfig:
+    """SEANet + RVQ hyper-parameters. ``frame_rate = sample_rate / prod(ratios)`` must be whole."""
+
+    sample_rate: int = 16000
+    channels: int = 1
+    n_filters: int = 16
+    ratios: tuple[int, ...] = (8, 5, 4, 2)
+    dimension: int = 64
+    n_residual_layers: int = 1
+    lstm: int = 1
+    n_q: int = 4
+    bins: int = 1024
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ratios", tuple(int(r) for r in self.ratios))
+        if self.sample_rate % self.hop_length:
+            raise CheckpointError(f"codec: sample_rate {self.sample_rate} is not a multiple of the hop {self.hop_length}")
+
+    @property
+    def hop_length(self) -> int:
+        return math.prod(self.ratios)
+
+    @property
+    def frame_rate(self) -> int:
+        return self.sample_rate // self.hop_length
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["ratios"] = list(self.ratios)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> CodecConfig:
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = set(data) - known
+        if unknown:
+            raise CheckpointError(f"codec config has unknown fields: {', '.join(sorted(unknown))}")
+        return cls(**data)
+
+
+def build_codec(config: CodecConfig | dict):
+    """A freshly initialised audiocraft ``EncodecModel`` for ``config`` (not renormalising, non-causal).
+
+    ``model.encode(wav [B, C, T]) -> (codes [B, n_q, frames] long, None)``; ``model.decode(codes) -> wav``.
+    """
+    from cadenza.compat import import_audiocraft
+
+    import_audiocraft()
+    from audiocraft.models.encodec import EncodecModel
+    from audiocraft.modules.seanet import SEANetDecoder, SEANetEncoder
+    from audiocraft.quantization import ResidualVectorQuantizer
+
+    if isinstance(config, dict):
+        config = CodecConfig.from_dict(config)
+    seanet = dict(channels=config.channels, dimension=config.dimension, n_filters=config.n_filters,
+                  n_residual_layers=config.n_residual_layers, ratios=list(config.ratios), lstm=config.lstm,
+                  norm="weight_norm", causal=False, pad_mode="constant")
+    encoder = SEANetEncoder(**seanet)
+    decoder = SEANetDecoder(**seanet)
+    quantizer = ResidualVectorQuantizer(dimension=config.dimension, n_q=config.n_q, bins=config.bins, q_dropout=False,
+                                        decay=0.99, kmeans_init=True, kmeans_iters=10, threshold_ema_dead_code=2)
+    return EncodecModel(encoder, decoder, quantizer, frame_rate=config.frame_rate, sample_rate=config.sample_rate,
+                        channels=config.channels, causal=False, renormalize=False)
+
+
+def codec_state_dict(model) -> dict[str, torch.Tensor]:
+    """Contiguous CPU tensors of ``model``'s state, ready for ``safetensors.torch.save_file``."""
+    return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+
+
+def load_codec(path: str | os.PathLike, config: CodecConfig | dict, device: str | torch.device = "cpu"):
+    """The codec of ``config`` with weights from the safetensors file ``path`` (strict), in eval mode."""
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        raise CheckpointError(f"{path.name}: codec weights load from .safetensors only")
+    model = build_codec(config)
+    missing, unexpected = model.load_state_dict(load_file(path), strict=False)
+    if missing or unexpected:
+        raise CheckpointError(f"{path.name} does not match the codec config: missing {missing[:4]}, "
+                              f"unexpected {unexpected[:4]}")
+    return model.to(device).eval()
+
+
+@dataclass(frozen=True)
+class ReconstructionMetrics:
+    """Codec quality on held-out audio: multi-scale mel L1 distance (log-mel, lower is better) and
+    SI-SNR in dB (higher is better)."""
+
+    mel_distance: float
+    si_snr_db: float
+    clips: int = 0
+    extra: dict = field(default_factory=dict)
