@@ -25,7 +25,7 @@ from cadenza.generators.codec_lm.codec import CodecConfig, ReconstructionMetrics
 class CodecTrainConfig:
     data_dir: str = "data/audio"
     run_dir: str = "runs/codec"
-    max_steps: int = 3000
+    max_steps: int = 2000
     minutes: float | None = None
     batch: int = 8
     crop_s: float = 1.0
