@@ -1,0 +1,15 @@
+"""Fixtures for the codec LM tests (the builders live in ``tiny_musicgen.py``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from tiny_musicgen import write_tiny_release
+
+
+@pytest.fixture(scope="session")
+def release_dirs(tmp_path_factory) -> dict[str, Path]:
+    """Bare audiocraft release directories (no manifest): ``mono``, ``melody``, ``stereo``."""
+    root = tmp_path_factory.mktemp("musicgen")
+    return {kind: write_tiny_release(root / f"tiny-musicgen-{kind}", kind) for kind in ("mono", "melody", "stereo")}
