@@ -121,9 +121,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--instrument", required=True, help="a DDSP instrument model")
     p.add_argument("-o", "--output", required=True, help="output .wav/.flac")
     _add_train(sub)
-    p = sub.add_parser("app", help="open the web studio")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=7860)
+    p = sub.add_parser("app", help="open the web studio",
+                       description="Serve the web studio and open http://HOST:PORT in your browser: pick a model, set "
+                                   "what you want, generate, listen, continue it, download MIDI and audio. It listens "
+                                   "on this computer only unless you choose another --host.")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this computer only; "
+                                                        "0.0.0.0 lets other machines on your network in)")
+    p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    p.add_argument("--share", choices=["off", "on"], default="off",
+                   help="on: also make a temporary public link through Gradio's share servers (default off)")
+    p.add_argument("--per-model", type=int, default=1, help="jobs one model runs at once; others wait in line (default 1)")
+    p.add_argument("--max-upload-mb", type=float, default=50, help="largest upload accepted, in MB (default 50)")
     return parser
 
 
@@ -208,9 +216,19 @@ def cmd_train(args, studio) -> int:
 
 
 def cmd_app(args, studio) -> int:
-    from cadenza.errors import MissingDependency
+    try:
+        import gradio  # noqa: F401
+    except ModuleNotFoundError as exc:
+        from cadenza.errors import MissingDependency
 
-    raise MissingDependency("the web studio is not part of this version yet; use the CLI or the Python API")
+        raise MissingDependency("the web studio needs Gradio: pip install 'cadenza[app]'") from exc
+    from cadenza.app.web import launch
+    from cadenza.app.web.context import AppSettings
+
+    print(f"Cadenza studio: open http://{args.host}:{args.port} in your browser (Ctrl+C stops it)", file=sys.stderr)
+    settings = AppSettings(per_model=args.per_model, max_upload_bytes=int(args.max_upload_mb * 2**20))
+    launch(studio, host=args.host, port=args.port, share=args.share == "on", settings=settings)
+    return 0
 
 
 COMMANDS = {"models": cmd_models, "generate": cmd_generate, "render": cmd_render, "transfer": cmd_transfer,

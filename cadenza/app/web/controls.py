@@ -1,0 +1,60 @@
+"""Which widget shows for which model: one table from `Capability` values and `Sampling` fields to
+widget names, read by the page (visibility) and by ``form`` (what a widget means).
+
+The page is driven only by a model's ``ModelInfo.capabilities`` and ``ModelInfo.sampling`` lists, so a
+new generator appears in the studio without any change here; a new `Capability` or `Sampling` field
+needs one entry in the tables below (a test fails until it has one).
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+
+from cadenza.conditioning import Capability, Sampling
+
+# Conditioning widget name -> the capabilities that make it visible (any of them).
+CONDITIONING_WIDGETS: dict[str, tuple[Capability, ...]] = {
+    "text": (Capability.TEXT,),
+    "negative_text": (Capability.NEGATIVE_TEXT,),
+    "tags": (Capability.TAGS,),
+    "style": (Capability.STYLE,),
+    "key": (Capability.KEY,),
+    "tempo_bpm": (Capability.TEMPO,),
+    "time_signature": (Capability.TIME_SIGNATURE,),
+    "bars": (Capability.BARS,),
+    "duration_s": (Capability.DURATION,),
+    "instruments": (Capability.INSTRUMENTS,),
+    "chords": (Capability.CHORDS,),
+    "prompt": (Capability.PROMPT_MIDI, Capability.PROMPT_AUDIO),
+    "melody_midi": (Capability.MELODY_MIDI,),
+    "melody_audio": (Capability.MELODY_AUDIO,),
+    "source_audio": (Capability.SOURCE_AUDIO,),
+}
+
+# Sampling fields every model honours; they are always shown.
+UNIVERSAL_SAMPLING = ("seed", "num_samples")
+# The other Sampling fields, each its own widget shown only for models that list it in ``sampling``.
+SAMPLING_WIDGETS: tuple[str, ...] = tuple(f.name for f in fields(Sampling) if f.name not in UNIVERSAL_SAMPLING)
+
+# Suffixes an upload widget accepts, by the capabilities it serves.
+MIDI_TYPES = (".mid", ".midi")
+AUDIO_TYPES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
+
+
+def visible_widgets(capabilities: tuple[str, ...] | frozenset[str], sampling: tuple[str, ...] | frozenset[str]) -> set[str]:
+    """The conditioning and sampling widget names to show for a model with these lists."""
+    caps = set(capabilities)
+    shown = {name for name, needs in CONDITIONING_WIDGETS.items() if any(c.value in caps for c in needs)}
+    shown |= {name for name in SAMPLING_WIDGETS if name in set(sampling)}
+    return shown | set(UNIVERSAL_SAMPLING)
+
+
+def prompt_file_types(capabilities: tuple[str, ...] | frozenset[str]) -> list[str]:
+    """Suffixes the prompt upload accepts for a model: MIDI, audio, or both."""
+    caps = set(capabilities)
+    types: list[str] = []
+    if Capability.PROMPT_MIDI.value in caps:
+        types += MIDI_TYPES
+    if Capability.PROMPT_AUDIO.value in caps:
+        types += AUDIO_TYPES
+    return types

@@ -1,0 +1,194 @@
+"""The "Generate" tab: model picker, the widgets the model supports, Generate/Cancel, and one result
+slot per sample (player, picture, downloads, provenance, "continue this", "regenerate with this seed")."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+
+import gradio as gr
+
+from cadenza.app.web.context import MAX_SAMPLES, AppContext
+from cadenza.app.web.controls import prompt_file_types
+from cadenza.app.web.form import conditioning_from_form, sampling_from_form
+from cadenza.app.web.results import ResultFiles, save_result
+from cadenza.app.web.widgets import build_conditioning_widgets, build_sampling_widgets, visibility_updates
+from cadenza.errors import CadenzaError, Cancelled
+from cadenza.generators.base import Callbacks
+from cadenza.studio import ModelInfo
+
+
+@dataclass
+class ResultSlot:
+    group: gr.Group
+    summary: gr.Markdown
+    audio: gr.Audio
+    image: gr.Image
+    files: gr.File
+    provenance: gr.Code
+    continue_button: gr.Button
+    reseed_button: gr.Button
+
+    def components(self) -> list:
+        return [self.group, self.summary, self.audio, self.image, self.files, self.provenance]
+
+    def show(self, result: ResultFiles) -> dict:
+        return {self.group: gr.update(visible=True), self.summary: result.summary, self.audio: str(result.audio),
+                self.image: str(result.image), self.files: [str(p) for p in result.downloads],
+                self.provenance: result.provenance_json,
+                self.continue_button: gr.update(visible=True)}
+
+    def hide(self) -> dict:
+        return {self.group: gr.update(visible=False), self.summary: "", self.audio: None, self.image: None,
+                self.files: None, self.provenance: ""}
+
+
+def describe(info: ModelInfo) -> str:
+    writes = "MIDI (played here with a synth)" if info.output == "midi" else "audio"
+    return f"**{info.name}** · {info.family} model · writes {writes}. {info.description}"
+
+
+def build_generate_tab(ctx: AppContext) -> None:
+    """Lay out the tab and wire its events (call inside a ``gr.Blocks``)."""
+    default = ctx.default_model()
+    with gr.Row():
+        with gr.Column(scale=2, min_width=380):
+            model = gr.Dropdown(label="Model", choices=[(f"{m.name} ({m.family} → {m.output})", m.name) for m in ctx.models],
+                                value=default.name if default else None, elem_id="model")
+            about = gr.Markdown(describe(default) if default else "No models are installed.", elem_id="model-about")
+            with gr.Group():
+                cond = build_conditioning_widgets(default)
+            with gr.Accordion("How to sample", open=False, elem_id="sampling"):
+                samp, reroll = build_sampling_widgets(default)
+            synth = gr.Dropdown(label="Play MIDI with", choices=ctx.synth_choices(), value="fluidsynth",
+                                visible=bool(default) and default.output == "midi", elem_id="synth")
+            with gr.Row():
+                generate = gr.Button("Generate", variant="primary", elem_id="generate", scale=3)
+                cancel = gr.Button("Cancel", variant="stop", elem_id="cancel", scale=1)
+            status = gr.Markdown("", elem_id="status")
+        with gr.Column(scale=3, min_width=420):
+            gr.Markdown("### Results\nWhat you generate appears here: play it, look at it, download it.",
+                        elem_id="results-intro")
+            slots = [_build_slot(i) for i in range(MAX_SAMPLES)]
+    records = gr.State([])  # per session: [{"source": path, "kind": "midi"|"audio", "seed": int}] of the shown results
+    widgets = {**cond, **samp}
+
+    def on_model(name: str) -> dict:
+        info = ctx.model(name)
+        return {**visibility_updates(widgets, info), about: describe(info),
+                synth: gr.update(visible=info.output == "midi")}
+
+    model.change(on_model, inputs=model, outputs=[*widgets.values(), about, synth], show_progress="hidden")
+
+    def on_upload(path: str | None, name: str) -> str:
+        """Check a prompt as soon as it is uploaded, so a broken file is reported before Generate."""
+        if not path:
+            return ""
+        info = ctx.model(name)
+        try:
+            checked = ctx.uploads.check(path, "prompt", prompt_file_types(info.capabilities))
+            from cadenza.conditioning import Conditioning
+
+            Conditioning(prompt=checked)
+        except CadenzaError as exc:
+            return _error(exc)
+        return "Prompt loaded: press **Generate** to continue it."
+
+    cond["prompt"].upload(on_upload, inputs=[cond["prompt"], model], outputs=status, show_progress="hidden")
+
+    def run(data: dict, request: gr.Request, progress=gr.Progress()) -> dict:
+        session = request.session_hash or "anonymous"
+        form = {name: data[comp] for name, comp in widgets.items()}
+        try:
+            info = ctx.model(data[model])
+            conditioning = conditioning_from_form(info, form, ctx.uploads)
+            sampling = sampling_from_form(info, form)
+            started = time.perf_counter()
+            with ctx.jobs.job(session) as stop:
+                tick = _Throttle(progress)
+                callbacks = Callbacks(progress=tick, should_cancel=stop.is_set)
+                with ctx.gates.hold(info.name, stop.is_set, lambda: progress(0, desc=f"waiting for {info.name} (busy)")):
+                    progress(0, desc=f"loading {info.name}")
+                    outputs = ctx.studio.generate(info.name, conditioning, sampling, callbacks)
+                progress(1.0, desc="rendering")
+                folder = ctx.workspace.new_job(session)
+                results = [save_result(ctx.studio, out, folder, i, data[synth]) for i, out in enumerate(outputs)]
+        except Cancelled:
+            return {status: "Stopped. Nothing was kept from that run."}
+        except CadenzaError as exc:
+            return {status: _error(exc)}
+        seconds = time.perf_counter() - started
+        updates: dict = {status: f"Done: {len(results)} sample{'s' * (len(results) > 1)} in {seconds:.1f} s. "
+                                 f"Play it, download it, or press **Continue this** to extend it.",
+                         records: [{"source": str(r.source), "kind": r.kind, "seed": r.seed} for r in results]}
+        for i, slot in enumerate(slots):
+            updates.update(slot.show(results[i]) if i < len(results) else slot.hide())
+        return updates
+
+    outputs = [status, records] + [c for s in slots for c in (*s.components(), s.continue_button)]
+    run_inputs = {model, synth, *widgets.values()}
+    limit = ctx.gates.limit * max(1, len(ctx.models))  # the per-model gate does the real limiting
+    generate.click(run, inputs=run_inputs, outputs=outputs, concurrency_limit=limit, concurrency_id="generate")
+
+    def on_cancel(request: gr.Request) -> str:
+        return "Stopping..." if ctx.jobs.cancel(request.session_hash or "anonymous") else "Nothing is running."
+
+    cancel.click(on_cancel, inputs=None, outputs=status, queue=False, show_progress="hidden")
+    reroll.click(lambda: str(secrets.randbelow(2**31)), inputs=None, outputs=samp["seed"], show_progress="hidden")
+
+    for i, slot in enumerate(slots):
+        def use_as_prompt(recs: list, name: str, i: int = i) -> dict:
+            if i >= len(recs):
+                return {status: "That result is gone; generate again."}
+            info = ctx.model(name)
+            source = recs[i]["source"]
+            if not any(source.endswith(t) for t in prompt_file_types(info.capabilities)):
+                return {status: _error(f"{info.name} cannot continue {recs[i]['kind']}; pick a model that can")}
+            return {cond["prompt"]: source, status: f"Sample {i + 1} is the prompt now: set how much to add "
+                                                    f"(bars or length) and press **Generate**."}
+
+        slot.continue_button.click(use_as_prompt, inputs=[records, model], outputs=[cond["prompt"], status],
+                                   show_progress="hidden")
+
+        def reseed(recs: list, i: int = i) -> dict:
+            if i >= len(recs):
+                return {status: "That result is gone; generate again."}
+            return {samp["seed"]: str(recs[i]["seed"]), samp["num_samples"]: 1}
+
+        slot.reseed_button.click(reseed, inputs=records, outputs=[samp["seed"], samp["num_samples"], status],
+                                 show_progress="hidden").then(
+            run, inputs=run_inputs, outputs=outputs, concurrency_limit=limit, concurrency_id="generate")
+
+
+def _build_slot(i: int) -> ResultSlot:
+    with gr.Group(visible=False, elem_id=f"result-{i}") as group:
+        summary = gr.Markdown("", elem_id=f"result-summary-{i}")
+        audio = gr.Audio(label=f"Sample {i + 1}", type="filepath", interactive=False, elem_id=f"result-audio-{i}")
+        image = gr.Image(label="Piano roll / spectrogram", type="filepath", interactive=False, elem_id=f"result-image-{i}",
+                         height=240)
+        files = gr.File(label="Downloads", file_count="multiple", interactive=False, elem_id=f"result-files-{i}")
+        with gr.Row():
+            continue_button = gr.Button("Continue this", size="sm", elem_id=f"continue-{i}")
+            reseed_button = gr.Button("Regenerate with this seed", size="sm", elem_id=f"reseed-{i}")
+        with gr.Accordion("Provenance (how this was made)", open=False):
+            provenance = gr.Code(language="json", interactive=False, elem_id=f"result-provenance-{i}")
+    return ResultSlot(group, summary, audio, image, files, provenance, continue_button, reseed_button)
+
+
+def _error(exc: Exception | str) -> str:
+    return f"⚠️ **Error:** {exc}"
+
+
+class _Throttle:
+    """Forward engine progress to the page at most ~10 times a second."""
+
+    def __init__(self, progress: gr.Progress) -> None:
+        self.progress = progress
+        self.last = 0.0
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - self.last >= 0.1 or done >= total:
+            self.last = now
+            self.progress((min(done, total), total), desc="writing", unit="steps")

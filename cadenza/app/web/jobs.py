@@ -1,0 +1,63 @@
+"""Running jobs: a cancel flag per browser session and a concurrency gate per model."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from cadenza.errors import Cancelled
+
+
+class JobBoard:
+    """One running job per session; ``cancel(session)`` sets its flag, which the engine polls each step."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: dict[str, threading.Event] = {}
+
+    @contextmanager
+    def job(self, session: str) -> Iterator[threading.Event]:
+        event = threading.Event()
+        with self._lock:
+            self._running[session] = event
+        try:
+            yield event
+        finally:
+            with self._lock:
+                if self._running.get(session) is event:
+                    del self._running[session]
+
+    def cancel(self, session: str) -> bool:
+        """Ask ``session``'s job to stop; False when it has none running."""
+        with self._lock:
+            event = self._running.get(session)
+        if event is None:
+            return False
+        event.set()
+        return True
+
+
+class ModelGates:
+    """At most ``limit`` jobs per model at once; others wait (and may be cancelled while waiting)."""
+
+    def __init__(self, limit: int = 1) -> None:
+        self.limit = max(1, limit)
+        self._lock = threading.Lock()
+        self._gates: dict[str, threading.BoundedSemaphore] = {}
+
+    @contextmanager
+    def hold(self, model: str, cancelled: Callable[[], bool], waiting: Callable[[], None] | None = None) -> Iterator[None]:
+        with self._lock:
+            gate = self._gates.setdefault(model, threading.BoundedSemaphore(self.limit))
+        told = False
+        while not gate.acquire(timeout=0.2):
+            if cancelled():
+                raise Cancelled(f"cancelled while waiting for {model!r}")
+            if waiting is not None and not told:
+                waiting()
+                told = True
+        try:
+            yield
+        finally:
+            gate.release()

@@ -1,0 +1,67 @@
+"""One generated output -> the files the page shows: a playable WAV, downloads, a picture, provenance."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from cadenza.outputs import AudioOutput, MidiOutput
+from cadenza.studio import Studio
+
+_SUMMARY_NOTES = (("style", "{}"), ("key", "{}"), ("time_signature", "{}"), ("bars_written", "{} bars"),
+                  ("tempo_bpm", "{:g} BPM"))
+
+
+@dataclass(frozen=True)
+class ResultFiles:
+    """Files for one output, all inside one job folder.
+
+    ``source``: the output itself (.mid for MIDI, .wav for audio): what "use as prompt" feeds back.
+    ``audio``: the WAV the player plays (MIDI rendered with the chosen synth). ``downloads``: MIDI (if
+    any), WAV, FLAC and the provenance JSON. ``image``: piano roll (MIDI) or spectrogram (audio).
+    """
+
+    kind: str
+    source: Path
+    audio: Path
+    downloads: tuple[Path, ...]
+    image: Path
+    provenance_json: str
+    seed: int | None
+    summary: str
+
+
+def save_result(studio: Studio, output: MidiOutput | AudioOutput, folder: Path, index: int,
+                synth: str = "fluidsynth") -> ResultFiles:
+    """Write ``output``'s files into ``folder``; MIDI is rendered to audio with ``synth``."""
+    prov = output.provenance
+    stem = _safe(f"{prov.model}-seed{prov.seed}-{index + 1}")
+    if isinstance(output, MidiOutput):
+        source = output.save(folder / f"{stem}.mid")  # + <stem>.mid.json, the provenance sidecar
+        audio = studio.render(output, synth=synth)
+        wav = audio.save(folder / f"{stem}.wav", sidecar=False)
+        flac = audio.save(folder / f"{stem}.flac", sidecar=False)
+        image = output.piano_roll(folder / f"{stem}.png")
+        downloads = (source, wav, flac, Path(f"{source}.json"))
+        kind = "midi"
+    else:
+        wav = source = output.save(folder / f"{stem}.wav")
+        flac = output.save(folder / f"{stem}.flac", sidecar=False)
+        image = output.spectrogram(folder / f"{stem}.png")
+        downloads = (wav, flac, Path(f"{wav}.json"))
+        kind = "audio"
+    return ResultFiles(kind=kind, source=source, audio=wav, downloads=downloads, image=image,
+                       provenance_json=prov.to_json(), seed=prov.seed, summary=_summary(output, index))
+
+
+def _summary(output: MidiOutput | AudioOutput, index: int) -> str:
+    notes = output.provenance.notes
+    parts = [f"**Sample {index + 1}**", f"seed {output.provenance.seed}"]
+    parts += [fmt.format(notes[k]) for k, fmt in _SUMMARY_NOTES if notes.get(k) not in (None, "")]
+    parts.append(f"{output.duration_s:.1f} s")
+    return " · ".join(parts)
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name)[:100]

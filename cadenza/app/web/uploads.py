@@ -1,0 +1,56 @@
+"""Checks on every file path that arrives from the browser, before anything opens it.
+
+A path from the client is accepted only when it resolves (symlinks followed) inside one of the
+policy's roots (Gradio's upload folder, the app's own workspace), is a regular file no larger than the
+size limit, and has a suffix the widget accepts. Its content is then parsed by `Conditioning` (MIDI
+or audio), which raises `CorruptInput` for a broken file.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from cadenza.errors import CorruptInput, InvalidConditioning
+
+DEFAULT_MAX_UPLOAD_BYTES = 50 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class UploadPolicy:
+    """Where uploads may live and how big they may be. ``roots``: folders (resolved when checked)."""
+
+    roots: tuple[Path, ...]
+    max_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
+
+    def check(self, path: object, what: str, suffixes: tuple[str, ...] | list[str]) -> str:
+        """The resolved path of an uploaded file, or a clear error saying why it is refused.
+
+        Raises:
+            InvalidConditioning: not a path string, outside every root, not a file, too large, or a
+                suffix the widget does not take.
+            CorruptInput: the file is empty.
+        """
+        if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
+            raise InvalidConditioning(f"{what}: no file was uploaded")
+        real = Path(os.path.realpath(os.fspath(path)))
+        if not any(_inside(real, root) for root in self.roots):
+            raise InvalidConditioning(f"{what}: that file was not uploaded through this page; upload it again")
+        if not real.is_file():
+            raise InvalidConditioning(f"{what}: the uploaded file is gone (uploads are deleted after a while); upload it again")
+        suffix = real.suffix.lower()
+        if suffix not in tuple(s.lower() for s in suffixes):
+            raise InvalidConditioning(f"{what}: {real.name!r} is not a file this model takes here; use {', '.join(suffixes)}")
+        size = real.stat().st_size
+        if size == 0:
+            raise CorruptInput(f"{what}: {real.name!r} is empty")
+        if size > self.max_bytes:
+            raise InvalidConditioning(f"{what}: {real.name!r} is {size / 2**20:.1f} MB; the limit is "
+                                      f"{self.max_bytes / 2**20:.0f} MB")
+        return str(real)
+
+
+def _inside(path: Path, root: Path) -> bool:
+    root = Path(os.path.realpath(root))
+    return path == root or root in path.parents

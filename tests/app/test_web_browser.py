@@ -1,0 +1,135 @@
+"""End to end in a real browser: the studio served on a free localhost port, driven by Playwright in
+Debian's headless Chromium (never a downloaded browser). Generate with the symbolic default, hear it,
+download it, continue it; a corrupt MIDI upload gives a readable error; Cancel stops the engine; a
+batch render returns a zip."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = os.environ.get("CADENZA_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+pytestmark = pytest.mark.slow
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not os.path.isfile(CHROMIUM):
+        pytest.skip("Chromium is not installed (Debian: apt-get install chromium; `bash scripts/setup.sh dev` does it)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def app_url():
+    """The studio over the installed models (the shipped symbolic default among them), in this process."""
+    pytest.importorskip("gradio")
+    from cadenza.app.web import launch
+    from cadenza.studio import Studio
+
+    port = _free_port()
+    app = launch(Studio(), host="127.0.0.1", port=port, block=False)
+    yield f"http://127.0.0.1:{port}/"
+    app.close()
+
+
+@pytest.fixture
+def page(browser, app_url):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(30_000)
+    page.goto(app_url)
+    page.wait_for_selector("#generate")
+    yield page
+    page.close()
+
+
+def _pick(page, elem_id: str, option: str) -> None:
+    page.locator(f"#{elem_id} input").click()
+    page.get_by_role("option", name=option, exact=True).click()
+
+
+def _wait_status(page, pattern: str, timeout_ms: int = 45_000) -> str:
+    status = page.locator("#status")
+    status.filter(has_text=re.compile(pattern)).wait_for(timeout=timeout_ms)
+    return status.inner_text()
+
+
+def _seconds(summary: str) -> float:
+    return float(re.search(r"([\d.]+) s\s*$", summary.strip()).group(1))
+
+
+def test_generate_hear_download_and_continue(page):
+    assert "symbolic" in page.locator("#model input").input_value()
+    assert page.locator("#key").is_visible() and page.locator("#bars").is_visible()
+    assert not page.locator("#duration").is_visible()  # the symbolic model has no length-in-seconds control
+    _pick(page, "key", "D major")
+    page.locator("#bars textarea, #bars input").first.fill("4")
+    page.locator("#generate").click()
+    _wait_status(page, "Done")
+    page.locator("#result-audio-0 audio").first.wait_for(state="attached")
+    links = page.locator("#result-files-0 a[download]")
+    names = [links.nth(i).get_attribute("download") for i in range(links.count())]
+    assert sorted(Path(n).suffix for n in names) == [".flac", ".json", ".mid", ".wav"], names
+    href = page.locator("#result-files-0 a[download$='.mid']").get_attribute("href")
+    body = page.request.get(href if href.startswith("http") else page.url.rstrip("/") + "/" + href.lstrip("/")).body()
+    assert body[:4] == b"MThd"
+    summary = page.locator("#result-summary-0").inner_text()
+    assert "D major" in summary and "4 bars" in summary
+    first_length = _seconds(summary)
+
+    page.locator("#continue-0").click()
+    _wait_status(page, "is the prompt now")
+    page.locator("#bars textarea, #bars input").first.fill("2")
+    page.locator("#generate").click()
+    _wait_status(page, "Done")
+    assert _seconds(page.locator("#result-summary-0").inner_text()) > first_length  # the prompt plus 2 new bars
+
+
+def test_corrupt_midi_gives_a_readable_error(page, tmp_path):
+    broken = tmp_path / "broken.mid"
+    broken.write_bytes(b"definitely not a midi file")
+    page.locator("#prompt input[type=file]").set_input_files(str(broken))
+    text = _wait_status(page, "Error")
+    assert "not a MIDI file" in text
+    page.locator("#generate").click()
+    page.locator("#status", has_text="not a MIDI file").wait_for()
+    assert not page.locator("#result-0").is_visible()
+
+
+def test_cancel_stops_a_long_generation(page):
+    page.locator("#bars textarea, #bars input").first.fill("256")
+    page.locator("#generate").click()
+    page.get_by_text(re.compile("writing|loading")).first.wait_for(timeout=20_000)  # the progress bar is up
+    page.locator("#cancel").click()
+    _wait_status(page, "Stopped", timeout_ms=20_000)
+
+
+def test_batch_render_returns_a_zip(page, tmp_path, score_of):
+    files = []
+    for name, pitch in (("one.mid", 60), ("two.mid", 67)):
+        path = tmp_path / name
+        score_of(((0, 480, pitch, 90), (480, 480, pitch + 2, 90))).dump_midi(str(path))
+        files.append(str(path))
+    page.get_by_role("tab", name="Batch render").click()
+    page.locator("#batch-files input[type=file]").set_input_files(files)
+    page.locator("#batch-files", has_text=re.compile(r"two\s*\.mid")).wait_for()
+    page.locator("#batch-go").click()
+    page.locator("#batch-status", has_text="Rendered 2 of 2").wait_for(timeout=45_000)
+    page.locator("#batch-zip a[download$='.zip']").wait_for()
