@@ -18,7 +18,7 @@ from cadenza.checkpoints import model_dirs as default_model_dirs
 from cadenza.conditioning import Conditioning, Sampling, require_sampling_supported, require_supported
 from cadenza.errors import CheckpointError, UnsupportedConditioning
 from cadenza.generators.base import Callbacks, Generator, load_generator
-from cadenza.outputs import AudioOutput, MidiOutput
+from cadenza.outputs import AudioOutput, MidiOutput, Provenance
 
 
 @dataclass(frozen=True)
@@ -75,6 +75,11 @@ class Studio:
                 return read_manifest(root / name)
         if Path(name, "manifest.json").exists():  # a path to a checkpoint folder
             return read_manifest(name)
+        from cadenza.generators.diffusion.pipeline_dir import find_pipeline, spec_for_folder
+
+        pipeline = find_pipeline(name)  # a bare diffusers folder, HF-cache snapshot, or cached hub id
+        if pipeline is not None:
+            return spec_for_folder(pipeline, name=name)
         known = ", ".join(sorted(specs)) or "none installed"
         raise CheckpointError(f"no model named {name!r} (installed: {known})")
 
@@ -112,11 +117,16 @@ class Studio:
 
     def render(self, output: MidiOutput | AudioOutput, synth: str = "fluidsynth", soundfont: str | None = None,
                **options) -> AudioOutput:
-        """Audio for ``output``: MIDI is rendered with ``synth`` ('fluidsynth'); audio passes through."""
+        """Audio for ``output``: MIDI is rendered with ``synth``: 'fluidsynth' (``options``: RenderOptions
+        fields) or 'ddsp:NAME', a DDSP instrument such as 'ddsp:violin' (``options``: NoteRenderOptions
+        fields; polyphony is split into voices, see ``render_voices``); audio passes through."""
         if isinstance(output, AudioOutput):
             return output
+        if synth.startswith("ddsp:"):
+            return self.render_voices(output, synth, **options)[0]
         if synth != "fluidsynth":
-            raise UnsupportedConditioning(f"synth {synth!r} is not available; use 'fluidsynth'")
+            raise UnsupportedConditioning(f"synth {synth!r} is not available; use 'fluidsynth' or 'ddsp:NAME' "
+                                          f"(e.g. ddsp:violin)")
         from cadenza.render.fluidsynth import RenderOptions
 
         return output.render(RenderOptions(soundfont=soundfont, **options))
@@ -131,10 +141,44 @@ class Studio:
         return render_batch(input_dir, output_dir, options=RenderOptions(soundfont=soundfont, **options), fmt=fmt,
                             workers=workers, progress=progress, force=force)
 
-    def transfer(self, source_audio: str | os.PathLike, instrument: str) -> AudioOutput:
-        """Timbre transfer of a monophonic recording onto a DDSP instrument model."""
-        spec = self.spec(instrument)
+    def _ddsp_spec(self, instrument: str) -> CheckpointSpec:
+        """The ddsp model ``instrument``: 'ddsp-violin', or a short name 'violin' / 'ddsp:violin'."""
+        name = instrument.removeprefix("ddsp:")
+        if name not in self.specs() and f"ddsp-{name}" in self.specs():
+            name = f"ddsp-{name}"
+        spec = self.spec(name)
         if spec.family != "ddsp":
-            raise UnsupportedConditioning(f"model {instrument!r} is a {spec.family} model; timbre transfer needs a ddsp model")
-        outputs = self.generate(instrument, Conditioning(source_audio=os.fspath(source_audio)), Sampling())
-        return outputs[0]
+            raise UnsupportedConditioning(f"model {name!r} is a {spec.family} model; this needs a ddsp instrument")
+        return spec
+
+    def transfer(self, source_audio: str | os.PathLike, instrument: str, options=None, sampling: Sampling = Sampling(),
+                 callbacks: Callbacks = Callbacks()) -> AudioOutput:
+        """Timbre transfer of a monophonic recording onto a DDSP instrument ('ddsp-violin' or 'violin');
+        ``options``: a ``generators.ddsp.transfer.TransferOptions`` (pitch/loudness shift, autotune, ...)."""
+        spec = self._ddsp_spec(instrument)
+        conditioning = Conditioning(source_audio=os.fspath(source_audio))
+        require_supported(conditioning, spec.capabilities, spec.name)
+        require_sampling_supported(sampling, spec.sampling, spec.name)
+        generator = self.load(spec.name)
+        with self._lock(spec.name):
+            return generator.generate(conditioning, sampling, callbacks, options=options)[0]
+
+    def render_voices(self, output: MidiOutput, synth: str, seed: int = 0, **options) -> tuple[AudioOutput, list[AudioOutput]]:
+        """MIDI played by a DDSP instrument (``synth`` 'ddsp:NAME'): ``(mix, one stem per voice)``;
+        ``options`` are ``generators.ddsp.midi.NoteRenderOptions`` fields."""
+        from dataclasses import asdict
+
+        from cadenza.generators.ddsp.midi import NoteRenderOptions, render_score
+
+        spec = self._ddsp_spec(synth)
+        note_options = NoteRenderOptions(**options)
+        generator = self.load(spec.name)
+        with self._lock(spec.name):
+            rendered = render_score(generator.instrument, output.score, note_options, seed=seed)
+        base = asdict(output.provenance)
+        notes = {**output.provenance.notes, "rendered_with": f"ddsp:{spec.name}", "ddsp_sha256": spec.sha256,
+                 "render_options": note_options.to_dict(), "render_seed": seed}
+        mix = AudioOutput(rendered.mix, rendered.sample_rate, Provenance(**{**base, "notes": {**notes, "voices": rendered.voice_names}}))
+        stems = [AudioOutput(stem, rendered.sample_rate, Provenance(**{**base, "notes": {**notes, "voice": name}}))
+                 for stem, name in zip(rendered.stems, rendered.voice_names, strict=True)]
+        return mix, stems

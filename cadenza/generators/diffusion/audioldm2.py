@@ -40,6 +40,7 @@ class AudioLDM2Backend:
         self.max_duration_s = MAX_DURATION_S
         self.device = pipe.unet.device
 
+    @torch.no_grad()
     def encode_text(self, prompts: list[str], negatives: list[str | None], durations_s: list[float],
                     use_cfg: bool) -> TextConditions:
         """GPT-2 states ``[B, 8, D]``, T5 states ``[B, S, D1]`` and T5 mask ``[B, S]`` per prompt (AudioLDM2
@@ -55,9 +56,13 @@ class AudioLDM2Backend:
         return TextConditions({k: v[b:] for k, v in cond.items()}, uncond)
 
     def height(self, duration_s: float) -> int:
-        """Mel frames for ``duration_s``, rounded up to what the VAE's downsampling accepts (as the pipeline)."""
+        """Mel frames for ``duration_s``, rounded up to a multiple of the VAE's downsampling.
+
+        Rounded up from the first frame count that holds the whole duration; the pipeline floors it first,
+        so its 0.25 s at hop 64 / 16 kHz comes back 32 samples short.
+        """
         factor = self.pipe.vae_scale_factor
-        frames = int(duration_s / (self.hop / self.sample_rate))  # the pipeline's expression, to the last bit
+        frames = math.ceil(duration_s / (self.hop / self.sample_rate) - 1e-9)
         return int(math.ceil(frames / factor)) * factor
 
     def latent_shape(self, duration_s: float) -> tuple[int, ...]:
@@ -73,6 +78,7 @@ class AudioLDM2Backend:
 
         return predict
 
+    @torch.no_grad()
     def encode_audio(self, wav: torch.Tensor, duration_s: float) -> torch.Tensor:
         mel = log_mel(wav.mean(1), self.sample_rate, self.hop, self.mels)  # [B, frames, mels]
         height = self.height(duration_s)
@@ -83,6 +89,7 @@ class AudioLDM2Backend:
         latents = vae.encode(fitted.unsqueeze(1).to(self.device, vae.dtype)).latent_dist.mode()
         return latents * vae.config.scaling_factor
 
+    @torch.no_grad()
     def decode(self, latents: torch.Tensor, duration_s: float) -> torch.Tensor:
         vae = self.pipe.vae
         mel = vae.decode(latents / vae.config.scaling_factor).sample

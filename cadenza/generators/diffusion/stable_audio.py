@@ -43,6 +43,7 @@ class StableAudioBackend:
         self.dtype = pipe.transformer.dtype
 
     # ---- conditions -----------------------------------------------------------------------------
+    @torch.no_grad()
     def encode_text(self, prompts: list[str], negatives: list[str | None], durations_s: list[float],
                     use_cfg: bool) -> TextConditions:
         """Cross-attention states ``[B, S + 2, D]`` (text, start, end) and global states ``[B, 1, 2D]``.
@@ -92,6 +93,7 @@ class StableAudioBackend:
         return predict
 
     # ---- audio <-> latents ----------------------------------------------------------------------
+    @torch.no_grad()
     def encode_audio(self, wav: torch.Tensor, duration_s: float) -> torch.Tensor:
         frames = self.frames(duration_s)
         wav = _fit_channels(wav, self.channels)
@@ -100,6 +102,7 @@ class StableAudioBackend:
         audio[..., :n] = wav[..., :n]
         return self.pipe.vae.encode(audio.to(self.device, self.dtype)).latent_dist.mode()
 
+    @torch.no_grad()
     def decode(self, latents: torch.Tensor, duration_s: float) -> torch.Tensor:
         audio = self.pipe.vae.decode(latents).sample
         return audio[:, :, : int(duration_s * self.sample_rate)].float()

@@ -133,7 +133,7 @@ def build_stable_audio(seed: int = 0):
     scheduler = CosineDPMSolverMultistepScheduler(solver_order=2, prediction_type="v_prediction", sigma_data=1.0,
                                                   sigma_min=0.3, sigma_max=500, sigma_schedule="exponential")
     torch.manual_seed(seed + 2)
-    vae = AutoencoderOobleck(encoder_hidden_size=6, downsampling_ratios=[4, 8], decoder_channels=6,
+    vae = AutoencoderOobleck(encoder_hidden_size=8, downsampling_ratios=[4, 8], decoder_channels=6,
                              decoder_input_channels=4, audio_channels=2, channel_multiples=[2, 4],
                              sampling_rate=STABLE_AUDIO_SR)
     torch.manual_seed(seed + 3)

@@ -1,0 +1,124 @@
+"""The diffusion generator: (Conditioning, Sampling) -> audio, for every diffusion model.
+
+Models come in two formats (``spec.config["format"]``): ``"diffusers"`` (AudioLDM2, Stable Audio Open
+folders; see ``pipeline_dir``) and ``"cadenza"`` (our small default; see ``cadenza_backend``). Both are a
+`Backend`; this file maps the request onto it once:
+
+- ``text`` / ``negative_text`` -> the model's text conditioning (no text = unconditional);
+- ``duration_s`` -> latent length (and timing conditioning where the model has it); unset: the audio
+  prompt's length, else the model's default duration;
+- ``prompt`` (audio) -> init latents, noised to ``Sampling.strength`` (model default 0.7 when unset);
+- ``Sampling.steps`` / ``cfg_scale`` / ``scheduler``: None / 1.0 / None mean the model's default (e.g.
+  AudioLDM2: dpm++ 25 steps cfg 3.5; Stable Audio Open: dpm++ 30 steps cfg 7; see each backend's
+  ``DEFAULTS``). Because cfg 1.0 means "default", guidance cannot be switched off by asking for 1.0.
+- ``num_samples`` candidates, sample k seeded ``seed + k``; with more than one they are returned
+  best-first by ``rerank.quality`` (each output's notes hold its score and rank).
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from cadenza.checkpoints import CheckpointSpec
+from cadenza.conditioning import Capability, Conditioning, Sampling, require_supported
+from cadenza.errors import CheckpointError, InvalidConditioning
+from cadenza.generators.base import Callbacks
+from cadenza.generators.diffusion.backend import Backend
+from cadenza.generators.diffusion.rerank import rank
+from cadenza.generators.diffusion.sampler import Batch, Settings, sample
+from cadenza.generators.diffusion.schedulers import check_scheduler_name
+from cadenza.outputs import AudioOutput, Provenance
+
+
+def resolve_settings(conditioning: Conditioning, sampling: Sampling, backend: Backend,
+                     prompt_seconds: float | None) -> Settings:
+    """Fill every 'model default' of ``sampling`` from ``backend.defaults`` and validate against the model."""
+    defaults = backend.defaults
+    scheduler = check_scheduler_name(sampling.scheduler or defaults.scheduler, backend.scheduler_kind)
+    if sampling.strength is not None and conditioning.prompt is None:
+        raise InvalidConditioning("strength needs an audio prompt (--prompt FILE) to start from")
+    if conditioning.duration_s is not None:
+        duration = float(conditioning.duration_s)
+    elif prompt_seconds is not None:
+        duration = min(prompt_seconds, backend.max_duration_s)
+    else:
+        duration = min(defaults.duration_s, backend.max_duration_s)
+    if duration > backend.max_duration_s + 1e-6:
+        raise InvalidConditioning(f"duration {duration} s is longer than this model makes "
+                                  f"({backend.max_duration_s:.2f} s at most)")
+    strength = 1.0
+    if conditioning.prompt is not None:
+        strength = sampling.strength if sampling.strength is not None else defaults.strength
+    steps = sampling.steps or defaults.steps
+    if strength < 1.0 and int(steps * strength) < 1:
+        raise InvalidConditioning(f"strength {strength} with {steps} steps runs no step; raise either")
+    cfg = defaults.cfg_scale if sampling.cfg_scale == 1.0 else float(sampling.cfg_scale)
+    return Settings(steps=steps, cfg_scale=cfg, scheduler=scheduler, duration_s=duration, strength=strength)
+
+
+class DiffusionGenerator:
+    """A loaded diffusion model (any format). Stateless between calls."""
+
+    family = "diffusion"
+
+    def __init__(self, spec: CheckpointSpec, backend: Backend) -> None:
+        self.spec, self.backend = spec, backend
+
+    @property
+    def capabilities(self) -> frozenset[Capability]:
+        return self.spec.capabilities
+
+    @classmethod
+    def from_checkpoint(cls, spec: CheckpointSpec, device: str | None = None) -> DiffusionGenerator:
+        fmt = spec.config.get("format")
+        if fmt == "diffusers":
+            from cadenza.generators.diffusion.pipeline_dir import load_backend
+
+            return cls(spec, load_backend(spec, device))
+        if fmt == "cadenza":
+            from cadenza.generators.diffusion.cadenza_backend import load_cadenza_backend
+
+            return cls(spec, load_cadenza_backend(spec, device))
+        raise CheckpointError(f"{spec.name}: unknown diffusion format {fmt!r} (known: diffusers, cadenza)")
+
+    def generate(self, conditioning: Conditioning, sampling: Sampling,
+                 callbacks: Callbacks = Callbacks()) -> list[AudioOutput]:
+        """``sampling.num_samples`` outputs ``[C, N]`` at the model's rate, best-first when more than one."""
+        require_supported(conditioning, self.capabilities, self.spec.name)
+        started = time.perf_counter()
+        init, prompt_seconds = self._read_prompt(conditioning.prompt)
+        settings = resolve_settings(conditioning, sampling, self.backend, prompt_seconds)
+        seed = sampling.seed if sampling.seed is not None else int(torch.randint(0, 2**31 - 1, (1,)).item())
+        seeds = [seed + k for k in range(sampling.num_samples)]
+        batch = Batch([conditioning.text or ""], [conditioning.negative_text], [seeds], [init] if init is not None else [])
+        wav = sample(self.backend, batch, settings, callbacks.progress, callbacks.should_cancel)
+        candidates = [w.numpy() for w in wav]
+        order, scores = rank(candidates) if len(candidates) > 1 else ([0], [None])
+        elapsed = round(time.perf_counter() - started, 3)
+        outputs = []
+        for position, k in enumerate(order):
+            notes = {**settings.to_dict(), "steps_run": _steps_run(settings), "model_defaults": self.backend.defaults.to_dict(),
+                     "init_audio": conditioning.prompt is not None}
+            if scores[k] is not None:
+                notes |= {"rank": position, "quality": scores[k].to_dict()}
+            provenance = Provenance(model=self.spec.name, family=self.family, checkpoint_sha256=self.spec.sha256,
+                                    conditioning=conditioning.to_dict(),
+                                    sampling={**sampling.to_dict(), "seed": seeds[k], "num_samples": 1},
+                                    seed=seeds[k], sample_index=k, timings_s={"generate": elapsed}, notes=notes)
+            outputs.append(AudioOutput(candidates[k], self.backend.sample_rate, provenance))
+        return outputs
+
+    def _read_prompt(self, path: str | None) -> tuple[torch.Tensor | None, float | None]:
+        """Init audio ``[C, T]`` at the model's rate (soxr-resampled by ``read_audio``) and its length in s."""
+        if path is None:
+            return None, None
+        from cadenza.render.audio_io import read_audio
+
+        samples, rate = read_audio(path, sample_rate=self.backend.sample_rate)
+        return torch.from_numpy(samples), samples.shape[-1] / rate
+
+
+def _steps_run(settings: Settings) -> int:
+    return settings.steps if settings.strength >= 1.0 else min(int(settings.steps * settings.strength), settings.steps)
