@@ -35,7 +35,7 @@ class CodecTrainConfig:
     max_clips: int = 3000
     threads: int = 2
     log_every: int = 25
-    save_every: int = 250
+    save_every: int = 100
     weight_l1: float = 0.1
     weight_mel: float = 1.0
     weight_commit: float = 1.0
@@ -168,7 +168,7 @@ def train_codec(config: CodecTrainConfig, codec_config: CodecConfig = CodecConfi
                 log(json.dumps(entry))
             if step % config.save_every == 0 or step == config.max_steps:
                 _save(state_path, model, optimizer, step)
-                if step % (config.save_every * 4) == 0 or step == config.max_steps:
+                if step % 500 == 0 or step == config.max_steps:
                     metrics = evaluate(model, val_audio, codec_config.sample_rate)
                     log_file.write(json.dumps({"step": step, "validation": asdict(metrics)}) + "\n")
                     log(f"validation at {step}: {metrics}")

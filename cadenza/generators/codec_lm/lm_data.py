@@ -1,0 +1,78 @@
+"""The codec LM's training set: every clip encoded once by the codec, every caption once by the text
+encoder, cached as arrays (``<out>/<split>.npz``: ``codes [N, K, F] int16``, ``states [N, S, 384]
+float16``, ``mask [N, S] bool``, ``captions``)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from cadenza.errors import CorruptInput
+
+SPLITS = ("train", "validation", "test")
+
+
+@dataclass(frozen=True)
+class LMSplit:
+    codes: np.ndarray  # [N, K, F] int16
+    states: np.ndarray  # [N, S, D] float16
+    mask: np.ndarray  # [N, S] bool
+    captions: list[str]
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+
+def encode_clips(data_dir: str | os.PathLike, codec, text_encoder, out_dir: str | os.PathLike,
+                 batch: int = 16, log=print) -> dict:
+    """Encode every split of ``data_dir/clips.jsonl`` into ``out_dir``; returns clip counts per split.
+    ``meta.json`` records the codec's codebooks (``n_q``, ``card``) and rates."""
+    import json
+
+    from cadenza.data.audio_corpus import load_clip, read_clips
+    from cadenza.fileio import atomic_path, atomic_write_text
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out_dir / "meta.json", json.dumps({
+        "n_q": int(codec.num_codebooks), "card": int(codec.cardinality), "frame_rate": float(codec.frame_rate),
+        "sample_rate": int(codec.sample_rate), "data": str(data_dir)}, indent=1) + "\n")
+    counts = {}
+    for split in SPLITS:
+        records = read_clips(data_dir, split)
+        if not records:
+            continue
+        if any(r.sample_rate != codec.sample_rate for r in records):
+            raise CorruptInput(f"{data_dir}: clips are not all at the codec's {codec.sample_rate} Hz")
+        codes, states, masks = [], [], []
+        with torch.inference_mode():
+            for start in range(0, len(records), batch):
+                chunk = records[start:start + batch]
+                wav = torch.from_numpy(np.stack([load_clip(data_dir, r) for r in chunk]))
+                codes.append(codec.encode(wav)[0].to(torch.int16).numpy())
+                text = text_encoder([r.caption for r in chunk])
+                states.append(text.states.half().numpy())
+                masks.append(text.mask.numpy())
+        width = max(s.shape[1] for s in states)
+        states = np.concatenate([np.pad(s, ((0, 0), (0, width - s.shape[1]), (0, 0))) for s in states])
+        masks = np.concatenate([np.pad(m, ((0, 0), (0, width - m.shape[1]))) for m in masks])
+        with atomic_path(out_dir / f"{split}.npz") as tmp:
+            with open(tmp, "wb") as handle:
+                np.savez(handle, codes=np.concatenate(codes), states=states, mask=masks,
+                         captions=np.array([r.caption for r in records]))
+        counts[split] = len(records)
+        log(f"encoded {split}: {len(records)} clips")
+    return counts
+
+
+def load_split(cache_dir: str | os.PathLike, split: str) -> LMSplit:
+    path = Path(cache_dir) / f"{split}.npz"
+    if not path.is_file():
+        raise CorruptInput(f"{path} is missing: run `cadenza train codec-lm --prepare` first")
+    with np.load(path) as data:
+        return LMSplit(codes=data["codes"], states=data["states"], mask=data["mask"],
+                       captions=[str(c) for c in data["captions"]])

@@ -1,0 +1,52 @@
+"""`cadenza train codec-lm`: the small text-to-music codec LM (``musicgen-folk-small``).
+
+1. ``cadenza train audio-data`` and ``cadenza train codec`` (+ ``--export``) first.
+2. ``cadenza train codec-lm --prepare --codec runs/codec/export``: encode every clip with the codec and
+   every caption with all-MiniLM-L6-v2 (cached in ``data/codec_lm``).
+3. ``cadenza train codec-lm``: train (seeded; run again to resume; ``--minutes`` to stop early).
+4. ``cadenza train codec-lm --export checkpoints/musicgen-folk-small --codec runs/codec/export``.
+"""
+
+from __future__ import annotations
+
+RECIPE_COMMANDS = ("cadenza train audio-data && cadenza train codec && cadenza train codec --export runs/codec/export && "
+                   "cadenza train codec-lm --prepare --codec runs/codec/export && cadenza train codec-lm && "
+                   "cadenza train codec-lm --export checkpoints/musicgen-folk-small --codec runs/codec/export")
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--prepare", action="store_true", help="encode the clips and captions (needs --codec)")
+    p.add_argument("--codec", default="runs/codec/export", help="an exported codec folder (codec.safetensors + codec.json)")
+    p.add_argument("--data", default="data/audio", help="clips folder (from `cadenza train audio-data`)")
+    p.add_argument("--cache", default="data/codec_lm", help="encoded codes + caption states")
+    p.add_argument("--run", default="runs/codec_lm", help="training run folder (resumes from it)")
+    p.add_argument("--max-steps", type=int, default=1500, help="training steps")
+    p.add_argument("--minutes", type=float, help="stop after this many minutes (run again to resume)")
+    p.add_argument("--threads", type=int, default=2, help="CPU threads")
+    p.add_argument("--export", metavar="DIR", help="write a checkpoint folder from the run")
+    p.add_argument("--name", default="musicgen-folk-small", help="model name for --export")
+
+
+def run(args) -> int:
+    if args.prepare:
+        import torch
+
+        from cadenza.generators.codec_lm.codec_export import load_codec_dir
+        from cadenza.generators.codec_lm.lm_data import encode_clips
+        from cadenza.text.encoder import TextEncoder
+
+        torch.set_num_threads(args.threads)
+        counts = encode_clips(args.data, load_codec_dir(args.codec), TextEncoder(), args.cache)
+        print(f"{args.cache}: {counts}")
+        return 0
+    if args.export:
+        from cadenza.generators.codec_lm.lm_export import export_lm
+
+        spec = export_lm(args.run, args.cache, args.codec, args.export, args.name, command=RECIPE_COMMANDS)
+        print(f"wrote {spec.directory} (metrics {spec.metrics})")
+        return 0
+    from cadenza.generators.codec_lm.lm_train import LMTrainConfig, train_lm
+
+    train_lm(LMTrainConfig(cache_dir=args.cache, run_dir=args.run, max_steps=args.max_steps, minutes=args.minutes,
+                           threads=args.threads))
+    return 0
