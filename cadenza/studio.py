@@ -75,6 +75,11 @@ class Studio:
                 return read_manifest(root / name)
         if Path(name, "manifest.json").exists():  # a path to a checkpoint folder
             return read_manifest(name)
+        from cadenza.generators.codec_lm.release_dir import find_release, spec_for_release
+
+        release = find_release(name)  # a bare audiocraft MusicGen folder, HF-cache snapshot, or cached hub id
+        if release is not None:
+            return spec_for_release(release, name=name)
         from cadenza.generators.diffusion.pipeline_dir import find_pipeline, spec_for_folder
 
         pipeline = find_pipeline(name)  # a bare diffusers folder, HF-cache snapshot, or cached hub id

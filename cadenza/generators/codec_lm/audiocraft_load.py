@@ -10,6 +10,7 @@ audiocraft's builders (and wrapped for stereo / codebook count exactly as audioc
 
 from __future__ import annotations
 
+import functools
 import os
 import pickle
 import re
@@ -22,22 +23,40 @@ from cadenza.checkpoints import sha256_of
 from cadenza.errors import CheckpointError
 from cadenza.generators.codec_lm.lm import CodecLMConfig
 
+@functools.lru_cache(maxsize=64)
+def _sha256(path: str, size: int, mtime_ns: int) -> str:
+    return sha256_of(path)
+
+
+def cached_sha256(path: str | os.PathLike) -> str:
+    """sha256 of ``path``, computed once per process for a given size and modification time (release
+    files are GBs; a spec is made on every request that names a bare directory)."""
+    stat = os.stat(path)
+    return _sha256(os.fspath(path), stat.st_size, stat.st_mtime_ns)
+
+
 #: Cache positions one audiocraft LM may use (sinusoidal positions have no learned limit; this bounds
 #: the preallocated KV cache: 30 s at 50 Hz + the melody prefix + delays fits with room to spare).
 AUDIOCRAFT_MAX_SEQ_LEN = 4096
 
 
-def load_release_pickle(path: str | os.PathLike, sha256: str | None = None) -> dict:
+def load_release_pickle(path: str | os.PathLike, sha256: str | None = None, mmap: bool = False) -> dict:
     """``torch.load(path, weights_only=True)`` of an audiocraft export (after checking ``sha256`` if
-    given); raises CheckpointError when the file is missing, altered or holds more than plain data."""
+    given); raises CheckpointError when the file is missing, altered or holds more than plain data.
+    ``mmap``: map tensors lazily (cheap when only ``xp.cfg`` is needed)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path.name} is missing from {path.parent} (an audiocraft MusicGen directory "
                               "holds state_dict.bin and compression_state_dict.bin)")
-    if sha256 is not None and sha256_of(path) != sha256:
+    if sha256 is not None and cached_sha256(path) != sha256:
         raise CheckpointError(f"{path}: sha256 does not match the manifest; the file is corrupt or was replaced")
     try:
-        pkg = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            pkg = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+        except RuntimeError:
+            if not mmap:
+                raise
+            pkg = torch.load(path, map_location="cpu", weights_only=True)  # legacy (non-zip) files cannot mmap
     except (pickle.UnpicklingError, RuntimeError, EOFError) as exc:
         raise CheckpointError(f"{path} is not a plain audiocraft export (tensors, dicts and strings only); "
                               f"refusing to unpickle it: {exc}") from exc
@@ -157,15 +176,20 @@ class AudiocraftRelease:
         return {str(name): str(spec.model) for name, spec in conds.items() if name != "args"}
 
 
-def read_release(directory: str | os.PathLike, lm_sha256: str | None = None,
-                 compression_sha256: str | None = None, lm_file: str = "state_dict.bin",
-                 compression_file: str = "compression_state_dict.bin") -> AudiocraftRelease:
-    """Read both pickles of a release directory (sha256-checked when given) and map the LM config."""
-    directory = Path(directory)
-    lm_pkg = load_release_pickle(directory / lm_file, lm_sha256)
-    compression_pkg = load_release_pickle(directory / compression_file, compression_sha256)
-    cfg = xp_cfg(lm_pkg, lm_file)
-    return AudiocraftRelease(directory=directory, lm_cfg=cfg, lm_config=lm_config_from_cfg(cfg),
+def read_release(lm_path: str | os.PathLike, compression_path: str | os.PathLike | None = None,
+                 lm_sha256: str | None = None, compression_sha256: str | None = None) -> AudiocraftRelease:
+    """Read both pickles of a release (sha256-checked when given) and map the LM config.
+    ``lm_path`` may be the release directory itself (then the standard file names are used)."""
+    lm_path = Path(lm_path)
+    if lm_path.is_dir():
+        directory = lm_path
+        lm_path, compression_path = directory / "state_dict.bin", directory / "compression_state_dict.bin"
+    elif compression_path is None:
+        raise ValueError("give the release directory, or both the LM and the compression file")
+    lm_pkg = load_release_pickle(lm_path, lm_sha256)
+    compression_pkg = load_release_pickle(compression_path, compression_sha256)
+    cfg = xp_cfg(lm_pkg, lm_path.name)
+    return AudiocraftRelease(directory=lm_path.parent, lm_cfg=cfg, lm_config=lm_config_from_cfg(cfg),
                              lm_state=lm_pkg["best_state"], compression_pkg=compression_pkg)
 
 

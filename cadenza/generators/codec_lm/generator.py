@@ -1,0 +1,217 @@
+"""`CodecLMGenerator`: text / melody / audio prompt -> audio with a codec LM (MusicGen or our own).
+
+One call: read the inputs, plan the LM windows, run each through ``engine.decode.decode_codebooks``
+(delay pattern, batched CFG, static KV cache), decode all codes with the codec once, trim to the exact
+duration.
+
+**Duration** counts the whole output, prompt included (as MusicGen's ``generate_continuation``): a 4 s
+prompt with ``duration_s=10`` gives 10 s, the first 4 s being the prompt as the codec re-decodes it.
+Default: ``DEFAULT_DURATION_S``. Beyond one LM window (30 s for MusicGen) the piece grows by **sliding
+extension**: each further window is conditioned on the last ``OVERLAP_FRACTION`` of a window (12 s of
+MusicGen's 30) of codes as its prompt, and the melody (if any) is read from the matching time. The
+provenance notes list every window.
+
+**Sampling defaults.** ``Sampling()``'s own defaults mean "unset" here and take the model's defaults
+(MusicGen: ``top_k`` 250, ``cfg_scale`` 3.0 or the checkpoint's ``inference_coef``; temperature 1):
+``top_k`` 0 together with ``top_p`` 1 -> the model's top-k / top-p; ``cfg_scale`` 1 -> the model's
+guidance scale. Any other value is used as given (set ``top_p`` < 1 for nucleus sampling without top-k,
+``top_k`` = the codebook size for plain sampling, ``cfg_scale`` 0 for unconditional). The values used are
+recorded in each output's provenance notes (``sampling_used``).
+
+**CFG rows.** The unconditional half drops text and melody as audiocraft does (null text: zero
+states; null melody: audiocraft's silent chroma), and shares the audio prompt.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from cadenza.checkpoints import CheckpointSpec
+from cadenza.conditioning import Capability, Conditioning, Sampling, require_supported
+from cadenza.engine.decode import DecodeParams, decode_codebooks
+from cadenza.errors import InvalidConditioning
+from cadenza.generators.base import Callbacks
+from cadenza.generators.codec_lm.conditioners import ConditionInputs
+from cadenza.generators.codec_lm.loading import OVERLAP_FRACTION, CodecLMBundle, load_bundle
+from cadenza.generators.codec_lm.lm import CodecLMRunner
+from cadenza.outputs import AudioOutput, Provenance
+
+DEFAULT_DURATION_S = 10.0
+
+
+@dataclass(frozen=True)
+class Window:
+    """One LM window: ``context`` frames of codes already made (from ``start``) + ``new`` frames."""
+
+    start: int
+    context: int
+    new: int
+
+
+def plan_windows(prompt_frames: int, total_frames: int, window_frames: int, overlap_frames: int) -> list[Window]:
+    """Windows that grow ``prompt_frames`` to exactly ``total_frames``.
+
+    A window holds at most ``window_frames``; the first keeps the whole prompt as context when it
+    fits (leaving room for at least one new frame), every later one the last ``overlap_frames``.
+    """
+    if not 0 < overlap_frames < window_frames:
+        raise ValueError(f"overlap {overlap_frames} must lie between 0 and the window {window_frames}")
+    if prompt_frames >= total_frames:
+        raise InvalidConditioning(f"the prompt ({prompt_frames} frames) already fills the {total_frames} frames asked for")
+    windows, made = [], prompt_frames
+    while made < total_frames:
+        context = made if made < window_frames else overlap_frames
+        new = min(window_frames - context, total_frames - made)
+        windows.append(Window(start=made - context, context=context, new=new))
+        made += new
+    return windows
+
+
+def resolve_sampling(sampling: Sampling, defaults: dict) -> dict:
+    """The temperature / top_k / top_p / cfg_scale to use (Sampling defaults -> model defaults)."""
+    unset_filters = sampling.top_k == 0 and sampling.top_p == 1.0
+    return {"temperature": sampling.temperature,
+            "top_k": int(defaults["top_k"]) if unset_filters else sampling.top_k,
+            "top_p": float(defaults["top_p"]) if unset_filters else sampling.top_p,
+            "cfg_scale": float(defaults["cfg_scale"]) if sampling.cfg_scale == 1.0 else sampling.cfg_scale}
+
+
+class CodecLMGenerator:
+    """A loaded codec LM (MusicGen in audiocraft's layout, or our own). Holds no per-call state."""
+
+    family = "codec_lm"
+
+    def __init__(self, spec: CheckpointSpec, bundle: CodecLMBundle) -> None:
+        self.spec, self.bundle = spec, bundle
+
+    @property
+    def capabilities(self) -> frozenset[Capability]:
+        return self.spec.capabilities
+
+    @classmethod
+    def from_checkpoint(cls, spec: CheckpointSpec, device: str | None = None) -> CodecLMGenerator:
+        return cls(spec, load_bundle(spec, device or "cpu"))
+
+    @property
+    def sample_rate(self) -> int:
+        return int(self.bundle.codec.sample_rate)
+
+    @property
+    def frame_rate(self) -> float:
+        return float(self.bundle.codec.frame_rate)
+
+    def generate(self, conditioning: Conditioning, sampling: Sampling,
+                 callbacks: Callbacks = Callbacks()) -> list[AudioOutput]:
+        """``sampling.num_samples`` clips of ``conditioning.duration_s`` seconds (prompt included)."""
+        require_supported(conditioning, self.capabilities, self.spec.name)
+        started = time.perf_counter()
+        bundle, lm, codec = self.bundle, self.bundle.lm, self.bundle.codec
+        device = next(lm.parameters()).device
+        used = resolve_sampling(sampling, bundle.defaults)
+        seed = sampling.seed if sampling.seed is not None else int(torch.randint(0, 2**31 - 1, (1,)).item())
+        rng = torch.Generator(device=device).manual_seed(seed)
+        n = sampling.num_samples
+        duration = conditioning.duration_s if conditioning.duration_s is not None else DEFAULT_DURATION_S
+        total_frames = math.ceil(duration * self.frame_rate - 1e-6)
+        if total_frames < 1:
+            raise InvalidConditioning(f"duration {duration} s is shorter than one codec frame ({1 / self.frame_rate:.3f} s)")
+
+        prompt_codes = self._prompt_codes(conditioning, duration, device).expand(n, -1, -1)
+        melody = self._melody(conditioning)
+        window_frames = int(bundle.window_s * self.frame_rate)
+        overlap = max(1, int(round(OVERLAP_FRACTION * window_frames)))
+        windows = plan_windows(prompt_codes.shape[-1], total_frames, window_frames, overlap)
+        conditioned = conditioning.text is not None or melody is not None
+        use_cfg = conditioned and used["cfg_scale"] != 1.0
+        progress = _Progress(callbacks, sum(w.new + lm.config.pattern.max_delay for w in windows))
+
+        codes = prompt_codes.to(device)
+        notes_windows = []
+        for window in windows:
+            runner = self._runner(conditioning.text, melody, window, n, use_cfg)
+            params = DecodeParams(max_new_tokens=window.new, temperature=used["temperature"], top_k=used["top_k"],
+                                  top_p=used["top_p"], cfg_scale=used["cfg_scale"] if use_cfg else 1.0,
+                                  pad_id=lm.special_token_id, rng=rng, progress=progress.step,
+                                  should_cancel=callbacks.should_cancel)
+            context = codes[..., window.start :]
+            out = decode_codebooks(runner, context, params, uncond_prompt=context if use_cfg else None,
+                                   start_id=lm.special_token_id)
+            codes = torch.cat([codes, out[..., window.context :]], dim=-1)
+            notes_windows.append({"start_s": round(window.start / self.frame_rate, 3),
+                                  "context_s": round(window.context / self.frame_rate, 3),
+                                  "new_s": round(window.new / self.frame_rate, 3)})
+        lm_done = time.perf_counter()
+        with torch.inference_mode():
+            wav = codec.decode(codes, None).float().clamp(-1.0, 1.0)
+        wav = wav[..., : int(round(duration * self.sample_rate))].cpu().numpy()
+        timings = {"lm": round(lm_done - started, 3), "codec_decode": round(time.perf_counter() - lm_done, 3)}
+        notes = {"sampling_used": used, "windows": notes_windows, "frames": int(codes.shape[-1]),
+                 "frame_rate": self.frame_rate, "cfg": use_cfg,
+                 "prompt_s": round(prompt_codes.shape[-1] / self.frame_rate, 3)}
+        if melody is not None:
+            notes["melody_chroma"] = "whole mix (no stem separation)" if not _is_midi(conditioning.melody) else "piano rendering of the MIDI"
+        return [AudioOutput(np.ascontiguousarray(wav[i], dtype=np.float32), self.sample_rate, Provenance(
+            model=self.spec.name, family=self.family, checkpoint_sha256=self.spec.sha256,
+            conditioning=conditioning.to_dict(), sampling=sampling.to_dict(), seed=seed, sample_index=i,
+            timings_s=timings, notes=notes)) for i in range(n)]
+
+    # ---- pieces ---------------------------------------------------------------------------------
+    def _prompt_codes(self, conditioning: Conditioning, duration: float, device: torch.device) -> torch.Tensor:
+        """``[1, K, T0]`` codes of the prompt audio (``T0 = 0`` without one)."""
+        k = self.bundle.lm.config.n_q
+        if conditioning.prompt is None:
+            return torch.zeros(1, k, 0, dtype=torch.long, device=device)
+        from cadenza.generators.codec_lm.inputs import read_prompt
+
+        wav = read_prompt(conditioning.prompt, self.sample_rate, int(self.bundle.codec.channels), self.frame_rate, duration)
+        with torch.inference_mode():
+            codes, _ = self.bundle.codec.encode(wav[None].to(device))
+        return codes.long()
+
+    def _melody(self, conditioning: Conditioning) -> torch.Tensor | None:
+        if conditioning.melody is None:
+            return None
+        if self.bundle.melody_sample_rate is None:
+            raise InvalidConditioning(f"model {self.spec.name!r} has no melody conditioner")
+        from cadenza.generators.codec_lm.inputs import melody_waveform
+
+        return melody_waveform(conditioning.melody, self.bundle.melody_sample_rate)
+
+    def _runner(self, text: str | None, melody: torch.Tensor | None, window: Window, n: int,
+                use_cfg: bool) -> CodecLMRunner:
+        """The LM with this window's conditioning for ``n`` rows (+ ``n`` unconditional rows under CFG)."""
+        bundle, lm = self.bundle, self.bundle.lm
+        piece = None
+        if melody is not None and bundle.melody_sample_rate is not None:
+            sr = bundle.melody_sample_rate
+            start = int(window.start / self.frame_rate * sr) % max(1, melody.shape[-1])
+            piece = melody[start : start + int(bundle.window_s * sr)]
+        texts = [text] * n + ([None] * n if use_cfg else [])
+        melodies = [piece] * n + ([None] * n if use_cfg else [])
+        with torch.inference_mode():
+            states, mask, prefix = bundle.condition(ConditionInputs(texts, melodies))
+            cross = lm.project_conditioning(states, mask) if lm.config.cross_attention else None
+        return CodecLMRunner(lm, cross=cross, prefix=prefix)
+
+
+def _is_midi(path: str | None) -> bool:
+    from cadenza.conditioning import MIDI_SUFFIXES
+
+    return path is not None and path.lower().endswith(MIDI_SUFFIXES)
+
+
+class _Progress:
+    """Per-window decode steps -> one running count for the caller's progress callback."""
+
+    def __init__(self, callbacks: Callbacks, total: int) -> None:
+        self.callbacks, self.total, self.done = callbacks, total, 0
+
+    def step(self, _step: int, _total: int) -> None:
+        self.done += 1
+        if self.callbacks.progress is not None:
+            self.callbacks.progress(self.done, self.total)
