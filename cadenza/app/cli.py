@@ -16,6 +16,7 @@ DESCRIPTION = """Cadenza: make music with AI models on your own computer.
   cadenza generate MODEL -o tune.mid     write new music (MIDI, or WAV/FLAC by the file name)
   cadenza render song.mid -o song.wav    turn MIDI into audio (or a whole folder of MIDI files)
   cadenza train RECIPE                   rebuild a built-in model from scratch
+  cadenza pull musicgen-small            download a big pretrained model (the only command that downloads)
   cadenza app                            open the studio in your browser
 """
 
@@ -121,6 +122,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--instrument", required=True, help="a DDSP instrument model")
     p.add_argument("-o", "--output", required=True, help="output .wav/.flac")
     _add_train(sub)
+    p = sub.add_parser("pull", help="download a pretrained model into ~/.cache/cadenza (the only command that downloads)",
+                       description="Download a known pretrained model (MusicGen, plus the T5 text encoder it needs) from "
+                                   "the Hugging Face hub into ~/.cache/cadenza/NAME/ with a manifest pinning every file by "
+                                   "sha256. Nothing else in Cadenza touches the network. You can also point `cadenza "
+                                   "generate` at a MusicGen folder you already have (state_dict.bin + "
+                                   "compression_state_dict.bin).")
+    p.add_argument("name", help="musicgen-small, musicgen-medium, musicgen-large, musicgen-melody, musicgen-stereo-small, ...")
+    p.add_argument("--dir", help="download into DIR/NAME instead of ~/.cache/cadenza/NAME")
     p = sub.add_parser("app", help="open the web studio",
                        description="Serve the web studio and open http://HOST:PORT in your browser: pick a model, set "
                                    "what you want, generate, listen, continue it, download MIDI and audio. It listens "
@@ -215,6 +224,14 @@ def cmd_train(args, studio) -> int:
     return importlib.import_module(args.recipe_module).run(args)
 
 
+def cmd_pull(args, studio) -> int:
+    from cadenza.generators.codec_lm.release_dir import pull
+
+    spec = pull(args.name, root=args.dir, log=lambda line: print(line, file=sys.stderr))
+    print(f"{spec.name} is ready in {spec.directory} (try: cadenza generate {spec.name} --text '...' -o out.wav)")
+    return 0
+
+
 def cmd_app(args, studio) -> int:
     try:
         import gradio  # noqa: F401
@@ -232,7 +249,7 @@ def cmd_app(args, studio) -> int:
 
 
 COMMANDS = {"models": cmd_models, "generate": cmd_generate, "render": cmd_render, "transfer": cmd_transfer,
-            "train": cmd_train, "app": cmd_app}
+            "train": cmd_train, "pull": cmd_pull, "app": cmd_app}
 
 
 def main(argv: list[str] | None = None) -> int:
