@@ -1,0 +1,108 @@
+"""Our small default (``format: "cadenza"``) as a `Backend`: MiniLM text + timing -> `LatentDiT` over the
+normalised codec latent -> codec decoder. Mono at the codec's rate (16 kHz for the shipped codec).
+
+Checkpoint folder: ``model.safetensors`` (the DiT + projection), ``codec.safetensors`` (the codec it was
+trained on, copied in so the folder is self-contained), ``manifest.json`` whose config holds ``model``
+(`DiTConfig`), ``codec`` (the codec config), ``latent`` (`LatentStats`) and ``defaults``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from cadenza.checkpoints import CheckpointSpec
+from cadenza.errors import CheckpointError
+from cadenza.generators.diffusion.backend import ModelDefaults, TextConditions
+from cadenza.generators.diffusion.latent import LatentAutoencoder, LatentStats
+from cadenza.generators.diffusion.model import NUM_TRAIN_TIMESTEPS, DiTConfig, LatentDiT, scheduler_config
+
+DEFAULTS = ModelDefaults(steps=25, cfg_scale=4.0, scheduler="dpm++", duration_s=8.0, strength=0.7)
+
+
+class CadenzaBackend:
+    """``model`` + ``autoencoder`` + ``text_encoder`` (anything returning a ``TextEmbedding`` for a list of str)."""
+
+    scheduler_kind = "discrete"
+
+    def __init__(self, model: LatentDiT, autoencoder: LatentAutoencoder, stats: LatentStats, text_encoder: Any,
+                 defaults: ModelDefaults = DEFAULTS) -> None:
+        self.model, self.autoencoder, self.stats, self.text_encoder = model.eval(), autoencoder, stats, text_encoder
+        self.defaults = defaults
+        self.scheduler_config = scheduler_config()
+        self.sample_rate = autoencoder.sample_rate
+        self.channels = autoencoder.channels
+        self.max_duration_s = float(model.config.max_seconds)
+
+    @torch.no_grad()
+    def encode_text(self, prompts: list[str], negatives: list[str | None], durations_s: list[float],
+                    use_cfg: bool) -> TextConditions:
+        """Prompts and negatives are encoded in one call so both pad to the same token count; no negative
+        means zero text states (the null condition the model was trained with)."""
+        b = len(prompts)
+        texts = list(prompts) + ([n or "" for n in negatives] if use_cfg else [])
+        emb = self.text_encoder(texts)
+        device = next(self.model.parameters()).device
+        states, mask, pooled = emb.states.to(device), emb.mask.to(device), emb.pooled.to(device)
+        seconds = torch.tensor([float(d) for d in durations_s], device=device)
+        has_text = torch.tensor([bool(p) for p in prompts], device=device)[:, None, None]
+        cond = self.model.conditions(states[:b] * has_text, mask[:b], pooled[:b] * has_text[:, :, 0], seconds)
+        if not use_cfg:
+            return TextConditions(cond, None)
+        has_negative = torch.tensor([n is not None for n in negatives], device=device)[:, None, None]
+        uncond_mask = torch.where(has_negative[:, :, 0], mask[b:], mask[:b])
+        uncond = self.model.conditions(states[b:] * has_negative, uncond_mask, pooled[b:] * has_negative[:, :, 0], seconds)
+        return TextConditions(cond, uncond)
+
+    def frames(self, duration_s: float) -> int:
+        return max(1, math.ceil(duration_s * self.autoencoder.frame_rate - 1e-9))
+
+    def latent_shape(self, duration_s: float) -> tuple[int, ...]:
+        return (self.autoencoder.latent_dim, self.frames(duration_s))
+
+    def model_fn(self, scheduler: Any):
+        model = self.model
+
+        def predict(x: torch.Tensor, t: torch.Tensor, cond: dict) -> torch.Tensor:
+            return model(x, torch.as_tensor(t, device=x.device).float() / NUM_TRAIN_TIMESTEPS, cond)
+
+        return predict
+
+    @torch.no_grad()
+    def encode_audio(self, wav: torch.Tensor, duration_s: float) -> torch.Tensor:
+        hop = round(self.sample_rate / self.autoencoder.frame_rate)
+        length = self.frames(duration_s) * hop
+        wav = wav.mean(1, keepdim=True) if self.channels == 1 else wav
+        fitted = wav.new_zeros(wav.shape[0], self.channels, length)
+        n = min(length, wav.shape[-1])
+        fitted[..., :n] = wav[..., :n]
+        return self.stats.normalize(self.autoencoder.encode(fitted))
+
+    @torch.no_grad()
+    def decode(self, latents: torch.Tensor, duration_s: float) -> torch.Tensor:
+        wav = self.autoencoder.decode(self.stats.denormalize(latents))
+        return wav[:, :, : int(duration_s * self.sample_rate)].float().clamp(-1, 1)
+
+
+def load_cadenza_backend(spec: CheckpointSpec, device: str | None = None) -> CadenzaBackend:
+    """Verify and load a ``format: cadenza`` checkpoint (weights and codec through safetensors)."""
+    from cadenza.generators.codec_lm.codec import load_codec
+    from cadenza.generators.diffusion.latent import CodecAutoencoder
+    from cadenza.text.encoder import TextEncoder
+
+    tensors = spec.load_safetensors("weights")  # verifies every file's sha256 first
+    config = spec.config
+    try:
+        model = LatentDiT(DiTConfig(**config["model"]))
+        stats = LatentStats(tuple(config["latent"]["mean"]), float(config["latent"]["std"]))
+        defaults = ModelDefaults(**config.get("defaults", DEFAULTS.to_dict()))
+    except (KeyError, TypeError) as exc:
+        raise CheckpointError(f"{spec.name}: malformed diffusion config ({exc!r})") from exc
+    missing, unexpected = model.load_state_dict(tensors, strict=False)
+    if missing or unexpected:
+        raise CheckpointError(f"{spec.name}: weights do not fit the config (missing {missing[:4]}, unexpected {unexpected[:4]})")
+    device = device or "cpu"
+    codec = load_codec(spec.path("codec"), config["codec"], device=device)
+    return CadenzaBackend(model.to(device), CodecAutoencoder(codec), stats, TextEncoder().to(device), defaults)

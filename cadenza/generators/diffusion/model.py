@@ -1,0 +1,99 @@
+"""Our small text-to-music latent diffusion model, built from diffusers' Stable Audio classes.
+
+Why ``StableAudioDiTModel`` (over ``UNet1DModel`` / ``UNet2DConditionModel``): the codec latent is a
+1-D sequence ``[B, 64, frames]``, which a 1-D transformer handles at any length (the 2-D UNet would
+treat it as an image and needs sizes divisible by its downsampling); it has cross-attention to text
+states with a key mask and a global-conditioning token, which is exactly where timing goes; and
+``StableAudioProjectionModel`` already embeds seconds like Stable Audio does. ``UNet1DModel`` has no
+cross-attention at all.
+
+Conditioning: MiniLM token states (+ its pooled vector as a first token) -> projection -> cross-attention;
+``seconds_start`` (always 0 here) and ``seconds_total`` -> number embeddings, appended to the cross-attention
+tokens and concatenated as the global token (as Stable Audio). The unconditional input (classifier-free
+guidance, and the 10 % condition dropout in training) is the same layout with zero text states: timing
+always conditions.
+
+Diffusion: DDPM cosine schedule ("squaredcos_cap_v2", 1000 steps), v-prediction; the DiT's time input
+is ``t / 1000``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+NUM_TRAIN_TIMESTEPS = 1000
+
+
+@dataclass(frozen=True)
+class DiTConfig:
+    """Model size. ``max_seconds``: the range of the timing embedding."""
+
+    latent_dim: int = 64
+    text_dim: int = 384
+    cond_dim: int = 128
+    layers: int = 6
+    heads: int = 4
+    head_dim: int = 32
+    time_proj_dim: int = 64
+    max_seconds: float = 30.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def scheduler_config() -> dict:
+    """The training noise schedule (also the template every inference scheduler is built from)."""
+    from diffusers import DDPMScheduler
+
+    return dict(DDPMScheduler(num_train_timesteps=NUM_TRAIN_TIMESTEPS, beta_schedule="squaredcos_cap_v2",
+                              prediction_type="v_prediction", clip_sample=False, timestep_spacing="trailing").config)
+
+
+class LatentDiT(nn.Module):
+    """``forward(latents [B, D, F], time [B] in [0, 1], cond) -> v [B, D, F]``; ``cond`` from ``conditions``."""
+
+    def __init__(self, config: DiTConfig) -> None:
+        super().__init__()
+        from diffusers import StableAudioDiTModel
+        from diffusers.pipelines.stable_audio.modeling_stable_audio import StableAudioProjectionModel
+
+        self.config = config
+        self.projection = StableAudioProjectionModel(text_encoder_dim=config.text_dim, conditioning_dim=config.cond_dim,
+                                                     min_value=0, max_value=config.max_seconds)
+        self.dit = StableAudioDiTModel(
+            sample_size=1024, in_channels=config.latent_dim, num_layers=config.layers, attention_head_dim=config.head_dim,
+            num_attention_heads=config.heads, num_key_value_attention_heads=config.heads, out_channels=config.latent_dim,
+            cross_attention_dim=config.cond_dim, time_proj_dim=config.time_proj_dim,
+            global_states_input_dim=2 * config.cond_dim, cross_attention_input_dim=config.cond_dim)
+        self._rotary: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def conditions(self, states: torch.Tensor, mask: torch.Tensor, pooled: torch.Tensor,
+                   seconds_total: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``states [B, S, 384]``, ``mask [B, S]`` bool, ``pooled [B, 384]``, ``seconds_total [B]`` ->
+        ``{"cross": [B, S + 3, C], "mask": [B, S + 3], "global": [B, 1, 2C]}``."""
+        text = self.projection(text_hidden_states=torch.cat([pooled[:, None], states], dim=1)).text_hidden_states
+        timing = self.projection(start_seconds=torch.zeros_like(seconds_total), end_seconds=seconds_total)
+        start, end = timing.seconds_start_hidden_states, timing.seconds_end_hidden_states
+        cross = torch.cat([text, start, end], dim=1)
+        ones = torch.ones(mask.shape[0], 1, dtype=torch.bool, device=mask.device)
+        full_mask = torch.cat([ones, mask.bool(), ones, ones], dim=1)
+        return {"cross": cross, "mask": full_mask, "global": torch.cat([start, end], dim=2)}
+
+    def rotary(self, length: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        if length not in self._rotary:
+            from diffusers.models.embeddings import get_1d_rotary_pos_embed
+
+            self._rotary[length] = get_1d_rotary_pos_embed(self.config.head_dim // 2, length, use_real=True,
+                                                           repeat_interleave_real=False)
+        return tuple(r.to(device) for r in self._rotary[length])
+
+    def forward(self, latents: torch.Tensor, time: torch.Tensor, cond: dict[str, torch.Tensor]) -> torch.Tensor:
+        time = time.reshape(-1).to(latents.dtype)
+        if time.shape[0] == 1 and latents.shape[0] > 1:
+            time = time.expand(latents.shape[0])
+        return self.dit(latents, time, encoder_hidden_states=cond["cross"], global_hidden_states=cond["global"],
+                        rotary_embedding=self.rotary(latents.shape[2] + 1, latents.device),
+                        encoder_attention_mask=cond["mask"].bool(), return_dict=False)[0]

@@ -1,0 +1,46 @@
+"""`cadenza train diffusion`: the small text-to-music latent diffusion model (our diffusion default).
+
+1. ``cadenza train audio-data`` renders captioned clips (``data/audio``); ``cadenza train codec`` and
+   ``--export`` give the codec whose continuous latent this model denoises.
+2. ``cadenza train diffusion --codec DIR`` caches codec latents and MiniLM text states once
+   (``<run>/cache``), then trains (seeded; run it again to resume; ``--minutes`` to stop early), logging
+   losses to ``<run>/log.jsonl``.
+3. ``cadenza train diffusion --codec DIR --export checkpoints/NAME`` writes the checkpoint folder
+   (EMA weights, the codec, manifest with data, command and losses).
+"""
+
+from __future__ import annotations
+
+RECIPE_COMMANDS = ("cadenza train audio-data && cadenza train codec && cadenza train codec --export runs/codec/export && "
+                   "cadenza train diffusion --codec runs/codec/export --minutes 90 && "
+                   "cadenza train diffusion --codec runs/codec/export --export checkpoints/diffusion-small")
+
+
+def add_arguments(p) -> None:
+    """The flags of `cadenza train diffusion`."""
+    p.add_argument("--data", default="data/audio", help="clips folder (from `cadenza train audio-data`)")
+    p.add_argument("--codec", default="runs/codec/export", help="exported codec folder (codec.safetensors + codec.json)")
+    p.add_argument("--run", default="runs/diffusion", help="training run folder (resumes from it)")
+    p.add_argument("--minutes", type=float, help="stop after this many minutes (run again to resume)")
+    p.add_argument("--max-steps", type=int, default=8000, help="training steps (the cosine schedule's length)")
+    p.add_argument("--batch", type=int, default=16, help="crops per step")
+    p.add_argument("--threads", type=int, default=2, help="CPU threads")
+    p.add_argument("--seed", type=int, default=0, help="training seed")
+    p.add_argument("--export", metavar="DIR", help="write a checkpoint folder from the run")
+    p.add_argument("--name", default="diffusion-small", help="model name for --export")
+
+
+def run(args) -> int:
+    if args.export:
+        from cadenza.generators.diffusion.export import export_checkpoint
+
+        spec = export_checkpoint(args.run, args.codec, args.data, args.export, args.name, command=RECIPE_COMMANDS)
+        print(f"wrote {spec.directory} (sha256 {spec.sha256[:12]}..., val loss {spec.metrics.get('final_val_loss')})")
+        return 0
+    from cadenza.generators.diffusion.train import DiffusionTrainConfig, train
+
+    figures = train(DiffusionTrainConfig(data_dir=args.data, codec_dir=args.codec, run_dir=args.run,
+                                         max_steps=args.max_steps, minutes=args.minutes, batch=args.batch,
+                                         threads=args.threads, seed=args.seed))
+    print(f"trained to step {figures['step']}: {figures}")
+    return 0
