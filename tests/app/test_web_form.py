@@ -215,3 +215,16 @@ def test_melody_from_one_source_only(uploads, wav, upload_midi):
 def test_source_audio_for_timbre_transfer(uploads, wav):
     c = conditioning_from_form(DDSP, {"source_audio": str(wav())}, uploads)
     assert c.source_audio.endswith("hum.wav") and c.capabilities_used() == {Capability.SOURCE_AUDIO}
+
+
+def test_error_messages_name_files_not_server_folders(uploads, tmp_path):
+    from cadenza.app.web.uploads import public_message
+
+    broken = tmp_path / "uploads" / "abc123" / "broken.mid"
+    broken.parent.mkdir()
+    broken.write_bytes(b"nope")
+    with pytest.raises(CorruptInput) as caught:
+        conditioning_from_form(SYMBOLIC, {"prompt": str(broken)}, uploads)
+    message = public_message(caught.value, uploads.roots)
+    assert "broken.mid" in message and str(tmp_path) not in message and "abc123" not in message
+    assert "not a MIDI file" in message

@@ -105,3 +105,71 @@ def test_page_builds_over_a_studio(studio):
     finally:
         app.close()
     assert not app.context.workspace.root.exists()
+
+
+def _audio_output(seconds: float = 0.5, sr: int = 16000):
+    import numpy as np
+
+    from cadenza.outputs import AudioOutput, Provenance
+
+    t = np.arange(int(sr * seconds)) / sr
+    samples = (0.2 * np.sin(2 * np.pi * 330 * t)).astype(np.float32)[None, :]
+    return AudioOutput(samples, sr, Provenance(model="fake-violin", family="ddsp", checkpoint_sha256=None,
+                                              conditioning={}, sampling={}, seed=9))
+
+
+def test_result_files_for_audio(studio, tmp_path):
+    result = save_result(studio, _audio_output(), tmp_path, 1)
+    assert result.kind == "audio" and result.source == result.audio and result.audio.suffix == ".wav"
+    assert sorted(p.suffix for p in result.downloads) == [".flac", ".json", ".wav"]
+    assert result.image.read_bytes()[:4] == b"\x89PNG" and "Sample 2" in result.summary
+
+
+def test_transfer_runs_on_a_checked_upload(studio, tmp_path, monkeypatch):
+    pytest.importorskip("cadenza.generators.ddsp.transfer")
+    import soundfile
+
+    from cadenza.app.web.context import AppContext, AppSettings
+    from cadenza.app.web.transfer_tab import TransferRequest, run_transfer
+    from cadenza.app.web.uploads import UploadPolicy
+    from cadenza.errors import InvalidConditioning
+    from cadenza.studio import ModelInfo
+
+    calls = []
+
+    class FakeStudio:
+        def transfer(self, source, instrument, options=None):
+            calls.append((source, instrument, options))
+            return _audio_output()
+
+        def render(self, output, synth="fluidsynth"):
+            return output
+
+    uploads_dir = tmp_path / "uploads"
+    uploads_dir.mkdir()
+    hum = uploads_dir / "hum.wav"
+    soundfile.write(hum, _audio_output().samples[0], 16000)
+    violin = ModelInfo("fake-violin", "ddsp", "audio", ("source_audio",), "", "", "")
+    ctx = AppContext(studio=FakeStudio(), settings=AppSettings(), models=[violin], workspace=Workspace(str(tmp_path)),
+                     uploads=UploadPolicy(roots=(uploads_dir,)))
+    result = run_transfer(ctx, TransferRequest(str(hum), "fake-violin", pitch_shift=-12, quiet_db=30), "s1")
+    assert result.kind == "audio" and result.audio.is_file()
+    source, instrument, options = calls[0]
+    assert source == str(hum.resolve()) and instrument == "fake-violin"
+    assert options.pitch_shift == -12 and options.quiet_db == 30 and options.loudness_shift == 0
+    with pytest.raises(InvalidConditioning, match="not uploaded through this page"):
+        run_transfer(ctx, TransferRequest(__file__.replace(".py", ".wav"), "fake-violin"), "s1")
+    with pytest.raises(InvalidConditioning, match="pitch_shift"):
+        run_transfer(ctx, TransferRequest(str(hum), "fake-violin", pitch_shift=99), "s1")
+    ctx.workspace.close()
+
+
+def test_midi_result_reloads_for_another_synth(studio, tmp_path):
+    from cadenza.app.web.results import reload_midi_output
+
+    out = studio.generate("tiny-remi", Conditioning(bars=2), Sampling(seed=5))[0]
+    first = save_result(studio, out, tmp_path / "a", 0)
+    again = reload_midi_output(first.source)
+    assert again.provenance == out.provenance and again.score.note_num() == out.score.note_num()
+    second = save_result(studio, again, tmp_path / "b", 0)
+    assert second.audio.is_file() and second.provenance_json == first.provenance_json

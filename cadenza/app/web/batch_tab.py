@@ -11,6 +11,7 @@ import gradio as gr
 
 from cadenza.app.web.context import AppContext
 from cadenza.app.web.controls import MIDI_TYPES
+from cadenza.app.web.uploads import public_message
 from cadenza.errors import CadenzaError
 
 MAX_BATCH_FILES = 200
@@ -30,7 +31,7 @@ def build_batch_tab(ctx: AppContext) -> None:
         if not paths:
             return "Upload one or more MIDI files first.", None
         if len(paths) > MAX_BATCH_FILES:
-            return f"⚠️ **Error:** at most {MAX_BATCH_FILES} files at once (got {len(paths)}).", None
+            return f"**Error:** at most {MAX_BATCH_FILES} files at once (got {len(paths)}).", None
         job = ctx.workspace.new_job(request.session_hash or "anonymous")
         source, rendered = job / "midi", job / "audio"
         source.mkdir()
@@ -42,7 +43,7 @@ def build_batch_tab(ctx: AppContext) -> None:
             progress(0, desc=f"rendering {len(paths)} files")
             summary = ctx.studio.render_batch(source, rendered, fmt=fmt, workers=1, progress=False)
         except CadenzaError as exc:
-            return f"⚠️ **Error:** {exc}", None
+            return f"**Error:** {public_message(exc, ctx.uploads.roots)}", None
         archive = job / "cadenza-render.zip"
         with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_STORED) as zf:  # audio is compressed already
             for path in sorted(rendered.rglob("*")):

@@ -12,7 +12,8 @@ import gradio as gr
 from cadenza.app.web.context import MAX_SAMPLES, AppContext
 from cadenza.app.web.controls import prompt_file_types
 from cadenza.app.web.form import conditioning_from_form, sampling_from_form
-from cadenza.app.web.results import ResultFiles, save_result
+from cadenza.app.web.results import ResultFiles, reload_midi_output, save_result
+from cadenza.app.web.uploads import public_message
 from cadenza.app.web.widgets import build_conditioning_widgets, build_sampling_widgets, visibility_updates
 from cadenza.errors import CadenzaError, Cancelled
 from cadenza.generators.base import Callbacks
@@ -59,14 +60,14 @@ def build_generate_tab(ctx: AppContext) -> None:
             about = gr.Markdown(describe(default) if default else "No models are installed.", elem_id="model-about")
             with gr.Group():
                 cond = build_conditioning_widgets(default)
-            with gr.Accordion("How to sample", open=False, elem_id="sampling"):
-                samp, reroll = build_sampling_widgets(default)
             synth = gr.Dropdown(label="Play MIDI with", choices=ctx.synth_choices(), value="fluidsynth",
                                 visible=bool(default) and default.output == "midi", elem_id="synth")
             with gr.Row():
                 generate = gr.Button("Generate", variant="primary", elem_id="generate", scale=3)
                 cancel = gr.Button("Cancel", variant="stop", elem_id="cancel", scale=1)
             status = gr.Markdown("", elem_id="status")
+            with gr.Accordion("How to sample", open=False, elem_id="sampling"):
+                samp, reroll = build_sampling_widgets(default)
         with gr.Column(scale=3, min_width=420):
             gr.Markdown("### Results\nWhat you generate appears here: play it, look at it, download it.",
                         elem_id="results-intro")
@@ -92,7 +93,8 @@ def build_generate_tab(ctx: AppContext) -> None:
 
             Conditioning(prompt=checked)
         except CadenzaError as exc:
-            return _error(exc)
+            gr.Warning(public_message(exc, ctx.uploads.roots))
+            return _error(exc, ctx)
         return "Prompt loaded: press **Generate** to continue it."
 
     cond["prompt"].upload(on_upload, inputs=[cond["prompt"], model], outputs=status, show_progress="hidden")
@@ -117,7 +119,7 @@ def build_generate_tab(ctx: AppContext) -> None:
         except Cancelled:
             return {status: "Stopped. Nothing was kept from that run."}
         except CadenzaError as exc:
-            return {status: _error(exc)}
+            return {status: _error(exc, ctx)}
         seconds = time.perf_counter() - started
         updates: dict = {status: f"Done: {len(results)} sample{'s' * (len(results) > 1)} in {seconds:.1f} s. "
                                  f"Play it, download it, or press **Continue this** to extend it.",
@@ -134,6 +136,24 @@ def build_generate_tab(ctx: AppContext) -> None:
     def on_cancel(request: gr.Request) -> str:
         return "Stopping..." if ctx.jobs.cancel(request.session_hash or "anonymous") else "Nothing is running."
 
+    def on_synth(recs: list, chosen: str, request: gr.Request, progress=gr.Progress()) -> dict:
+        """Play the MIDI results already on the page with the newly chosen synth."""
+        if not recs or any(r["kind"] != "midi" for r in recs):
+            return {}
+        progress(0, desc=f"rendering with {chosen}")
+        try:
+            scores = [reload_midi_output(r["source"]) for r in recs]
+            folder = ctx.workspace.new_job(request.session_hash or "anonymous")
+            results = [save_result(ctx.studio, out, folder, i, chosen) for i, out in enumerate(scores)]
+        except CadenzaError as exc:
+            return {status: _error(exc, ctx)}
+        updates: dict = {status: f"Now playing with {chosen}.",
+                         records: [{"source": str(r.source), "kind": r.kind, "seed": r.seed} for r in results]}
+        for i, result in enumerate(results):
+            updates.update(slots[i].show(result))
+        return updates
+
+    synth.change(on_synth, inputs=[records, synth], outputs=outputs, concurrency_limit=limit, concurrency_id="generate")
     cancel.click(on_cancel, inputs=None, outputs=status, queue=False, show_progress="hidden")
     reroll.click(lambda: str(secrets.randbelow(2**31)), inputs=None, outputs=samp["seed"], show_progress="hidden")
 
@@ -144,7 +164,7 @@ def build_generate_tab(ctx: AppContext) -> None:
             info = ctx.model(name)
             source = recs[i]["source"]
             if not any(source.endswith(t) for t in prompt_file_types(info.capabilities)):
-                return {status: _error(f"{info.name} cannot continue {recs[i]['kind']}; pick a model that can")}
+                return {status: _error(f"{info.name} cannot continue {recs[i]['kind']}; pick a model that can", ctx)}
             return {cond["prompt"]: source, status: f"Sample {i + 1} is the prompt now: set how much to add "
                                                     f"(bars or length) and press **Generate**."}
 
@@ -176,8 +196,8 @@ def _build_slot(i: int) -> ResultSlot:
     return ResultSlot(group, summary, audio, image, files, provenance, continue_button, reseed_button)
 
 
-def _error(exc: Exception | str) -> str:
-    return f"⚠️ **Error:** {exc}"
+def _error(exc: Exception | str, ctx: AppContext) -> str:
+    return f"**Error:** {public_message(exc, ctx.uploads.roots)}"
 
 
 class _Throttle:

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from cadenza.outputs import AudioOutput, MidiOutput
+from cadenza.outputs import AudioOutput, MidiOutput, Provenance
 from cadenza.studio import Studio
 
 _SUMMARY_NOTES = (("style", "{}"), ("key", "{}"), ("time_signature", "{}"), ("bars_written", "{} bars"),
@@ -59,9 +59,19 @@ def _summary(output: MidiOutput | AudioOutput, index: int) -> str:
     notes = output.provenance.notes
     parts = [f"**Sample {index + 1}**", f"seed {output.provenance.seed}"]
     parts += [fmt.format(notes[k]) for k, fmt in _SUMMARY_NOTES if notes.get(k) not in (None, "")]
+    if notes.get("continued_bars"):
+        parts.append(f"after {notes['continued_bars']} bars of prompt")
     parts.append(f"{output.duration_s:.1f} s")
     return " · ".join(parts)
 
 
 def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name)[:100]
+
+
+def reload_midi_output(source: str | Path) -> MidiOutput:
+    """A MIDI result written by ``save_result`` read back with its provenance (to render it again)."""
+    from cadenza.render.midi_io import load_midi
+
+    provenance = Provenance.from_json(Path(f"{source}.json").read_text(encoding="utf-8"))
+    return MidiOutput(load_midi(source), provenance)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import signal
+import threading
 
 from cadenza.app.web.context import AppSettings
 from cadenza.studio import Studio
@@ -25,13 +27,25 @@ def launch(studio: Studio, host: str = "127.0.0.1", port: int = 7860, share: boo
     app = build_app(studio, settings)
     app.blocks.queue(default_concurrency_limit=1)
     try:
-        app.blocks.launch(server_name=host, server_port=port, share=share, prevent_thread_lock=not block,
+        app.blocks.launch(server_name=host, server_port=port, share=share, prevent_thread_lock=True,
                           max_file_size=settings.max_upload_bytes, allowed_paths=[], ssr_mode=False,
                           show_error=True, inbrowser=False, quiet=not block)
     except BaseException:
         app.close()
         raise
-    if not block:
-        return app
-    app.close()  # launch() returned: the server was stopped (Ctrl+C)
+    if block:
+        _serve_until_stopped()
+        app.close()
     return app
+
+
+def _serve_until_stopped() -> None:
+    """Wait for Ctrl+C or SIGTERM (a service manager's stop), so the temp files are always removed."""
+    stop = threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass

@@ -9,6 +9,7 @@ or audio), which raises `CorruptInput` for a broken file.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,6 +50,15 @@ class UploadPolicy:
             raise InvalidConditioning(f"{what}: {real.name!r} is {size / 2**20:.1f} MB; the limit is "
                                       f"{self.max_bytes / 2**20:.0f} MB")
         return str(real)
+
+
+def public_message(exc: Exception | str, roots: tuple[Path, ...]) -> str:
+    """``exc`` as text for the page: server folders of uploads and work files are cut down to file names."""
+    text = str(exc)
+    for root in roots:
+        for form in {os.fspath(root), os.path.realpath(root)}:
+            text = re.sub(re.escape(form.rstrip("/")) + r"/(?:[^\s'\"/]+/)*", "", text)
+    return text
 
 
 def _inside(path: Path, root: Path) -> bool:

@@ -53,8 +53,8 @@ def build_conditioning_widgets(info: ModelInfo | None) -> dict[str, gr.component
     w["chords"] = gr.Textbox(label="Chords", placeholder="D G A D", visible=vis("chords"), elem_id="chords")
     w["prompt"] = gr.File(label="Continue this (MIDI or audio to start from)", type="filepath",
                           file_types=prompt_file_types(info.capabilities) if info else list(MIDI_TYPES),
-                          visible=vis("prompt"), elem_id="prompt")
-    w["melody_midi"] = gr.File(label="Melody to follow (MIDI)", type="filepath", file_types=list(MIDI_TYPES),
+                          visible=vis("prompt"), elem_id="prompt", height=130)
+    w["melody_midi"] = gr.File(label="Melody to follow (MIDI)", type="filepath", file_types=list(MIDI_TYPES), height=130,
                                visible=vis("melody_midi"), elem_id="melody_midi")
     w["melody_audio"] = gr.Audio(label="Melody to follow (upload or sing/hum it)", type="filepath",
                                  sources=["upload", "microphone"], visible=vis("melody_audio"), elem_id="melody_audio")
@@ -75,7 +75,7 @@ def build_sampling_widgets(info: ModelInfo | None) -> tuple[dict[str, gr.compone
     w: dict[str, gr.components.Component] = {}
     with gr.Row(equal_height=True):
         w["seed"] = gr.Textbox(label="Seed", placeholder="empty: a new one each time", elem_id="seed", scale=3)
-        reroll = gr.Button("🎲 New seed", elem_id="reroll", scale=1)
+        reroll = gr.Button("New seed", elem_id="reroll", scale=1)
         w["num_samples"] = gr.Slider(label="Samples", minimum=1, maximum=4, step=1, value=d.num_samples,
                                      elem_id="num_samples", scale=3)
     w["temperature"] = gr.Slider(label="Temperature (lower: safer, higher: wilder)", minimum=0.0, maximum=2.0, step=0.05,

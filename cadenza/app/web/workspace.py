@@ -3,6 +3,7 @@ when the session ends or the app closes. Nothing else on disk is written by the 
 
 from __future__ import annotations
 
+import atexit
 import re
 import shutil
 import tempfile
@@ -15,6 +16,7 @@ class Workspace:
 
     def __init__(self, parent: str | None = None) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="cadenza-app-", dir=parent))
+        atexit.register(self.close)  # also when the app is not closed cleanly
         self._lock = threading.Lock()
         self._counter = 0
 

@@ -1,0 +1,126 @@
+"""Screenshots of the web studio for the README: serves `cadenza app` on a free localhost port, drives it
+in Debian's headless Chromium with Playwright, and writes PNGs into docs/.
+
+    .venv/bin/python scripts/web_screenshots.py [--out docs]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import socket
+import tempfile
+from pathlib import Path
+
+import symusic
+from playwright.sync_api import sync_playwright
+
+from cadenza.app.web import launch
+from cadenza.studio import Studio
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _pick(page, elem_id: str, option: str) -> None:
+    page.locator(f"#{elem_id} input").click()
+    page.get_by_role("option", name=option, exact=True).click()
+
+
+def _fill(page, elem_id: str, value: str) -> None:
+    page.locator(f"#{elem_id} textarea, #{elem_id} input").first.fill(value)
+
+
+def _wait_status(page, pattern: str) -> None:
+    page.locator("#status").filter(has_text=re.compile(pattern)).wait_for(timeout=120_000)
+
+
+def _tunes(folder: Path) -> list[str]:
+    paths = []
+    for name, root in (("scale-up.mid", 60), ("arpeggio.mid", 55), ("fifths.mid", 48)):
+        score = symusic.Score(480)
+        track = symusic.Track(program=0)
+        for i, step in enumerate((0, 2, 4, 5, 7, 9, 11, 12)):
+            track.notes.append(symusic.Note(i * 240, 240, root + step, 90))
+        score.tracks.append(track)
+        score.dump_midi(str(folder / name))
+        paths.append(str(folder / name))
+    return paths
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default="docs", help="folder for the PNGs")
+    parser.add_argument("--chromium", default="/usr/bin/chromium")
+    args = parser.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    port = _free_port()
+    studio = Studio()
+    app = launch(studio, port=port, block=False)
+    try:
+        with sync_playwright() as p, tempfile.TemporaryDirectory() as tmp:
+            browser = p.chromium.launch(executable_path=args.chromium, headless=True, args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.set_default_timeout(60_000)
+            page.goto(f"http://127.0.0.1:{port}/")
+            page.wait_for_selector("#generate")
+
+            _pick(page, "style", "irish")
+            _pick(page, "key", "D major")
+            _pick(page, "meter", "6/8")
+            _fill(page, "bars", "8")
+            page.locator("#sampling").click()  # open "How to sample"
+            _fill(page, "seed", "7")
+            page.locator("#generate").click()
+            _wait_status(page, "Done")
+            page.locator("#result-image-0 img").wait_for()
+            page.screenshot(path=str(out / "web-generate.png"), full_page=True)
+            print("wrote", out / "web-generate.png")
+
+            page.locator("#continue-0").click()
+            _wait_status(page, "is the prompt now")
+            _fill(page, "bars", "4")
+            page.locator("#generate").click()
+            _wait_status(page, "Done")
+            page.locator("#result-image-0 img").wait_for()
+            page.get_by_text("Provenance (how this was made)").first.click()
+            page.screenshot(path=str(out / "web-continue.png"), full_page=True)
+            print("wrote", out / "web-continue.png")
+
+            broken = Path(tmp) / "broken.mid"
+            broken.write_bytes(b"this is not a MIDI file")
+            page.reload()
+            page.wait_for_selector("#generate")
+            page.locator("#prompt input[type=file]").set_input_files(str(broken))
+            _wait_status(page, "Error")
+            page.locator("#status").scroll_into_view_if_needed()
+            page.screenshot(path=str(out / "web-error.png"))
+            print("wrote", out / "web-error.png")
+
+            page.get_by_role("tab", name="Batch render").click()
+            page.locator("#batch-files input[type=file]").set_input_files(_tunes(Path(tmp)))
+            page.locator("#batch-files", has_text=re.compile(r"fifths\s*\.mid")).wait_for()
+            page.locator("#batch-go").click()
+            page.locator("#batch-zip a[download$='.zip']").wait_for(timeout=120_000)
+            page.screenshot(path=str(out / "web-batch.png"), full_page=True)
+            print("wrote", out / "web-batch.png")
+
+            if any(m.family == "ddsp" for m in studio.models()):
+                page.get_by_role("tab", name="Timbre transfer").click()
+                page.locator("#transfer-go").wait_for()
+                page.screenshot(path=str(out / "web-transfer.png"), full_page=True)
+                print("wrote", out / "web-transfer.png")
+            browser.close()
+    finally:
+        app.close()
+
+
+if __name__ == "__main__":
+    main()
