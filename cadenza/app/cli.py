@@ -63,7 +63,14 @@ def _add_render(sub) -> None:
                                    "listed in render_report.jsonl and never stop the batch.")
     p.add_argument("input", help="a .mid file or a folder of them")
     p.add_argument("-o", "--output", required=True, help="output file (.wav/.flac) or folder")
-    p.add_argument("--synth", default="fluidsynth", help="fluidsynth (default)")
+    p.add_argument("--synth", default="fluidsynth",
+                   help="fluidsynth (default, General MIDI SoundFont) or ddsp:NAME, a learned instrument "
+                        "(ddsp:violin, ddsp:flute, ddsp:trumpet, ddsp:clarinet); chords are split into voices")
+    p.add_argument("--stems", metavar="DIR", help="ddsp: also write each voice as its own file into DIR")
+    p.add_argument("--vibrato", type=float, default=0.0, metavar="CENTS", help="ddsp: vibrato depth (0 = none)")
+    p.add_argument("--attack", type=float, default=0.04, metavar="SEC", help="ddsp: note attack time")
+    p.add_argument("--release", type=float, default=0.15, metavar="SEC", help="ddsp: note release time")
+    p.add_argument("--seed", type=int, default=0, help="ddsp: seed of the noise part of the sound")
     p.add_argument("--soundfont", help="an .sf2/.sf3 SoundFont (default: FluidR3_GM if installed)")
     p.add_argument("--format", default="wav", choices=["wav", "flac", "ogg"], help="audio format for folders")
     p.add_argument("--workers", type=int, default=2, help="files rendered in parallel (folders)")
@@ -119,8 +126,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_render(sub)
     p = sub.add_parser("transfer", help="turn a recording (voice, whistle, ...) into an instrument (DDSP models)")
     p.add_argument("input", help="a monophonic recording (.wav/.flac)")
-    p.add_argument("--instrument", required=True, help="a DDSP instrument model")
+    p.add_argument("--instrument", required=True, help="a DDSP instrument: violin, flute, trumpet, clarinet (or a model name)")
     p.add_argument("-o", "--output", required=True, help="output .wav/.flac")
+    p.add_argument("--pitch-shift", type=float, default=0.0, metavar="SEMITONES",
+                   help="transpose by this many semitones (after the automatic octave shift)")
+    p.add_argument("--loudness-shift", type=float, default=0.0, metavar="DB", help="louder (+) or softer (-)")
+    p.add_argument("--quiet", type=float, default=20.0, metavar="DB",
+                   help="how much softer unpitched parts (breaths, consonants, noise) are played (default 20)")
+    p.add_argument("--autotune", metavar="KEY", help="pull the pitch onto the notes of a key, e.g. 'D major'")
+    p.add_argument("--autotune-amount", type=float, default=1.0, help="0 (off) .. 1 (fully on the notes)")
+    p.add_argument("--no-auto-adjust", action="store_true",
+                   help="keep the recording's octave and loudness (default: moved to the instrument's register)")
+    p.add_argument("--seed", type=int, help="seed of the noise part of the sound (default: random, recorded)")
     _add_train(sub)
     p = sub.add_parser("pull", help="download a pretrained model into ~/.cache/cadenza (the only command that downloads)",
                        description="Download a known pretrained model (MusicGen, plus the T5 text encoder it needs) from "
@@ -193,10 +210,12 @@ def _progress_printer():
 def cmd_render(args, studio) -> int:
     options = dict(sample_rate=args.sample_rate, gain=args.gain, reverb=not args.no_reverb, chorus=args.chorus,
                    stereo=not args.mono, normalize_lufs=None if args.no_normalize else args.loudness, tail_s=args.tail)
+    if args.synth.startswith("ddsp:"):
+        return _render_ddsp(args, studio)
     if args.synth != "fluidsynth":
         from cadenza.errors import UnsupportedConditioning
 
-        raise UnsupportedConditioning(f"synth {args.synth!r} is not available yet; use fluidsynth")
+        raise UnsupportedConditioning(f"synth {args.synth!r} is not available; use fluidsynth or ddsp:NAME")
     source = Path(args.input)
     if source.is_dir():
         summary = studio.render_batch(source, args.output, fmt=args.format, workers=args.workers,
@@ -212,9 +231,40 @@ def cmd_render(args, studio) -> int:
     return 0
 
 
+def _render_ddsp(args, studio) -> int:
+    """`cadenza render FILE.mid --synth ddsp:NAME`: one file, voices mixed (and written as stems)."""
+    from cadenza.errors import UnsupportedConditioning
+    from cadenza.outputs import MidiOutput, Provenance
+    from cadenza.render.midi_io import load_midi
+
+    source = Path(args.input)
+    if source.is_dir():
+        raise UnsupportedConditioning("--synth ddsp:NAME renders one MIDI file at a time; give a .mid file")
+    output = MidiOutput(load_midi(source), Provenance(model=str(source), family="file", checkpoint_sha256=None,
+                                                      conditioning={}, sampling={}, seed=None))
+    mix, stems = studio.render_voices(output, args.synth, seed=args.seed, sample_rate=args.sample_rate,
+                                      normalize_lufs=None if args.no_normalize else args.loudness, tail_s=args.tail,
+                                      vibrato_cents=args.vibrato, attack_s=args.attack, release_s=args.release)
+    print(f"wrote {mix.save(args.output)} ({len(stems)} voice{'s' if len(stems) != 1 else ''})")
+    if args.stems:
+        suffix = Path(args.output).suffix or ".wav"
+        for index, stem in enumerate(stems):
+            name = "".join(c if c.isalnum() or c in "-_" else "_" for c in stem.provenance.notes["voice"])
+            print(f"wrote {stem.save(Path(args.stems) / f'{index + 1:02d}-{name}{suffix}')}")
+    return 0
+
+
 def cmd_transfer(args, studio) -> int:
-    output = studio.transfer(args.input, args.instrument)
-    print(f"wrote {output.save(args.output)}")
+    from cadenza.conditioning import Sampling
+    from cadenza.generators.ddsp.transfer import TransferOptions
+
+    options = TransferOptions(pitch_shift=args.pitch_shift, loudness_shift=args.loudness_shift, quiet_db=args.quiet,
+                              autotune_key=args.autotune, autotune_amount=args.autotune_amount,
+                              auto_adjust=not args.no_auto_adjust)
+    output = studio.transfer(args.input, args.instrument, options=options, sampling=Sampling(seed=args.seed))
+    notes = output.provenance.notes
+    print(f"wrote {output.save(args.output)} (octave shift {notes['octave_shift']:+d}, "
+          f"{notes['voiced_fraction']:.0%} of frames pitched, seed {output.provenance.seed})")
     return 0
 
 
