@@ -81,6 +81,7 @@ def main() -> None:
             page.locator("#generate").click()
             _wait_status(page, "Done")
             page.locator("#result-image-0 img").wait_for()
+            page.wait_for_timeout(1500)
             page.screenshot(path=str(out / "web-generate.png"), full_page=True)
             print("wrote", out / "web-generate.png")
 
@@ -91,6 +92,7 @@ def main() -> None:
             _wait_status(page, "Done")
             page.locator("#result-image-0 img").wait_for()
             page.get_by_text("Provenance (how this was made)").first.click()
+            page.wait_for_timeout(1500)
             page.screenshot(path=str(out / "web-continue.png"), full_page=True)
             print("wrote", out / "web-continue.png")
 
@@ -101,14 +103,18 @@ def main() -> None:
             page.locator("#prompt input[type=file]").set_input_files(str(broken))
             _wait_status(page, "Error")
             page.locator("#status").scroll_into_view_if_needed()
+            page.wait_for_timeout(500)
             page.screenshot(path=str(out / "web-error.png"))
             print("wrote", out / "web-error.png")
 
+            page.reload()  # drop the warning toast
+            page.wait_for_selector("#generate")
             page.get_by_role("tab", name="Batch render").click()
             page.locator("#batch-files input[type=file]").set_input_files(_tunes(Path(tmp)))
             page.locator("#batch-files", has_text=re.compile(r"fifths\s*\.mid")).wait_for()
             page.locator("#batch-go").click()
             page.locator("#batch-zip a[download$='.zip']").wait_for(timeout=120_000)
+            page.wait_for_timeout(1500)  # let the page finish fading in the result
             page.screenshot(path=str(out / "web-batch.png"), full_page=True)
             print("wrote", out / "web-batch.png")
 

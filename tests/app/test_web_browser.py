@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -38,16 +39,31 @@ def browser():
 
 
 @pytest.fixture(scope="module")
-def app_url():
-    """The studio over the installed models (the shipped symbolic default among them), in this process."""
+def served(tmp_path_factory):
+    """The studio in this process over the installed models (the shipped symbolic default among them)
+    plus a listed-only audio model, to see the page follow another model's capabilities."""
     pytest.importorskip("gradio")
     from cadenza.app.web import launch
+    from cadenza.checkpoints import write_manifest
+    from cadenza.conditioning import Capability
     from cadenza.studio import Studio
 
+    extra = tmp_path_factory.mktemp("models")
+    fake = extra / "listed-songs"
+    fake.mkdir()
+    (fake / "weights.bin").write_bytes(b"never loaded by this test")
+    write_manifest(fake, name="listed-songs", family="codec_lm", files={"weights": "weights.bin"}, config={},
+                   capabilities=[Capability.TEXT, Capability.DURATION, Capability.MELODY_AUDIO, Capability.PROMPT_AUDIO],
+                   license="test", description="a listed-only model")
     port = _free_port()
-    app = launch(Studio(), host="127.0.0.1", port=port, block=False)
-    yield f"http://127.0.0.1:{port}/"
+    app = launch(Studio(model_dirs=[extra]), host="127.0.0.1", port=port, block=False)
+    yield app, f"http://127.0.0.1:{port}/"
     app.close()
+
+
+@pytest.fixture
+def app_url(served):
+    return served[1]
 
 
 @pytest.fixture
@@ -100,6 +116,38 @@ def test_generate_hear_download_and_continue(page):
     page.locator("#generate").click()
     _wait_status(page, "Done")
     assert _seconds(page.locator("#result-summary-0").inner_text()) > first_length  # the prompt plus 2 new bars
+
+
+def test_the_page_follows_the_chosen_model(page):
+    assert page.locator("#key").is_visible() and not page.locator("#duration").is_visible()
+    _pick(page, "model", "listed-songs (codec_lm → audio)")
+    page.locator("#duration").wait_for()
+    assert page.locator("#melody_audio").is_visible() and page.locator("#text").is_visible()
+    assert not page.locator("#key").is_visible() and not page.locator("#bars").is_visible()
+    assert not page.locator("#synth").is_visible()  # audio models need no synth
+    page.locator("#sampling").click()
+    page.locator("#cfg_scale").wait_for()
+    assert not page.locator("#key_bias").is_visible()
+    _pick(page, "model", "remi-folk-small (symbolic → midi)")
+    page.locator("#key").wait_for()
+    assert not page.locator("#duration").is_visible() and page.locator("#key_bias").is_visible()
+
+
+def test_leaving_the_page_removes_its_files(browser, served):
+    app, url = served
+    page = browser.new_page()
+    page.goto(url)
+    page.wait_for_selector("#generate")
+    page.locator("#bars textarea, #bars input").first.fill("1")
+    page.locator("#generate").click()
+    _wait_status(page, "Done")
+    root = app.context.workspace.root
+    assert any(root.iterdir())
+    page.close()
+    deadline = time.monotonic() + 30
+    while any(root.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not any(root.iterdir())
 
 
 def test_corrupt_midi_gives_a_readable_error(page, tmp_path):
