@@ -1,4 +1,5 @@
-"""Tiny random AudioLDM2 and Stable Audio pipelines, built from configs in code (no hub, no network).
+"""Tiny random AudioLDM2 and Stable Audio pipelines, built from configs in code (no hub, no network), for
+the tests and the denoise benchmark (one place for both).
 
 Text tokenizers are trained on the fly with the ``tokenizers`` library and wrapped in the transformers
 classes each pipeline expects; every component is random. ``save_pretrained`` lays a pipeline out as a
@@ -7,12 +8,9 @@ real download does, so tests load it through the same path a user's folder or HF
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 CORPUS = [
     "a calm solo piano piece in c major", "an upbeat techno track with a strong beat", "low quality, noisy",
@@ -33,7 +31,7 @@ def _words(texts: list[str]) -> list[str]:
     return sorted({w for t in texts for w in t.replace(",", " ").split()})
 
 
-def roberta_tokenizer(max_length: int = 16):
+def roberta_tokenizer(max_length: int = 32):
     """A byte-level BPE trained on ``CORPUS``, wrapped as transformers' RobertaTokenizer."""
     import json
 
@@ -48,7 +46,7 @@ def roberta_tokenizer(max_length: int = 16):
     return RobertaTokenizer(vocab=vocab, merges=merges, model_max_length=max_length)
 
 
-def t5_tokenizer(max_length: int = 16):
+def t5_tokenizer(max_length: int = 32):
     """A Unigram model trained on ``CORPUS``, wrapped as transformers' T5Tokenizer."""
     import json
 
@@ -72,8 +70,9 @@ def _t5(vocab_size: int, seed: int):
                                    decoder_start_token_id=0, pad_token_id=0, eos_token_id=1)).eval()
 
 
-def build_audioldm2(seed: int = 0):
-    """A random ``AudioLDM2Pipeline``: CLAP + T5 -> projection -> GPT-2 -> UNet over a VAE of mels -> HiFi-GAN."""
+def build_audioldm2(seed: int = 0, channels: tuple[int, int] = (8, 16)):
+    """A random ``AudioLDM2Pipeline``: CLAP + T5 -> projection -> GPT-2 -> UNet over a VAE of mels -> HiFi-GAN.
+    ``channels``: the UNet's block widths (wider for benchmarks)."""
     from diffusers import AudioLDM2Pipeline, AutoencoderKL, DDIMScheduler
     from diffusers.pipelines.audioldm2.modeling_audioldm2 import AudioLDM2ProjectionModel, AudioLDM2UNet2DConditionModel
     from transformers import (ClapAudioConfig, ClapConfig, ClapFeatureExtractor, ClapModel, ClapTextConfig, GPT2Config,
@@ -82,7 +81,7 @@ def build_audioldm2(seed: int = 0):
     tokenizer, tokenizer_2 = roberta_tokenizer(), t5_tokenizer()
     torch.manual_seed(seed)
     unet = AudioLDM2UNet2DConditionModel(
-        block_out_channels=(8, 16), layers_per_block=1, norm_num_groups=8, sample_size=16, in_channels=4, out_channels=4,
+        block_out_channels=tuple(channels), layers_per_block=1, norm_num_groups=8, sample_size=16, in_channels=4, out_channels=4,
         down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
         cross_attention_dim=([None, 16, 32], [None, 16, 32]), attention_head_dim=4)
     scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
@@ -117,8 +116,9 @@ def build_audioldm2(seed: int = 0):
                              feature_extractor=feature_extractor, unet=unet, scheduler=scheduler, vocoder=vocoder)
 
 
-def build_stable_audio(seed: int = 0):
-    """A random ``StableAudioPipeline``: T5 -> projection (+ start/end seconds) -> DiT over an Oobleck VAE."""
+def build_stable_audio(seed: int = 0, layers: int = 2, heads: int = 2, head_dim: int = 8):
+    """A random ``StableAudioPipeline``: T5 -> projection (+ start/end seconds) -> DiT over an Oobleck VAE.
+    ``layers`` / ``heads`` / ``head_dim``: the DiT's size (larger for benchmarks)."""
     from diffusers import AutoencoderOobleck, CosineDPMSolverMultistepScheduler, StableAudioDiTModel, StableAudioPipeline
     from diffusers.pipelines.stable_audio.modeling_stable_audio import StableAudioProjectionModel
 
@@ -126,8 +126,8 @@ def build_stable_audio(seed: int = 0):
     text_encoder = _t5(len(tokenizer), seed)
     torch.manual_seed(seed + 1)
     transformer = StableAudioDiTModel(
-        sample_size=STABLE_AUDIO_WINDOW, in_channels=4, num_layers=2, attention_head_dim=8, num_attention_heads=2,
-        num_key_value_attention_heads=2, out_channels=4, cross_attention_dim=16, time_proj_dim=8,
+        sample_size=STABLE_AUDIO_WINDOW, in_channels=4, num_layers=layers, attention_head_dim=head_dim,
+        num_attention_heads=heads, num_key_value_attention_heads=heads, out_channels=4, cross_attention_dim=16, time_proj_dim=8,
         global_states_input_dim=32, cross_attention_input_dim=16)
     # Stable Audio Open's own scheduler (v-prediction over continuous sigmas).
     scheduler = CosineDPMSolverMultistepScheduler(solver_order=2, prediction_type="v_prediction", sigma_data=1.0,

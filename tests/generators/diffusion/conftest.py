@@ -9,7 +9,7 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from tiny_pipelines import build_audioldm2, build_stable_audio, save_pipeline  # noqa: E402
+from cadenza.generators.diffusion.tiny import build_audioldm2, build_stable_audio, save_pipeline  # noqa: E402
 
 # diffusers' schedulers call np.array on tensors, which numpy 2 flags; not ours to fix.
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
