@@ -97,6 +97,25 @@ class AudioLDM2Backend:
         return audio[:, None, : int(duration_s * self.sample_rate)].float()
 
 
+    @torch.no_grad()
+    def text_audio_scores(self, prompt: str, wav: torch.Tensor) -> list[float]:
+        """CLAP text-audio similarity of each candidate ``wav [N, 1, T]`` with ``prompt`` (higher = closer):
+        the same ranking ``pipe(...)`` applies to its ``num_waveforms_per_prompt`` outputs."""
+        from cadenza.render.audio_io import resample
+
+        pipe = self.pipe
+        rate = int(pipe.feature_extractor.sampling_rate)
+        audio = wav[:, 0].numpy()
+        if rate != self.sample_rate:
+            audio = resample(audio, self.sample_rate, rate)  # rows as channels: one soxr call for all candidates
+        inputs = pipe.tokenizer([prompt], return_tensors="pt", padding=True, truncation=True,
+                                max_length=pipe.tokenizer.model_max_length)
+        features = pipe.feature_extractor(list(audio), return_tensors="pt", sampling_rate=rate).input_features
+        logits = pipe.text_encoder(input_ids=inputs.input_ids.to(self.device), attention_mask=inputs.attention_mask.to(self.device),
+                                   input_features=features.to(self.device, pipe.text_encoder.dtype)).logits_per_text
+        return [float(x) for x in logits[0]]
+
+
 def log_mel(wav: torch.Tensor, sample_rate: int, hop: int, mels: int) -> torch.Tensor:
     """HiFi-GAN's input features, as AudioLDM computes them: ``wav [B, T]`` -> ``log(max(mel, 1e-5))``
     ``[B, T // hop, mels]`` from a magnitude STFT (Hann window, reflect-padded, not centred) through a

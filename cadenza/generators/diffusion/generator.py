@@ -12,7 +12,8 @@ folders; see ``pipeline_dir``) and ``"cadenza"`` (our small default; see ``caden
   AudioLDM2: dpm++ 25 steps cfg 3.5; Stable Audio Open: dpm++ 30 steps cfg 7; see each backend's
   ``DEFAULTS``). Because cfg 1.0 means "default", guidance cannot be switched off by asking for 1.0.
 - ``num_samples`` candidates, sample k seeded ``seed + k``; with more than one they are returned
-  best-first by ``rerank.quality`` (each output's notes hold its score and rank).
+  best-first: by the model's own CLAP text-audio score where it has one (AudioLDM2, as its pipeline
+  does), else by the offline ``rerank.quality`` score (each output's notes hold the scores and rank).
 """
 
 from __future__ import annotations
@@ -96,13 +97,20 @@ class DiffusionGenerator:
         wav = sample(self.backend, batch, settings, callbacks.progress, callbacks.should_cancel)
         candidates = [w.numpy() for w in wav]
         order, scores = rank(candidates) if len(candidates) > 1 else ([0], [None])
+        agreement = None
+        if len(candidates) > 1 and conditioning.text and hasattr(self.backend, "text_audio_scores"):
+            agreement = self.backend.text_audio_scores(conditioning.text, wav)  # the model's own CLAP: rank by it
+            order = sorted(range(len(candidates)), key=lambda i: -agreement[i])
         elapsed = round(time.perf_counter() - started, 3)
         outputs = []
         for position, k in enumerate(order):
             notes = {**settings.to_dict(), "steps_run": _steps_run(settings), "model_defaults": self.backend.defaults.to_dict(),
                      "init_audio": conditioning.prompt is not None}
             if scores[k] is not None:
-                notes |= {"rank": position, "quality": scores[k].to_dict()}
+                notes |= {"rank": position, "ranked_by": "clap" if agreement else "quality",
+                          "quality": scores[k].to_dict()}
+            if agreement:
+                notes["clap_score"] = round(agreement[k], 5)
             provenance = Provenance(model=self.spec.name, family=self.family, checkpoint_sha256=self.spec.sha256,
                                     conditioning=conditioning.to_dict(),
                                     sampling={**sampling.to_dict(), "seed": seeds[k], "num_samples": 1},

@@ -9,8 +9,9 @@ should be. The score adds penalties for each:
 - ``silent``: RMS below -50 dBFS over the whole clip. Penalty = 1.
 - ``dc``: |mean| of the signal. Penalty = 2 * dc.
 
-Score = -(sum of penalties); higher is better. A text-audio agreement score would need a CLAP-like
-model we do not ship; AudioLDM2's pipeline ranks with its CLAP, which our candidates do not use.
+Score = -(sum of penalties); higher is better. Text-audio agreement needs a CLAP-like model: AudioLDM2
+carries one, and the generator ranks its candidates by it instead (``AudioLDM2Backend.text_audio_scores``);
+Stable Audio and our own model have none, so they are ranked by this score.
 """
 
 from __future__ import annotations

@@ -116,7 +116,10 @@ def test_candidates_are_distinct_ranked_and_reproducible_alone(generators, name)
     outs = run(gen, seed=10, num_samples=3)
     assert sorted(o.provenance.seed for o in outs) == [10, 11, 12]
     assert [o.provenance.notes["rank"] for o in outs] == [0, 1, 2]
-    scores = [o.provenance.notes["quality"]["score"] for o in outs]
+    ranked_by = "clap" if name == "audioldm2" else "quality"
+    assert {o.provenance.notes["ranked_by"] for o in outs} == {ranked_by}
+    scores = [o.provenance.notes["clap_score"] if ranked_by == "clap" else o.provenance.notes["quality"]["score"]
+              for o in outs]
     assert scores == sorted(scores, reverse=True)
     assert len({o.samples.tobytes() for o in outs}) == 3
     alone = run(gen, seed=outs[1].provenance.seed)[0].samples  # a candidate is re-made from its own seed
