@@ -91,9 +91,17 @@ def test_missing_output_is_a_usage_error(capsys):
     assert "--output" in capsys.readouterr().err
 
 
-def test_app_explains_it_is_missing(capsys):
-    assert main(["app"]) == 2
-    assert "web studio" in capsys.readouterr().err
+def test_app_serves_on_localhost_by_default(monkeypatch, capsys):
+    pytest.importorskip("gradio")
+    import cadenza.app.web
+
+    calls = []
+    monkeypatch.setattr(cadenza.app.web, "launch", lambda studio, **kwargs: calls.append(kwargs))
+    assert main(["app"]) == 0
+    assert calls[0]["host"] == "127.0.0.1" and calls[0]["port"] == 7860 and calls[0]["share"] is False
+    assert "http://127.0.0.1:7860" in capsys.readouterr().err
+    assert main(["app", "--port", "9000", "--share", "on", "--per-model", "2"]) == 0
+    assert calls[1]["port"] == 9000 and calls[1]["share"] is True and calls[1]["settings"].per_model == 2
 
 
 def test_render_one_file(tmp_path, midi_file, capsys):
