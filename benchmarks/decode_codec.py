@@ -4,11 +4,15 @@ A MusicGen-small-shaped LM with random weights (24 layers, d 1024, 16 heads, 4 c
 cross-attention to 64 text states; ``--quick``: 4 layers) is built by audiocraft's builders. Our
 `CodecLM` takes the very same tensors (no copy). Both sides sample ``N`` frames with CFG (batch 1 ->
 2 rows), top-k 250, temperature 1, from the same 64 conditioning states (a fixed stand-in for T5's
-output), on the same number of CPU threads, after a warm-up, best of interleaved runs. Before timing,
-our logits are checked against audiocraft's.
+output), on the same number of CPU threads (default 1: on the shared 2-core machine two threads per side
+were slower and noisier), after a warm-up, best of interleaved runs. Before timing, our logits are
+checked against audiocraft's. Where the time goes: both read every weight once per step (memory bound);
+audiocraft also recomputes the cross-attention keys/values of the 64 text states at every step (~13
+GFLOP at 24 layers) and grows its KV cache by concatenation, while we compute them once per piece and
+write into a preallocated cache.
 
     python -m benchmarks decode_codec --quick
-    CADENZA_BENCH_THREADS=1 python -m benchmarks decode_codec     # threads for both sides (default 2)
+    CADENZA_BENCH_THREADS=2 python -m benchmarks decode_codec     # threads for both sides (default 1)
 
 The last line is JSON; ``ratio`` = our steps/s / audiocraft's steps/s.
 """
@@ -108,9 +112,9 @@ def _timed(fn) -> float:
 def main(quick: bool) -> dict:
     import torch
 
-    threads = int(os.environ.get("CADENZA_BENCH_THREADS", "2"))
+    threads = int(os.environ.get("CADENZA_BENCH_THREADS", "1"))
     torch.set_num_threads(threads)
-    layers, frames, repeats = (4, 16, 2) if quick else (24, 24, 2)
+    layers, frames, repeats = (4, 16, 2) if quick else (24, 24, 3)
     _log(f"building a MusicGen-small-shaped LM ({layers} layers, d 1024, 4 x 2048, {TEXT_STATES} text states); "
          f"{threads} thread(s)")
     ref, ours, states = build(layers)
