@@ -34,7 +34,9 @@ def spectral_centroid(audio: np.ndarray, mask: np.ndarray | None = None) -> floa
     energy = spec.sum(axis=1)
     if mask is None:
         mask = energy > energy.max() * 1e-3
-    mask = mask[: len(energy)] & (energy > 0)
+    n = min(len(energy), len(mask))
+    spec, energy = spec[:n], energy[:n]
+    mask = mask[:n] & (energy > 0)
     if not mask.any():
         return 0.0
     centroid = (spec[mask] * freqs).sum(axis=1) / energy[mask]

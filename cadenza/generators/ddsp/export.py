@@ -74,7 +74,7 @@ def export_run(run_dir: str | Path, data_dir: str | Path, out_dir: str | Path, n
     license = ("Weights: Apache-2.0. Trained on renders of music21 corpus folk melodies (public-domain sources) "
                "made with the FluidR3_GM SoundFont (MIT).") if from_corpus else f"Trained on {dataset['source']}: {dataset['license']}."
     description = (f"DDSP {instrument}: timbre transfer of a monophonic recording (voice, whistle, ...) to a "
-                   f"{instrument}, and MIDI rendering with `--synth ddsp:{name}`.")
+                   f"{instrument}, and MIDI rendering with `--synth ddsp:{name.removeprefix('ddsp-')}`.")
     return save_instrument(decoder, InstrumentStats(**dataset["stats"]), out_dir, name, license=license,
                            description=description,
                            made_by={"recipe": "cadenza train ddsp", "command": command, "data": data_summary,

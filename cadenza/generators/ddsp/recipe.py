@@ -38,12 +38,20 @@ def add_arguments(p) -> None:
     p.add_argument("--export", metavar="DIR", help="write a checkpoint folder from the run")
 
 
-def _command(name: str, instrument: str | None, max_steps: int) -> str:
+def _command(name: str, instrument: str | None, run_dir: Path) -> str:
+    """The commands that made the run in ``run_dir`` (its training settings are read from config.json)."""
+    import json
+
+    train = json.loads((run_dir / "config.json").read_text())["train"] if (run_dir / "config.json").exists() else {}
+    budget = f" --max-steps {train.get('max_steps', 2000)}"
+    if train.get("minutes"):
+        budget += f" --minutes {train['minutes']:g}"
     if instrument:
         return (f"cadenza train ddsp --prepare --instrument {instrument} --corpus ../shared/corpus && "
-                f"cadenza train ddsp --instrument {instrument} --max-steps {max_steps} && "
+                f"cadenza train ddsp --instrument {instrument}{budget} && "
                 f"cadenza train ddsp --instrument {instrument} --export checkpoints/ddsp-{name}")
-    return f"cadenza train ddsp --audio DIR --name {name} && cadenza train ddsp --name {name} --export checkpoints/ddsp-{name}"
+    return (f"cadenza train ddsp --audio DIR --name {name}{budget} && "
+            f"cadenza train ddsp --name {name} --export checkpoints/ddsp-{name}")
 
 
 def run(args) -> int:
@@ -57,7 +65,7 @@ def run(args) -> int:
     if args.export:
         from cadenza.generators.ddsp.export import export_run
 
-        spec = export_run(run_dir, data, args.export, f"ddsp-{name}", _command(name, args.instrument, args.max_steps))
+        spec = export_run(run_dir, data, args.export, f"ddsp-{name}", _command(name, args.instrument, run_dir))
         print(f"wrote {spec.directory} (sha256 {spec.sha256[:12]}..., metrics {spec.metrics})")
         return 0
     if args.prepare or (args.audio and not (data / "dataset.json").exists()):
