@@ -12,6 +12,9 @@ Two manifest formats (``config.format``):
   (``cadenza.text.encoder.TextEncoder``). Optional: ``config.window_s`` (longest clip one LM window
   makes; default: what ``max_seq_len`` holds) and ``config.sampling_defaults`` (``top_k``, ``top_p``,
   ``cfg_scale``, ``temperature``). The unconditional text for CFG is an all-False mask (zero states).
+- ``"transformers"``: a transformers ``MusicgenForConditionalGeneration`` folder (files ``weights`` ->
+  ``model.safetensors``, ``config`` -> ``config.json``, + tokenizer files); T5 and EnCodec come from the
+  same safetensors file (see ``transformers_layout``).
 """
 
 from __future__ import annotations
@@ -126,11 +129,40 @@ def load_cadenza(spec: CheckpointSpec, device: str) -> CodecLMBundle:
                          melody_sample_rate=None, has_text=encoder is not None)
 
 
+def load_transformers(spec: CheckpointSpec, device: str) -> CodecLMBundle:
+    from safetensors.torch import load_file
+
+    from cadenza.generators.codec_lm import transformers_layout as hf
+
+    spec.verify()
+    directory = spec.path("weights").parent
+    config = hf.read_config(directory)
+    tensors = load_file(spec.path("weights"))
+    lm_config = hf.lm_config_from_hf(config)
+    lm = _build_lm(lm_config, hf.lm_state_from_hf(tensors, lm_config), device, spec.name)
+    tokenizer, t5 = hf.build_text_encoder(directory, config, tensors)
+    t5 = t5.to(device)
+    codec = hf.build_codec(config, tensors).to(device)
+
+    def condition(inputs: ConditionInputs) -> Conditioned:
+        batch = tokenizer([t or "" for t in inputs.texts], return_tensors="pt", padding=True).to(device)
+        with torch.no_grad():
+            states = t5(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+        present = torch.tensor([t is not None for t in inputs.texts], device=device)[:, None]
+        return states, batch["attention_mask"].bool() & present, None
+
+    positions = int(config["decoder"].get("max_position_embeddings", 2048)) - 1 - lm_config.pattern.max_delay
+    window_s = min(30.0, positions / codec.frame_rate)  # MusicGen was trained on 30 s clips
+    return CodecLMBundle(lm=lm, codec=codec, condition=condition, window_s=window_s, defaults=dict(MUSICGEN_DEFAULTS),
+                         melody_sample_rate=None, has_text=True)
+
+
+LOADERS = {"audiocraft": load_audiocraft, "cadenza": load_cadenza, "transformers": load_transformers}
+
+
 def load_bundle(spec: CheckpointSpec, device: str = "cpu") -> CodecLMBundle:
-    """Load ``spec`` (format ``audiocraft`` or ``cadenza``) onto ``device``."""
+    """Load ``spec`` (format ``audiocraft``, ``transformers`` or ``cadenza``) onto ``device``."""
     fmt = spec.config.get("format")
-    if fmt == "audiocraft":
-        return load_audiocraft(spec, device)
-    if fmt == "cadenza":
-        return load_cadenza(spec, device)
-    raise CheckpointError(f"{spec.name}: codec_lm format {fmt!r} is unknown (expected 'audiocraft' or 'cadenza')")
+    if fmt not in LOADERS:
+        raise CheckpointError(f"{spec.name}: codec_lm format {fmt!r} is unknown (expected one of {', '.join(LOADERS)})")
+    return LOADERS[fmt](spec, device)

@@ -1,7 +1,8 @@
 """MusicGen checkpoints by directory, hub id, or ``cadenza pull``.
 
-- A **bare release directory** (``state_dict.bin`` + ``compression_state_dict.bin``, e.g. a copy of
-  ``facebook/musicgen-small`` or a Hugging Face cache snapshot) or a **cached hub id** works without a
+- A **bare folder** in audiocraft's release layout (``state_dict.bin`` + ``compression_state_dict.bin``)
+  or transformers' (``config.json`` + ``model.safetensors``, ``model_type: musicgen``), e.g. a copy of
+  ``facebook/musicgen-small`` or a Hugging Face cache snapshot, or a **cached hub id**, works without a
   manifest: ``spec_for_release`` hashes the files (once per process) and describes them in memory.
   Nothing is written into the user's folder (it may be read-only or the HF cache); the sha256 pins go
   into every output's provenance. ``cadenza pull`` is the way to get a persistent, named manifest.
@@ -52,9 +53,12 @@ Downloader = Callable[[str, str, Path], Path]
 
 
 def find_release(name: str | os.PathLike) -> Path | None:
-    """The release directory ``name`` refers to (a folder with both files, or a cached hub id), else None."""
+    """The MusicGen folder ``name`` refers to (audiocraft's release files or a transformers
+    ``musicgen`` folder, or a cached hub id), else None."""
+    from cadenza.generators.codec_lm.transformers_layout import is_transformers_musicgen
+
     path = Path(name).expanduser()
-    if all((path / f).is_file() for f in RELEASE_FILES.values()):
+    if all((path / f).is_file() for f in RELEASE_FILES.values()) or is_transformers_musicgen(path):
         return path
     text = os.fspath(name)
     if text.count("/") == 1 and not path.exists():
@@ -62,9 +66,10 @@ def find_release(name: str | os.PathLike) -> Path | None:
             from huggingface_hub import try_to_load_from_cache
         except ImportError:
             return None
-        hits = [try_to_load_from_cache(text, f) for f in RELEASE_FILES.values()]
-        if all(isinstance(h, str) for h in hits):
-            return Path(hits[0]).parent
+        for files in (list(RELEASE_FILES.values()), ["config.json", "model.safetensors"]):
+            hits = [try_to_load_from_cache(text, f) for f in files]
+            if all(isinstance(h, str) for h in hits):
+                return Path(hits[0]).parent
     return None
 
 
@@ -87,17 +92,26 @@ def _release_cfg(directory: Path):
 
 
 def spec_for_release(directory: str | os.PathLike, name: str | None = None) -> CheckpointSpec:
-    """An in-memory spec for a bare release directory (files hashed now, once per process)."""
+    """An in-memory spec for a bare MusicGen folder (files hashed now, once per process).
+
+    A folder holding both layouts (a full snapshot of a ``facebook/musicgen-*`` repository) is read in
+    the transformers layout: it is self-contained (T5 included) and pickle-free."""
     from cadenza.generators.codec_lm.audiocraft_load import cached_sha256
+    from cadenza.generators.codec_lm.transformers_layout import TOKENIZER_FILES, is_transformers_musicgen
 
     directory = Path(directory)
-    files = {role: {"path": rel, "sha256": cached_sha256(directory / rel)} for role, rel in RELEASE_FILES.items()}
-    cfg = _release_cfg(directory)
+    if is_transformers_musicgen(directory):
+        roles = {"weights": "model.safetensors", "config": "config.json"}
+        roles.update({f"tokenizer_{f.split('.')[0]}": f for f in TOKENIZER_FILES if (directory / f).is_file()})
+        fmt, capabilities = "transformers", frozenset({Capability.TEXT, Capability.DURATION, Capability.PROMPT_AUDIO})
+    else:
+        roles, fmt = dict(RELEASE_FILES), "audiocraft"
+        capabilities = release_capabilities(_release_cfg(directory))
+    files = {role: {"path": rel, "sha256": cached_sha256(directory / rel)} for role, rel in roles.items()}
     return CheckpointSpec(name=os.fspath(name) if name is not None else str(directory), family="codec_lm",
-                          directory=directory, files=files, config={"format": "audiocraft"},
-                          capabilities=release_capabilities(cfg),
+                          directory=directory, files=files, config={"format": fmt}, capabilities=capabilities,
                           license="as the model's own card says (a bare folder carries no license record)",
-                          description=f"audiocraft MusicGen release from {directory}")
+                          description=f"MusicGen ({fmt} layout) from {directory}")
 
 
 def hf_downloader(repo: str, filename: str, target: Path) -> Path:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 from tiny_musicgen import write_tiny_release
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # T5 / MiniLM / transformers MusicGen load from local files only
 
 
 @pytest.fixture(scope="session")

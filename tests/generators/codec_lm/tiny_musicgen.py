@@ -87,3 +87,23 @@ def write_tone(path: Path, freq_hz: float = 440.0, seconds: float = 1.0, sample_
     wave = (0.3 * np.sin(2 * np.pi * freq_hz * t)).astype(np.float32)
     sf.write(path, np.stack([wave] * channels, axis=1), sample_rate)
     return path
+
+
+WORDS = ["calm", "piano", "loud", "drums", "with", "rain", "a"]
+
+
+def write_tiny_t5(directory):
+    """A 1-layer, 768-wide random T5 encoder (t5-base's width) and a word-level tokenizer ending in </s>."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast, T5Config, T5EncoderModel
+
+    vocab = {"<pad>": 0, "</s>": 1, "<unk>": 2, **{w: i + 3 for i, w in enumerate(WORDS)}}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
+    PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>",
+                            unk_token="<unk>").save_pretrained(directory)
+    torch.manual_seed(0)
+    config = T5Config(vocab_size=len(vocab), d_model=768, d_kv=8, d_ff=32, num_layers=1, num_heads=2)
+    T5EncoderModel(config).save_pretrained(directory)
+    return directory
