@@ -15,12 +15,10 @@ import numpy as np
 import symusic
 
 from cadenza.errors import CorruptInput, InvalidConditioning
-from cadenza.generators.ddsp.features import HOP, SAMPLE_RATE
+from cadenza.generators.ddsp.features import SAMPLE_RATE
 from cadenza.generators.ddsp.model import Instrument
 from cadenza.generators.ddsp.transfer import FLOOR_DB, decode
 from cadenza.render.midi_io import to_seconds
-
-FRAME_RATE = SAMPLE_RATE / HOP
 
 
 @dataclass(frozen=True)
@@ -31,7 +29,7 @@ class NoteRenderOptions:
     notes played back to back, so each still starts audibly. vibrato_cents (0 = off), vibrato_hz,
     vibrato_delay_s: pitch vibrato after the note has sounded that long. fit_range: move notes outside the
     instrument's trained range by octaves into it. normalize_lufs: loudness of the mix (None = as played).
-    sample_rate: output rate (the instrument plays at 16 kHz; other rates are resampled). max_voices:
+    sample_rate: output rate (the instruments play at 16 kHz; other rates are resampled). max_voices:
     refuse files needing more simultaneous voices. tail_s: seconds kept after the last note.
     """
 
@@ -109,7 +107,7 @@ def note_controls(notes: np.ndarray, frames: int, instrument: Instrument,
                   options: NoteRenderOptions) -> tuple[np.ndarray, np.ndarray]:
     """f0 and loudness curves ``([frames], [frames])`` for one voice's ``notes [n, 4]``."""
     stats = instrument.stats
-    t = np.arange(frames) / FRAME_RATE
+    t = np.arange(frames) * instrument.config.hop / instrument.config.sample_rate
     pitch = notes[:, 2].copy()
     if options.fit_range:
         low, high = stats.pitch_low, stats.pitch_high
@@ -150,8 +148,9 @@ def render_score(instrument: Instrument, score: symusic.Score, options: NoteRend
     if len(voices) > options.max_voices:
         raise InvalidConditioning(f"the score needs {len(voices)} simultaneous voices; max_voices is {options.max_voices}")
     end = max(float(notes[:, 1].max()) for _, notes in voices) + options.tail_s
-    frames = int(math.ceil(end * FRAME_RATE)) + 1
-    chunk = max(1, int(chunk_s * FRAME_RATE))
+    rate, hop = instrument.config.sample_rate, instrument.config.hop
+    frames = int(math.ceil(end * rate / hop)) + 1
+    chunk = max(1, int(chunk_s * rate / hop))
     stems = []
     for v, (_, notes) in enumerate(voices):
         f0, ld = note_controls(notes, frames, instrument, options)
@@ -160,11 +159,11 @@ def render_score(instrument: Instrument, score: symusic.Score, options: NoteRend
         stems.append(decode(instrument, f0, ld, seed + v, chunk, should_stop,
                             (lambda d, t, done=done: progress(done * t + d, len(voices) * t)) if progress else None,
                             gate))
-    stems_arr = np.stack(stems)[:, : frames * HOP]
+    stems_arr = np.stack(stems)[:, : frames * hop]
     mix = stems_arr.sum(axis=0, keepdims=True)
-    if options.sample_rate != SAMPLE_RATE:
-        mix = resample(mix, SAMPLE_RATE, options.sample_rate)
-        stems_arr = resample(stems_arr, SAMPLE_RATE, options.sample_rate)
+    if options.sample_rate != rate:
+        mix = resample(mix, rate, options.sample_rate)
+        stems_arr = resample(stems_arr, rate, options.sample_rate)
     gain = 1.0
     peak = float(np.abs(mix).max())
     if options.normalize_lufs is not None and peak > 0:

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from cadenza.generators.ddsp import core
-from cadenza.generators.ddsp.synth import Controls, NoiseTable, SynthState, synthesize
+from cadenza.generators.ddsp.synth import Controls
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,7 @@ class DecoderConfig:
     gru: int = 192
     mlp_layers: int = 2
     reverb_s: float = 0.0
+    layer_norm_eps: float = 1e-5
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -48,10 +49,10 @@ class InstrumentStats:
         return asdict(self)
 
 
-def _mlp(n_in: int, width: int, layers: int) -> nn.Sequential:
+def _mlp(n_in: int, width: int, layers: int, eps: float) -> nn.Sequential:
     blocks: list[nn.Module] = []
     for i in range(layers):
-        blocks += [nn.Linear(n_in if i == 0 else width, width), nn.LayerNorm(width), nn.LeakyReLU(0.2)]
+        blocks += [nn.Linear(n_in if i == 0 else width, width), nn.LayerNorm(width, eps=eps), nn.LeakyReLU(0.2)]
     return nn.Sequential(*blocks)
 
 
@@ -62,10 +63,10 @@ class DDSPDecoder(nn.Module):
         super().__init__()
         self.config = config
         c = config
-        self.f0_mlp = _mlp(1, c.hidden, c.mlp_layers)
-        self.loudness_mlp = _mlp(1, c.hidden, c.mlp_layers)
+        self.f0_mlp = _mlp(1, c.hidden, c.mlp_layers, c.layer_norm_eps)
+        self.loudness_mlp = _mlp(1, c.hidden, c.mlp_layers, c.layer_norm_eps)
         self.gru = nn.GRU(2 * c.hidden, c.gru, batch_first=True)
-        self.out_mlp = _mlp(c.gru + 2 * c.hidden, c.hidden, c.mlp_layers)
+        self.out_mlp = _mlp(c.gru + 2 * c.hidden, c.hidden, c.mlp_layers, c.layer_norm_eps)
         self.out = nn.Linear(c.hidden, 1 + c.n_harmonics + c.n_noise)
         taps = int(round(c.reverb_s * c.sample_rate))
         if taps > 0:  # DDSP's trainable reverb: a free impulse response, started as quiet decaying noise
@@ -82,22 +83,19 @@ class DDSPDecoder(nn.Module):
         x = torch.cat([a, b], dim=-1)
         y, hidden = self.gru(x, hidden)
         out = self.out(self.out_mlp(torch.cat([y, x], dim=-1)))
-        c = self.config
-        amplitude = core.exp_sigmoid(out[..., :1])
-        distribution = core.exp_sigmoid(out[..., 1:1 + c.n_harmonics])
-        distribution = core.remove_above_nyquist(distribution, f0_hz, c.sample_rate)
-        distribution = distribution / distribution.sum(-1, keepdim=True).clamp_min(1e-7)
-        noise = core.exp_sigmoid(out[..., 1 + c.n_harmonics:] - 5.0)
-        return Controls(f0_hz, amplitude * distribution, noise), hidden
+        return controls_from_outputs(out, f0_hz, self.config.n_harmonics, self.config.sample_rate), hidden
 
-    def render(self, f0_hz: torch.Tensor, loudness_db: torch.Tensor, noise: NoiseTable | torch.Tensor,
-               hidden: torch.Tensor | None = None, state: SynthState | None = None,
-               last: bool = True) -> tuple[torch.Tensor, torch.Tensor, SynthState]:
-        """Controls and audio for a chunk of frames: ``(audio [B, S], hidden, synth state)``."""
-        controls, hidden = self(f0_hz, loudness_db, hidden)
-        audio, state = synthesize(controls, self.config.hop, self.config.sample_rate, noise, self.reverb_ir,
-                                  state, last)
-        return audio, hidden, state
+
+def controls_from_outputs(out: torch.Tensor, f0_hz: torch.Tensor, n_harmonics: int, sample_rate: int) -> Controls:
+    """The network's raw outputs ``[B, F, 1 + K + M]`` (overall amplitude, harmonic distribution, noise
+    magnitudes; DDSP's order) -> synthesizer controls, with DDSP's scalings: ``exp_sigmoid`` everywhere,
+    the distribution zeroed above Nyquist and normalised, the noise biased by -5."""
+    amplitude = core.exp_sigmoid(out[..., :1])
+    distribution = core.exp_sigmoid(out[..., 1:1 + n_harmonics])
+    distribution = core.remove_above_nyquist(distribution, f0_hz, sample_rate)
+    distribution = distribution / distribution.sum(-1, keepdim=True).clamp_min(1e-7)
+    noise = core.exp_sigmoid(out[..., 1 + n_harmonics:] - 5.0)
+    return Controls(f0_hz, amplitude * distribution, noise)
 
 
 @dataclass

@@ -9,6 +9,9 @@ From your own recordings of one instrument (monophonic; f0 from the pitch tracke
   cadenza train ddsp --audio my_cello_recordings/ --name cello --minutes 30
   cadenza train ddsp --name cello --export checkpoints/ddsp-cello
 
+From a Magenta DDSP solo-instrument model (e.g. a Tone Transfer checkpoint; needs TensorFlow):
+  cadenza train ddsp --from-magenta solo_violin_ckpt/ --name magenta-violin --export ~/.cache/cadenza/ddsp-magenta-violin
+
 Training is seeded and resumable: run the same command again to continue. Losses: runs/ddsp-NAME/log.jsonl.
 """
 
@@ -36,6 +39,9 @@ def add_arguments(p) -> None:
     p.add_argument("--reverb", type=float, default=0.0, help="seconds of learned reverb (0: dry, as the corpus renders are)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--export", metavar="DIR", help="write a checkpoint folder from the run")
+    p.add_argument("--from-magenta", metavar="DIR",
+                   help="convert a Magenta DDSP solo-instrument model (operative_config-*.gin + ckpt-*) into the "
+                        "--export folder instead of training (needs the ddsp-magenta extra: TensorFlow)")
 
 
 def _command(name: str, instrument: str | None, run_dir: Path) -> str:
@@ -44,8 +50,10 @@ def _command(name: str, instrument: str | None, run_dir: Path) -> str:
 
     train = json.loads((run_dir / "config.json").read_text())["train"] if (run_dir / "config.json").exists() else {}
     budget = f" --max-steps {train.get('max_steps', 2000)}"
-    if train.get("minutes"):
-        budget += f" --minutes {train['minutes']:g}"
+    log = run_dir / "log.jsonl"
+    records = [json.loads(line) for line in log.read_text().splitlines() if line.strip()] if log.exists() else []
+    if train.get("minutes") and records:  # stopped by time (maybe over several resumed runs): the total
+        budget += f" --minutes {round(records[-1]['seconds'] / 60):g}"
     if instrument:
         return (f"cadenza train ddsp --prepare --instrument {instrument} --corpus ../shared/corpus && "
                 f"cadenza train ddsp --instrument {instrument}{budget} && "
@@ -62,6 +70,14 @@ def run(args) -> int:
         raise InvalidConditioning("give --instrument (a preset: violin, flute, trumpet, clarinet) or --name")
     data = Path(args.data or f"data/ddsp/{name}")
     run_dir = Path(args.run or f"runs/ddsp-{name}")
+    if args.from_magenta:
+        from cadenza.generators.ddsp.magenta import convert_checkpoint
+
+        if not args.export:
+            raise InvalidConditioning("--from-magenta writes the converted model to --export DIR")
+        spec = convert_checkpoint(args.from_magenta, args.export, f"ddsp-{name}")
+        print(f"wrote {spec.directory} (sha256 {spec.sha256[:12]}...)")
+        return 0
     if args.export:
         from cadenza.generators.ddsp.export import export_run
 

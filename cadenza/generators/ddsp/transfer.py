@@ -145,6 +145,18 @@ def map_controls(features: Features, instrument: Instrument, options: TransferOp
                           float(voiced.mean()))
 
 
+def to_frames(controls: MappedControls, n_samples: int, hop: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The 100 frames/s controls at a model's own frame rate (``hop`` samples at 16 kHz; e.g. 64 for
+    models converted from Magenta): ``(f0_hz, loudness_db, gate)``, each ``[n_samples // hop + 1]``."""
+    if hop == HOP:
+        return controls.f0_hz, controls.loudness_db, controls.gate
+    position = np.arange(n_samples // hop + 1) * hop / HOP  # in 100 Hz frames
+    source = np.arange(controls.f0_hz.shape[0])
+    f0 = 2.0 ** np.interp(position, source, np.log2(controls.f0_hz))
+    return (f0.astype(np.float32), np.interp(position, source, controls.loudness_db).astype(np.float32),
+            np.interp(position, source, controls.gate).astype(np.float32))
+
+
 def decode(instrument: Instrument, f0_hz: np.ndarray, loudness_db: np.ndarray, seed: int, chunk_frames: int,
            should_stop: Callable[[], None] | None = None, progress: Callable[[int, int], None] | None = None,
            gate: np.ndarray | None = None) -> np.ndarray:
@@ -179,7 +191,8 @@ def transfer_audio(instrument: Instrument, audio: np.ndarray, sample_rate: int, 
                    options: TransferOptions = TransferOptions(), seed: int = 0,
                    should_stop: Callable[[], None] | None = None,
                    progress: Callable[[int, int], None] | None = None) -> tuple[np.ndarray, MappedControls]:
-    """``audio [N]`` mono float32 at ``sample_rate`` -> ``(audio [N'] at 16 kHz, the controls used)``.
+    """``audio [N]`` mono float32 at ``sample_rate`` -> ``(audio [N'] at 16 kHz, the controls used at
+    100 frames/s)``.
 
     ``N' = round(N * 16000 / sample_rate)``; the output peak is kept at or below -1 dBFS.
     """
@@ -192,11 +205,12 @@ def transfer_audio(instrument: Instrument, audio: np.ndarray, sample_rate: int, 
     if sample_rate != SAMPLE_RATE:
         audio = resample(audio[None], sample_rate, SAMPLE_RATE)[0]
     n = audio.shape[0]
-    chunk = max(1, int(options.chunk_s * SAMPLE_RATE / HOP))
-    features = chunked_features(audio, tracker, chunk, should_stop)
+    features = chunked_features(audio, tracker, max(1, int(options.chunk_s * SAMPLE_RATE / HOP)), should_stop)
     controls = map_controls(features, instrument, options)
-    out = decode(instrument, controls.f0_hz, controls.loudness_db, seed, chunk, should_stop, progress,
-                 controls.gate)[:n]
+    hop = instrument.config.hop
+    f0, ld, gate = to_frames(controls, n, hop)
+    out = decode(instrument, f0, ld, seed, max(1, int(options.chunk_s * SAMPLE_RATE / hop)), should_stop, progress,
+                 gate)[:n]
     peak = float(np.abs(out).max()) if out.size else 0.0
     ceiling = 10 ** (-1 / 20)
     if peak > ceiling:

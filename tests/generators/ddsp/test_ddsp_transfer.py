@@ -118,3 +118,18 @@ def test_cli_transfer(model_root, voice_wav, tmp_path, monkeypatch, capsys):
     meta = json.loads(out.with_name("out.flac.json").read_text())
     assert meta["seed"] == 3 and meta["notes"]["transfer_options"]["autotune_key"] == "A minor"
     assert main(["transfer", str(voice_wav), "--instrument", "tiny", "-o", str(out), "--pitch-shift", "99"]) == 2
+
+
+def test_a_model_at_another_frame_rate(tmp_path, voice_wav):
+    """Models converted from Magenta run at 250 frames/s (hop 64): features are interpolated to it."""
+    from dataclasses import replace
+
+    from conftest import TINY_CONFIG, build_tiny_instrument
+    from cadenza.studio import Studio
+
+    build_tiny_instrument(tmp_path / "ddsp-fast", name="ddsp-fast", config=replace(TINY_CONFIG, hop=64, reverb_s=0.05))
+    studio = Studio(model_dirs=[tmp_path])
+    out = studio.transfer(voice_wav, "fast", sampling=Sampling(seed=0))
+    source, sr = read_audio(voice_wav)
+    assert out.samples.shape == (1, round(source.shape[1] * 16000 / sr))
+    assert np.isfinite(out.samples).all()
