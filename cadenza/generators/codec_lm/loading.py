@@ -10,8 +10,9 @@ Two manifest formats (``config.format``):
   ``codec.safetensors``, our SEANet+RVQ codec), with ``config.lm`` (a `CodecLMConfig` dict with
   ``cond_dim`` 384), ``config.codec`` (a ``codec.CodecConfig`` dict) and ``config.text_encoder: "minilm"``
   (``cadenza.text.encoder.TextEncoder``). Optional: ``config.window_s`` (longest clip one LM window
-  makes; default: what ``max_seq_len`` holds) and ``config.sampling_defaults`` (``top_k``, ``top_p``,
-  ``cfg_scale``, ``temperature``). The unconditional text for CFG is an all-False mask (zero states).
+  makes; default ``config.train_crop_s``, the training crop, else what ``max_seq_len`` holds) and
+  ``config.sampling_defaults`` (``top_k``, ``top_p``, ``cfg_scale``, ``temperature``). The unconditional
+  text for CFG is an all-False mask (zero states).
 - ``"transformers"``: a transformers ``MusicgenForConditionalGeneration`` folder (files ``weights`` ->
   ``model.safetensors``, ``config`` -> ``config.json``, + tokenizer files); T5 and EnCodec come from the
   same safetensors file (see ``transformers_layout``).
@@ -123,7 +124,9 @@ def load_cadenza(spec: CheckpointSpec, device: str) -> CodecLMBundle:
         return embedding.states, mask, None
 
     frames = config.max_seq_len - 1 - config.pattern.max_delay
-    window_s = float(spec.config.get("window_s", frames / codec.frame_rate))
+    # The LM never saw positions beyond its training crops: one window is that long unless set.
+    window_s = float(spec.config.get("window_s", spec.config.get("train_crop_s", frames / codec.frame_rate)))
+    window_s = min(window_s, frames / codec.frame_rate)
     defaults = {**MUSICGEN_DEFAULTS, **spec.config.get("sampling_defaults", {})}
     return CodecLMBundle(lm=lm, codec=codec, condition=condition, window_s=window_s, defaults=defaults,
                          melody_sample_rate=None, has_text=encoder is not None)

@@ -55,7 +55,7 @@ def _fake_downloader(source: Path, log: list[str]):
 
 def test_pull_writes_a_pinned_manifest(release_dirs, tmp_path):
     fetched: list[str] = []
-    spec = pull("musicgen-small", root=tmp_path, downloader=_fake_downloader(release_dirs["mono"], fetched), log=lambda _: None)
+    pull("musicgen-small", root=tmp_path, downloader=_fake_downloader(release_dirs["mono"], fetched), log=lambda _: None)
     assert fetched == ["facebook/musicgen-small/state_dict.bin", "facebook/musicgen-small/compression_state_dict.bin"]
     manifest = json.loads((tmp_path / "musicgen-small" / "manifest.json").read_text())
     assert manifest["family"] == "codec_lm" and manifest["config"] == {"format": "audiocraft"}
