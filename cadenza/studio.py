@@ -173,13 +173,13 @@ class Studio:
         ``options`` are ``generators.ddsp.midi.NoteRenderOptions`` fields."""
         from dataclasses import asdict
 
-        from cadenza.generators.ddsp.midi import NoteRenderOptions, render_score
+        from cadenza.generators.ddsp.midi import NoteRenderOptions
 
         spec = self._ddsp_spec(synth)
         note_options = NoteRenderOptions(**options)
         generator = self.load(spec.name)
         with self._lock(spec.name):
-            rendered = render_score(generator.instrument, output.score, note_options, seed=seed)
+            rendered = generator.render_midi(output.score, note_options, seed=seed)
         base = asdict(output.provenance)
         notes = {**output.provenance.notes, "rendered_with": f"ddsp:{spec.name}", "ddsp_sha256": spec.sha256,
                  "render_options": note_options.to_dict(), "render_seed": seed}

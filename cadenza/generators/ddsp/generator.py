@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
+from collections.abc import Iterator
 from dataclasses import asdict
 
 import numpy as np
+import torch
 
 from cadenza.checkpoints import CheckpointSpec
 from cadenza.conditioning import Capability, Conditioning, Sampling, require_supported
@@ -58,7 +61,29 @@ class DDSPGenerator:
             raise InvalidConditioning(f"model {self.spec.name!r} transfers timbre: set source_audio to a recording")
         options = options or TransferOptions()
         samples, sr = read_audio(conditioning.source_audio, mono=True)
+        with self._threads():
+            return self._transfer(conditioning, sampling, callbacks, options, samples, sr)
+
+    def render_midi(self, score, options=None, seed: int = 0, callbacks: Callbacks = Callbacks()):
+        """Play a ``symusic.Score`` (any number of voices) on this instrument; see ``midi.render_score``."""
+        from cadenza.generators.ddsp.midi import NoteRenderOptions, render_score
+
+        with self._threads():
+            return render_score(self.instrument, score, options or NoteRenderOptions(), seed=seed,
+                                should_stop=raise_if(callbacks.should_cancel), progress=callbacks.progress)
+
+    @contextlib.contextmanager
+    def _threads(self) -> Iterator[None]:
+        """The policy's CPU threads for the duration of a call (torch's setting is process-wide)."""
+        before = torch.get_num_threads()
         self.policy.apply_threads()
+        try:
+            yield
+        finally:
+            torch.set_num_threads(before)
+
+    def _transfer(self, conditioning: Conditioning, sampling: Sampling, callbacks: Callbacks,
+                  options: TransferOptions, samples: np.ndarray, sr: int) -> list[AudioOutput]:
         outputs = []
         for index in range(sampling.num_samples):
             seed = sampling.seed + index if sampling.seed is not None else random.randrange(2**31)
