@@ -51,8 +51,9 @@ def folk_tunes(corpus: Path, min_s: float = 10.0, max_s: float = 120.0) -> list[
         raise InvalidConditioning(f"{corpus}: no MANIFEST.tsv (give the converted corpus folder, e.g. ../shared/corpus)")
     with manifest.open(newline="") as handle:
         rows = list(csv.DictReader(handle, delimiter="\t"))
+    # a corpus rebuilt by `cadenza train symbolic` lists no lengths: then every tune is a candidate
     return [corpus / "midi" / r["path"] for r in rows
-            if r["collection"] in FOLK_COLLECTIONS and min_s <= float(r["seconds"]) <= max_s]
+            if r["collection"] in FOLK_COLLECTIONS and min_s <= float(r.get("seconds") or min_s) <= max_s]
 
 
 def melody_notes(path: Path) -> np.ndarray | None:

@@ -26,7 +26,8 @@ def add_arguments(p) -> None:
     p.add_argument("--instrument", help="a preset to render from the corpus: violin, flute, trumpet, clarinet")
     p.add_argument("--name", help="instrument name (default: --instrument); the model is called ddsp-NAME")
     p.add_argument("--prepare", action="store_true", help="only build the dataset (render corpus melodies or read --audio)")
-    p.add_argument("--corpus", default="../shared/corpus", help="corpus folder with MANIFEST.tsv + midi/ (for --prepare)")
+    p.add_argument("--corpus", help="corpus folder with MANIFEST.tsv + midi/ (for --prepare; default ../shared/corpus "
+                                   "if present, else the folk collections rebuilt from music21 into data/corpus-folk)")
     p.add_argument("--audio", help="a folder of recordings of one instrument (prepared, then trained on)")
     p.add_argument("--program", type=int, help="General MIDI program to render (default: the preset's)")
     p.add_argument("--data-minutes", type=float, default=12.0, help="minutes of audio to render for --prepare")
@@ -62,6 +63,23 @@ def _command(name: str, instrument: str | None, run_dir: Path) -> str:
             f"cadenza train ddsp --name {name} --export checkpoints/ddsp-{name}")
 
 
+def _corpus(given: str | None) -> Path:
+    """The corpus to render from: ``given``, else ../shared/corpus, else the folk collections rebuilt from
+    the installed music21 package into data/corpus-folk (once)."""
+    if given:
+        return Path(given)
+    for candidate in (Path("../shared/corpus"), Path("data/corpus-folk")):
+        if (candidate / "MANIFEST.tsv").exists():
+            return candidate
+    from cadenza.generators.ddsp.data import FOLK_COLLECTIONS
+    from cadenza.generators.symbolic.corpus import rebuild_from_music21
+
+    out = Path("data/corpus-folk")
+    print(f"rebuilding {', '.join(FOLK_COLLECTIONS)} from music21 into {out} ...", file=sys.stderr)
+    rebuild_from_music21(out, collections=list(FOLK_COLLECTIONS))
+    return out
+
+
 def run(args) -> int:
     from cadenza.errors import InvalidConditioning
 
@@ -92,7 +110,7 @@ def run(args) -> int:
         else:
             if not args.instrument:
                 raise InvalidConditioning("--prepare renders corpus melodies for --instrument (or give --audio DIR)")
-            info = ddsp_data.prepare_instrument(args.instrument, Path(args.corpus), data, minutes=args.data_minutes,
+            info = ddsp_data.prepare_instrument(args.instrument, _corpus(args.corpus), data, minutes=args.data_minutes,
                                                 seed=args.seed, program=args.program)
         print(f"dataset in {data}: {len(info['pieces'])} pieces, {info['seconds'] / 60:.1f} min; stats {info['stats']}",
               file=sys.stderr)

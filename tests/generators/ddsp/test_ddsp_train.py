@@ -106,3 +106,11 @@ def test_prepare_from_recordings(tmp_path):
     info = prepare_folder(folder, tmp_path / "data", "voice")
     assert len(info["pieces"]) == 2 and info["f0"] == "torchfcpe"
     assert 0.3 < np.load(tmp_path / "data" / "voiced.npy").mean() < 0.9
+
+
+def test_folk_tunes_from_a_manifest_without_lengths(tmp_path):
+    from cadenza.generators.ddsp.data import folk_tunes
+
+    (tmp_path / "MANIFEST.tsv").write_text("path\tcollection\tlicense\noneills1850/a.mid\toneills1850\tfree\n"
+                                           "bach/b.mid\tbach\tfree\n")
+    assert folk_tunes(tmp_path) == [tmp_path / "midi" / "oneills1850" / "a.mid"]
