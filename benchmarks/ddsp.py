@@ -11,7 +11,9 @@
   violin, flute, trumpet and clarinet, whose true pitch is known from the MIDI notes (sounding frames,
   50 ms after each onset left out).
 - Per shipped instrument (checkpoints/ddsp-*): the transfer of the same input, its output's f0 against
-  the input's (shifted by the octaves applied), its spectral centroid and harmonic profile.
+  the input's (shifted by the octaves applied), its spectral centroid and harmonic profile; and (full
+  run) ``timbre``: the same melody played by the model and by its FluidSynth original, harmonic
+  profiles compared with all four originals (is the nearest one its own?).
 """
 
 from __future__ import annotations
@@ -78,8 +80,8 @@ def timed(fn, repeats: int = 3) -> tuple[float, float]:
     return wall, cpu
 
 
-def melody(program: int, seconds: float, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """FluidSynth render (16 kHz, dry, mono) of a random melody: ``(audio [N], f0 [F], mask [F])``."""
+def melody(program: int, seconds: float, seed: int):
+    """FluidSynth render (16 kHz, dry, mono) of a random melody: ``(audio [N], f0 [F], mask [F], score)``."""
     import symusic
 
     from cadenza.generators.ddsp.data import PRESETS, f0_from_notes
@@ -106,7 +108,7 @@ def melody(program: int, seconds: float, seed: int) -> tuple[np.ndarray, np.ndar
     f0, sounding = f0_from_notes(notes, frames)
     times = np.arange(frames) * HOP / 16000
     since_onset = times - notes[np.clip(np.searchsorted(notes[:, 0], times, side="right") - 1, 0, None), 0]
-    return audio, f0, sounding & (since_onset > 0.05)
+    return audio, f0, sounding & (since_onset > 0.05), score
 
 
 def f0_accuracy(seconds: float, names: list[str]) -> dict:
@@ -122,7 +124,7 @@ def f0_accuracy(seconds: float, names: list[str]) -> dict:
     compute = {"fcpe": 0.0, "crepe_full": 0.0}
     total = 0.0
     for i, name in enumerate(names):
-        audio, truth, mask = melody(INSTRUMENTS[name], seconds, seed=i)
+        audio, truth, mask, _ = melody(INSTRUMENTS[name], seconds, seed=i)
         total += audio.shape[0] / 16000
         start = time.perf_counter()
         f0, conf = tracker.track(audio)
@@ -180,6 +182,47 @@ def instrument_quality(audio: np.ndarray, sr: int, names: list[str]) -> dict:
     return out
 
 
+def timbre_match(names: list[str], seconds: float = 6.0) -> dict:
+    """Does each learned instrument sound like its own FluidSynth original? Each original plays a random
+    melody in its range; the DDSP model of that instrument plays the same notes (``render --synth
+    ddsp:NAME``). Each render is summarised by its harmonic profile (harmonics 1-8, dB relative to the
+    strongest, median over sounding frames). Reports each model's distance (mean absolute dB difference)
+    to every original's profile and which original is nearest."""
+    from cadenza.checkpoints import discover, model_dirs
+    from cadenza.generators.ddsp.evaluate import harmonic_profile, spectral_centroid
+    from cadenza.generators.ddsp.export import load_instrument
+    from cadenza.generators.ddsp.features import default_tracker
+    from cadenza.generators.ddsp.midi import NoteRenderOptions, render_score
+
+    specs = discover(model_dirs())
+    shipped = [n for n in names if f"ddsp-{n}" in specs]
+    if not shipped:
+        return {}
+    tracker = default_tracker()
+
+    def profile(audio: np.ndarray) -> tuple[np.ndarray, float]:
+        f0, conf = tracker.track(audio)
+        mask = conf > 0.5
+        return np.array(harmonic_profile(audio, f0, mask, 8)), spectral_centroid(audio, mask)
+
+    originals, melodies = {}, {}
+    for i, name in enumerate(INSTRUMENTS):  # each original plays a melody in its own range
+        audio, _, _, melodies[name] = melody(INSTRUMENTS[name], seconds, seed=100 + i)
+        originals[name] = profile(audio)
+    out = {}
+    for name in shipped:
+        instrument = load_instrument(specs[f"ddsp-{name}"])
+        rendered = render_score(instrument, melodies[name], NoteRenderOptions(normalize_lufs=-20.0))
+        prof, centroid = profile(rendered.mix[0, : int(seconds * 16000)])
+        distance = {ref: round(float(np.mean(np.abs(prof - p))), 1) for ref, (p, _) in originals.items()}
+        out[name] = {"harmonics_db": [round(float(x), 1) for x in prof], "centroid_hz": round(centroid),
+                     "original_harmonics_db": [round(float(x), 1) for x in originals[name][0]],
+                     "original_centroid_hz": round(originals[name][1]),
+                     "distance_db": distance, "nearest_original": min(distance, key=distance.get)}
+        log(f"timbre {name}: {out[name]}")
+    return out
+
+
 def main(quick: bool) -> dict:
     import torch
 
@@ -219,4 +262,6 @@ def main(quick: bool) -> dict:
     names = ["violin"] if quick else list(INSTRUMENTS)
     figures.update(f0_accuracy(3.0 if quick else 6.0, names))  # torchcrepe full runs at ~0.05x real time here
     figures["instruments"] = instrument_quality(audio, sr, names)
+    if not quick:
+        figures["timbre"] = timbre_match(list(INSTRUMENTS))
     return figures
