@@ -156,7 +156,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
     p.add_argument("--share", choices=["off", "on"], default="off",
                    help="on: also make a temporary public link through Gradio's share servers (default off)")
-    p.add_argument("--per-model", type=int, default=1, help="jobs one model runs at once; others wait in line (default 1)")
     p.add_argument("--max-upload-mb", type=float, default=50, help="largest upload accepted, in MB (default 50)")
     return parser
 
@@ -293,7 +292,7 @@ def cmd_app(args, studio) -> int:
     from cadenza.app.web.context import AppSettings
 
     print(f"Cadenza studio: open http://{args.host}:{args.port} in your browser (Ctrl+C stops it)", file=sys.stderr)
-    settings = AppSettings(per_model=args.per_model, max_upload_bytes=int(args.max_upload_mb * 2**20))
+    settings = AppSettings(max_upload_bytes=int(args.max_upload_mb * 2**20))
     launch(studio, host=args.host, port=args.port, share=args.share == "on", settings=settings)
     return 0
 

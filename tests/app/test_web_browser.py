@@ -53,7 +53,8 @@ def served(tmp_path_factory):
     fake.mkdir()
     (fake / "weights.bin").write_bytes(b"never loaded by this test")
     write_manifest(fake, name="listed-songs", family="codec_lm", files={"weights": "weights.bin"}, config={},
-                   capabilities=[Capability.TEXT, Capability.DURATION, Capability.MELODY_AUDIO, Capability.PROMPT_AUDIO],
+                   capabilities=[Capability.TEXT, Capability.DURATION, Capability.MELODY_AUDIO,
+                                 Capability.PROMPT_AUDIO],
                    license="test", description="a listed-only model")
     port = _free_port()
     app = launch(Studio(model_dirs=[extra]), host="127.0.0.1", port=port, block=False)
@@ -181,3 +182,38 @@ def test_batch_render_returns_a_zip(page, tmp_path, score_of):
     page.locator("#batch-go").click()
     page.locator("#batch-status", has_text="Rendered 2 of 2").wait_for(timeout=45_000)
     page.locator("#batch-zip a[download$='.zip']").wait_for()
+
+
+def _ddsp_instrument(served) -> str:
+    names = [m.name for m in served[0].context.ddsp_models()]
+    if not names:
+        pytest.skip("no DDSP instrument is installed")
+    return names[0]
+
+
+def test_timbre_transfer_of_an_upload(page, served, tmp_path):
+    import numpy as np
+    import soundfile
+
+    _ddsp_instrument(served)
+    sr = 16000
+    t = np.arange(sr) / sr
+    hum = tmp_path / "hum.wav"
+    soundfile.write(hum, (0.3 * np.sin(2 * np.pi * 330 * t)).astype(np.float32), sr)
+    page.get_by_role("tab", name="Timbre transfer").click()
+    page.locator("#transfer-source input[type=file]").set_input_files(str(hum))
+    page.locator("#transfer-pitch input[type=number]").fill("-12")
+    page.locator("#transfer-go").click()
+    page.locator("#transfer-status", has_text="Done").wait_for(timeout=60_000)
+    page.locator("#transfer-audio audio").first.wait_for(state="attached")
+    assert page.locator("#transfer-files a[download$='.wav']").count() == 1
+
+
+def test_midi_played_by_a_ddsp_instrument(page, served):
+    name = _ddsp_instrument(served)
+    page.locator("#bars textarea, #bars input").first.fill("2")
+    page.locator("#generate").click()
+    _wait_status(page, "Done")
+    _pick(page, "synth", f"ddsp:{name}")
+    _wait_status(page, f"Now playing with ddsp:{name}", timeout_ms=60_000)
+    page.locator("#result-audio-0 audio").first.wait_for(state="attached")

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import soundfile
 
-from cadenza.app.web.controls import CONDITIONING_WIDGETS, SAMPLING_WIDGETS, UNIVERSAL_SAMPLING, prompt_file_types, visible_widgets
+from cadenza.app.web.controls import (CONDITIONING_WIDGETS, SAMPLING_WIDGETS, UNIVERSAL_SAMPLING, prompt_file_types,
+                                      visible_widgets)
 from cadenza.app.web.form import conditioning_from_form, sampling_from_form
 from cadenza.app.web.uploads import UploadPolicy
 from cadenza.checkpoints import FAMILY_SAMPLING
@@ -79,7 +80,8 @@ def test_audio_models_show_their_controls_and_not_symbolic_ones():
 
 def test_a_new_model_is_driven_by_its_lists_alone():
     newcomer = ModelInfo("new", "future", "audio", ("chords", "tags"), "", "", "", ("steps",))
-    assert visible_widgets(newcomer.capabilities, newcomer.sampling) == {"chords", "tags", "steps", "seed", "num_samples"}
+    shown = visible_widgets(newcomer.capabilities, newcomer.sampling)
+    assert shown == {"chords", "tags", "steps", "seed", "num_samples"}
 
 
 def test_prompt_file_types_follow_capabilities():

@@ -39,9 +39,6 @@ def build_app(studio: Studio, settings: AppSettings = AppSettings()) -> StudioAp
     context = AppContext(studio=studio, settings=settings, models=studio.models(), workspace=workspace,
                          uploads=UploadPolicy(roots=(get_upload_folder(), workspace.root),
                                               max_bytes=settings.max_upload_bytes))
-    from cadenza.app.web.jobs import ModelGates
-
-    context.gates = ModelGates(settings.per_model)
     # delete_cache: Gradio's own copies of uploads and results older than an hour go every 10 minutes
     with gr.Blocks(title=settings.title, delete_cache=(600, 3600), analytics_enabled=False) as blocks:
         gr.Markdown(f"# {settings.title}\n{INTRO}")

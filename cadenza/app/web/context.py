@@ -15,10 +15,9 @@ MAX_SAMPLES = 4  # result slots on the page (and the most samples one click asks
 
 @dataclass(frozen=True)
 class AppSettings:
-    """``per_model``: jobs one model runs at once (others wait in line). ``max_upload_bytes``: per file.
-    ``default_model``: the model picked when the page opens (None: the first symbolic model)."""
+    """``max_upload_bytes``: the largest upload accepted, per file. ``default_model``: the model picked
+    when the page opens (None: the first symbolic model)."""
 
-    per_model: int = 1
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
     default_model: str | None = None
     title: str = "Cadenza studio"

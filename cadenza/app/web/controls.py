@@ -41,7 +41,8 @@ MIDI_TYPES = (".mid", ".midi")
 AUDIO_TYPES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
 
 
-def visible_widgets(capabilities: tuple[str, ...] | frozenset[str], sampling: tuple[str, ...] | frozenset[str]) -> set[str]:
+def visible_widgets(capabilities: tuple[str, ...] | frozenset[str],
+                    sampling: tuple[str, ...] | frozenset[str]) -> set[str]:
     """The conditioning and sampling widget names to show for a model with these lists."""
     caps = set(capabilities)
     shown = {name for name, needs in CONDITIONING_WIDGETS.items() if any(c.value in caps for c in needs)}

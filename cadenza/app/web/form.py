@@ -65,7 +65,8 @@ def sampling_from_form(info: ModelInfo, form: Mapping[str, Any]) -> Sampling:
     lists it in ``info.sampling`` and its widget is not empty; everything else stays at its default."""
     hints = typing.get_type_hints(Sampling)
     samples = _whole(form.get("num_samples"), "num_samples")
-    values: dict[str, Any] = {"seed": _whole(form.get("seed"), "seed"), "num_samples": 1 if samples is None else samples}
+    values: dict[str, Any] = {"seed": _whole(form.get("seed"), "seed"),
+                              "num_samples": 1 if samples is None else samples}
     for name in SAMPLING_WIDGETS:
         if name not in info.sampling:
             continue

@@ -37,8 +37,7 @@ class ResultSlot:
     def show(self, result: ResultFiles) -> dict:
         return {self.group: gr.update(visible=True), self.summary: result.summary, self.audio: str(result.audio),
                 self.image: str(result.image), self.files: [str(p) for p in result.downloads],
-                self.provenance: result.provenance_json,
-                self.continue_button: gr.update(visible=True)}
+                self.provenance: result.provenance_json}
 
     def hide(self) -> dict:
         return {self.group: gr.update(visible=False), self.summary: "", self.audio: None, self.image: None,
@@ -55,8 +54,9 @@ def build_generate_tab(ctx: AppContext) -> None:
     default = ctx.default_model()
     with gr.Row():
         with gr.Column(scale=2, min_width=380):
-            model = gr.Dropdown(label="Model", choices=[(f"{m.name} ({m.family} → {m.output})", m.name) for m in ctx.models],
-                                value=default.name if default else None, elem_id="model")
+            choices = [(f"{m.name} ({m.family} → {m.output})", m.name) for m in ctx.models]
+            model = gr.Dropdown(label="Model", choices=choices, value=default.name if default else None,
+                                elem_id="model")
             about = gr.Markdown(describe(default) if default else "No models are installed.", elem_id="model-about")
             with gr.Group():
                 cond = build_conditioning_widgets(default)
@@ -110,7 +110,8 @@ def build_generate_tab(ctx: AppContext) -> None:
             with ctx.jobs.job(session) as stop:
                 tick = _Throttle(progress)
                 callbacks = Callbacks(progress=tick, should_cancel=stop.is_set)
-                with ctx.gates.hold(info.name, stop.is_set, lambda: progress(0, desc=f"waiting for {info.name} (busy)")):
+                busy = f"waiting for {info.name} (busy with another job)"
+                with ctx.gates.hold(info.name, stop.is_set, lambda: progress(0, desc=busy)):
                     progress(0, desc=f"loading {info.name}")
                     outputs = ctx.studio.generate(info.name, conditioning, sampling, callbacks)
                 progress(1.0, desc="rendering")
@@ -128,9 +129,9 @@ def build_generate_tab(ctx: AppContext) -> None:
             updates.update(slot.show(results[i]) if i < len(results) else slot.hide())
         return updates
 
-    outputs = [status, records] + [c for s in slots for c in (*s.components(), s.continue_button)]
+    outputs = [status, records] + [c for s in slots for c in s.components()]
     run_inputs = {model, synth, *widgets.values()}
-    limit = ctx.gates.limit * max(1, len(ctx.models))  # the per-model gate does the real limiting
+    limit = max(1, len(ctx.models))  # different models run side by side; the per-model gate queues the rest
     generate.click(run, inputs=run_inputs, outputs=outputs, concurrency_limit=limit, concurrency_id="generate")
 
     def on_cancel(request: gr.Request) -> str:
@@ -153,7 +154,8 @@ def build_generate_tab(ctx: AppContext) -> None:
             updates.update(slots[i].show(result))
         return updates
 
-    synth.change(on_synth, inputs=[records, synth], outputs=outputs, concurrency_limit=limit, concurrency_id="generate")
+    synth.change(on_synth, inputs=[records, synth], outputs=outputs, concurrency_limit=limit,
+                 concurrency_id="generate")
     cancel.click(on_cancel, inputs=None, outputs=status, queue=False, show_progress="hidden")
     reroll.click(lambda: str(secrets.randbelow(2**31)), inputs=None, outputs=samp["seed"], show_progress="hidden")
 
@@ -185,8 +187,8 @@ def _build_slot(i: int) -> ResultSlot:
     with gr.Group(visible=False, elem_id=f"result-{i}") as group:
         summary = gr.Markdown("", elem_id=f"result-summary-{i}")
         audio = gr.Audio(label=f"Sample {i + 1}", type="filepath", interactive=False, elem_id=f"result-audio-{i}")
-        image = gr.Image(label="Piano roll / spectrogram", type="filepath", interactive=False, elem_id=f"result-image-{i}",
-                         height=240)
+        image = gr.Image(label="Piano roll / spectrogram", type="filepath", interactive=False, height=240,
+                         elem_id=f"result-image-{i}")
         files = gr.File(label="Downloads", file_count="multiple", interactive=False, elem_id=f"result-files-{i}")
         with gr.Row():
             continue_button = gr.Button("Continue this", size="sm", elem_id=f"continue-{i}")

@@ -39,7 +39,9 @@ class JobBoard:
 
 
 class ModelGates:
-    """At most ``limit`` jobs per model at once; others wait (and may be cancelled while waiting)."""
+    """At most ``limit`` jobs per model at once; others wait, are told so, and may be cancelled while
+    waiting. The web app uses ``limit=1``: a `Studio` runs one call per model at a time anyway (its
+    per-model lock), and this gate makes that wait visible and cancellable instead of silent."""
 
     def __init__(self, limit: int = 1) -> None:
         self.limit = max(1, limit)
@@ -47,7 +49,8 @@ class ModelGates:
         self._gates: dict[str, threading.BoundedSemaphore] = {}
 
     @contextmanager
-    def hold(self, model: str, cancelled: Callable[[], bool], waiting: Callable[[], None] | None = None) -> Iterator[None]:
+    def hold(self, model: str, cancelled: Callable[[], bool],
+             waiting: Callable[[], None] | None = None) -> Iterator[None]:
         with self._lock:
             gate = self._gates.setdefault(model, threading.BoundedSemaphore(self.limit))
         told = False

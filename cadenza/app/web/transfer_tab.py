@@ -11,7 +11,8 @@ from cadenza.app.web.context import AppContext
 from cadenza.app.web.controls import AUDIO_TYPES
 from cadenza.app.web.results import ResultFiles, save_result
 from cadenza.app.web.uploads import public_message
-from cadenza.errors import CadenzaError
+from cadenza.errors import CadenzaError, Cancelled
+from cadenza.generators.base import Callbacks
 
 
 @dataclass(frozen=True)
@@ -26,11 +27,13 @@ class TransferRequest:
     quiet_db: float = 20.0
 
 
-def run_transfer(ctx: AppContext, request: TransferRequest, session: str) -> ResultFiles:
+def run_transfer(ctx: AppContext, request: TransferRequest, session: str,
+                 callbacks: Callbacks = Callbacks()) -> ResultFiles:
     """Check the upload, transfer it onto ``request.instrument`` and write the result's files.
 
     Raises:
-        CadenzaError: no or a bad recording, an unknown instrument, or options out of range.
+        CadenzaError: no or a bad recording, an unknown instrument, or options out of range;
+            ``Cancelled`` when ``callbacks.should_cancel()`` turns true.
     """
     from cadenza.generators.ddsp.transfer import TransferOptions
 
@@ -38,7 +41,7 @@ def run_transfer(ctx: AppContext, request: TransferRequest, session: str) -> Res
     instrument = ctx.model(request.instrument)
     options = TransferOptions(pitch_shift=float(request.pitch_shift), loudness_shift=float(request.loudness_shift),
                               quiet_db=float(request.quiet_db))
-    output = ctx.studio.transfer(source, instrument.name, options=options)
+    output = ctx.studio.transfer(source, instrument.name, options=options, callbacks=callbacks)
     return save_result(ctx.studio, output, ctx.workspace.new_job(session), 0)
 
 
@@ -48,8 +51,8 @@ def build_transfer_tab(ctx: AppContext) -> None:
                 "works best (a melody, not chords).")
     with gr.Row():
         with gr.Column():
-            source = gr.Audio(label="Your recording (upload or record)", type="filepath", sources=["upload", "microphone"],
-                              elem_id="transfer-source")
+            source = gr.Audio(label="Your recording (upload or record)", type="filepath",
+                              sources=["upload", "microphone"], elem_id="transfer-source")
             instrument = gr.Dropdown(label="Instrument", choices=instruments, value=instruments[0],
                                      elem_id="transfer-instrument")
             pitch = gr.Slider(label="Pitch shift (semitones, after moving to the instrument's octave)", minimum=-24,
@@ -58,7 +61,9 @@ def build_transfer_tab(ctx: AppContext) -> None:
                                  elem_id="transfer-loudness")
             quiet = gr.Slider(label="Quiet the breaths and noise between notes (dB)", minimum=0, maximum=60, step=1,
                               value=20, elem_id="transfer-quiet")
-            go = gr.Button("Transfer", variant="primary", elem_id="transfer-go")
+            with gr.Row():
+                go = gr.Button("Transfer", variant="primary", elem_id="transfer-go", scale=3)
+                cancel = gr.Button("Cancel", variant="stop", elem_id="transfer-cancel", scale=1)
             status = gr.Markdown("", elem_id="transfer-status")
         with gr.Column():
             audio = gr.Audio(label="Result", type="filepath", interactive=False, elem_id="transfer-audio")
@@ -70,14 +75,25 @@ def build_transfer_tab(ctx: AppContext) -> None:
               progress=gr.Progress()) -> tuple:
         if not path:
             return "Upload or record something first.", None, None, None
+        session = request.session_hash or "anonymous"
         progress(0, desc=f"transferring onto {name}")
         try:
-            with ctx.gates.hold(name, lambda: False):
-                result = run_transfer(ctx, TransferRequest(path, name, shift, loud, quiet_db),
-                                      request.session_hash or "anonymous")
+            with ctx.jobs.job(session) as stop:
+                def tick(done: int, total: int) -> None:
+                    progress((min(done, total), total), desc="transferring", unit="frames")
+
+                with ctx.gates.hold(name, stop.is_set, lambda: progress(0, desc=f"waiting for {name} (busy)")):
+                    result = run_transfer(ctx, TransferRequest(path, name, shift, loud, quiet_db), session,
+                                          Callbacks(progress=tick, should_cancel=stop.is_set))
+        except Cancelled:
+            return "Stopped.", None, None, None
         except CadenzaError as exc:
             return f"**Error:** {public_message(exc, ctx.uploads.roots)}", None, None, None
         return (f"Done: {result.summary}", str(result.audio), str(result.image), [str(p) for p in result.downloads])
 
+    def on_cancel(request: gr.Request) -> str:
+        return "Stopping..." if ctx.jobs.cancel(request.session_hash or "anonymous") else "Nothing is running."
+
+    cancel.click(on_cancel, inputs=None, outputs=status, queue=False, show_progress="hidden")
     go.click(on_go, inputs=[source, instrument, pitch, loudness, quiet], outputs=[status, audio, image, files],
-             concurrency_limit=ctx.gates.limit * max(1, len(instruments)), concurrency_id="transfer")
+             concurrency_limit=max(1, len(instruments)), concurrency_id="transfer")

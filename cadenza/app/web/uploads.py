@@ -39,10 +39,12 @@ class UploadPolicy:
         if not any(_inside(real, root) for root in self.roots):
             raise InvalidConditioning(f"{what}: that file was not uploaded through this page; upload it again")
         if not real.is_file():
-            raise InvalidConditioning(f"{what}: the uploaded file is gone (uploads are deleted after a while); upload it again")
+            raise InvalidConditioning(f"{what}: the uploaded file is gone (uploads are deleted after a while); "
+                                      "upload it again")
         suffix = real.suffix.lower()
         if suffix not in tuple(s.lower() for s in suffixes):
-            raise InvalidConditioning(f"{what}: {real.name!r} is not a file this model takes here; use {', '.join(suffixes)}")
+            raise InvalidConditioning(f"{what}: {real.name!r} is not a file this model takes here; "
+                                      f"use {', '.join(suffixes)}")
         size = real.stat().st_size
         if size == 0:
             raise CorruptInput(f"{what}: {real.name!r} is empty")

@@ -45,7 +45,8 @@ def build_conditioning_widgets(info: ModelInfo | None) -> dict[str, gr.component
                                    visible=vis("tempo_bpm"), elem_id="tempo")
         w["bars"] = gr.Textbox(label="Bars (1-256)", placeholder="auto",
                               visible=vis("bars"), elem_id="bars")
-        w["duration_s"] = gr.Textbox(label="Length (seconds)", placeholder="auto", visible=vis("duration_s"), elem_id="duration")
+        w["duration_s"] = gr.Textbox(label="Length (seconds)", placeholder="auto", visible=vis("duration_s"),
+                                     elem_id="duration")
     w["instruments"] = gr.Dropdown(label="Instruments", choices=sorted(GM_PROGRAMS), value=[], multiselect=True,
                                    allow_custom_value=True, visible=vis("instruments"), elem_id="instruments")
     w["tags"] = gr.Textbox(label="Tags (comma separated)", placeholder="folk, dance", visible=vis("tags"),
@@ -54,7 +55,8 @@ def build_conditioning_widgets(info: ModelInfo | None) -> dict[str, gr.component
     w["prompt"] = gr.File(label="Continue this (MIDI or audio to start from)", type="filepath",
                           file_types=prompt_file_types(info.capabilities) if info else list(MIDI_TYPES),
                           visible=vis("prompt"), elem_id="prompt", height=130)
-    w["melody_midi"] = gr.File(label="Melody to follow (MIDI)", type="filepath", file_types=list(MIDI_TYPES), height=130,
+    w["melody_midi"] = gr.File(label="Melody to follow (MIDI)", type="filepath", file_types=list(MIDI_TYPES),
+                               height=130,
                                visible=vis("melody_midi"), elem_id="melody_midi")
     w["melody_audio"] = gr.Audio(label="Melody to follow (upload or sing/hum it)", type="filepath",
                                  sources=["upload", "microphone"], visible=vis("melody_audio"), elem_id="melody_audio")
@@ -78,8 +80,8 @@ def build_sampling_widgets(info: ModelInfo | None) -> tuple[dict[str, gr.compone
         reroll = gr.Button("New seed", elem_id="reroll", scale=1)
         w["num_samples"] = gr.Slider(label="Samples", minimum=1, maximum=4, step=1, value=d.num_samples,
                                      elem_id="num_samples", scale=3)
-    w["temperature"] = gr.Slider(label="Temperature (lower: safer, higher: wilder)", minimum=0.0, maximum=2.0, step=0.05,
-                                 value=d.temperature, visible=vis("temperature"), elem_id="temperature")
+    w["temperature"] = gr.Slider(label="Temperature (lower: safer, higher: wilder)", minimum=0.0, maximum=2.0,
+                                 step=0.05, value=d.temperature, visible=vis("temperature"), elem_id="temperature")
     with gr.Row():
         w["top_k"] = gr.Slider(label="Top-k (0: off)", minimum=0, maximum=500, step=1, value=d.top_k,
                                visible=vis("top_k"), elem_id="top_k")
@@ -91,14 +93,18 @@ def build_sampling_widgets(info: ModelInfo | None) -> tuple[dict[str, gr.compone
     w["cfg_scale"] = gr.Slider(label="Follow the text (guidance; 1: off)", minimum=0.0, maximum=15.0, step=0.5,
                                value=d.cfg_scale, visible=vis("cfg_scale"), elem_id="cfg_scale")
     with gr.Row():
-        w["steps"] = gr.Textbox(label="Steps (1-1000)", placeholder="the model's default",
-                               visible=vis("steps"), elem_id="steps")
-        w["scheduler"] = gr.Dropdown(label="Scheduler", choices=[("model's default", "")] + [(s, s) for s in SCHEDULERS],
-                                     value="", allow_custom_value=True, visible=vis("scheduler"), elem_id="scheduler")
+        w["steps"] = gr.Textbox(label="Steps (1-1000)", placeholder="the model's default", visible=vis("steps"),
+                                elem_id="steps")
+        schedulers = [("model's default", "")] + [(s, s) for s in SCHEDULERS]
+        w["scheduler"] = gr.Dropdown(label="Scheduler", choices=schedulers, value="", allow_custom_value=True,
+                                     visible=vis("scheduler"), elem_id="scheduler")
     with gr.Row():
-        w["strength"] = gr.Textbox(label="Strength: how far from the prompt audio (0-1)", placeholder="the model's default", visible=vis("strength"), elem_id="strength")
-        w["key_bias"] = gr.Textbox(label="Key bias (0: off, 10: strict)", placeholder="the model's default", visible=vis("key_bias"), elem_id="key_bias")
-        w["max_tokens"] = gr.Textbox(label="Max tokens", placeholder="no cap", visible=vis("max_tokens"), elem_id="max_tokens")
+        w["strength"] = gr.Textbox(label="Strength: how far from the prompt audio (0-1)",
+                                   placeholder="the model's default", visible=vis("strength"), elem_id="strength")
+        w["key_bias"] = gr.Textbox(label="Key bias (0: off, 10: strict)", placeholder="the model's default",
+                                   visible=vis("key_bias"), elem_id="key_bias")
+        w["max_tokens"] = gr.Textbox(label="Max tokens", placeholder="no cap", visible=vis("max_tokens"),
+                                     elem_id="max_tokens")
     missing = set(SAMPLING_WIDGETS) - set(w)
     if missing:  # a new Sampling field needs a widget here (and a test says so)
         raise RuntimeError(f"web studio has no widget for sampling fields {sorted(missing)}")
