@@ -19,7 +19,8 @@ guidance scale. Any other value is used as given (set ``top_p`` < 1 for nucleus 
 recorded in each output's provenance notes (``sampling_used``).
 
 **CFG rows.** The unconditional half drops text and melody as audiocraft does (null text: zero
-states; null melody: audiocraft's silent chroma), and shares the audio prompt.
+states; null melody: audiocraft's silent chroma), and shares the audio prompt. With neither text nor
+melody there is nothing to guide towards, so no unconditional rows are run.
 """
 
 from __future__ import annotations
