@@ -54,6 +54,20 @@ def _tunes(folder: Path) -> list[str]:
     return paths
 
 
+def _hum(folder: Path) -> str:
+    """A 3 s sung-like line: a gliding tone with vibrato and a little breath noise."""
+    import numpy as np
+    import soundfile
+
+    sr = 16000
+    t = np.arange(3 * sr) / sr
+    f0 = 220.0 * 2 ** ((np.floor(t * 2) % 4) * 2 / 12) * (1 + 0.006 * np.sin(2 * np.pi * 5.5 * t))
+    wave = 0.3 * np.sin(2 * np.pi * np.cumsum(f0) / sr) + 0.005 * np.random.default_rng(0).standard_normal(t.size)
+    path = folder / "hum.wav"
+    soundfile.write(path, wave.astype(np.float32), sr)
+    return str(path)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="docs", help="folder for the PNGs")
@@ -120,7 +134,11 @@ def main() -> None:
 
             if any(m.family == "ddsp" for m in studio.models()):
                 page.get_by_role("tab", name="Timbre transfer").click()
-                page.locator("#transfer-go").wait_for()
+                page.locator("#transfer-source input[type=file]").set_input_files(_hum(Path(tmp)))
+                page.locator("#transfer-go").click()
+                page.locator("#transfer-status", has_text="Done").wait_for(timeout=120_000)
+                page.locator("#transfer-image img").wait_for()
+                page.wait_for_timeout(1500)
                 page.screenshot(path=str(out / "web-transfer.png"), full_page=True)
                 print("wrote", out / "web-transfer.png")
             browser.close()

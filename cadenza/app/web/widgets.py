@@ -54,7 +54,7 @@ def build_conditioning_widgets(info: ModelInfo | None) -> dict[str, gr.component
     w["chords"] = gr.Textbox(label="Chords", placeholder="D G A D", visible=vis("chords"), elem_id="chords")
     w["prompt"] = gr.File(label="Continue this (MIDI or audio to start from)", type="filepath",
                           file_types=prompt_file_types(info.capabilities) if info else list(MIDI_TYPES),
-                          visible=vis("prompt"), elem_id="prompt", height=130)
+                          visible=vis("prompt"), elem_id="prompt", height=150)
     w["melody_midi"] = gr.File(label="Melody to follow (MIDI)", type="filepath", file_types=list(MIDI_TYPES),
                                height=130,
                                visible=vis("melody_midi"), elem_id="melody_midi")
