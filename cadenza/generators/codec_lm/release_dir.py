@@ -24,6 +24,7 @@ from cadenza.errors import CheckpointError
 
 RELEASE_FILES = {"state_dict": "state_dict.bin", "compression_state_dict": "compression_state_dict.bin"}
 T5_FILES = ("config.json", "model.safetensors", "spiece.model", "tokenizer.json")
+T5_REQUIRED = ("config.json", "model.safetensors", "spiece.model")
 MUSICGEN_LICENSE = "CC-BY-NC-4.0 (weights, Meta's MusicGen release); T5: Apache-2.0"
 
 
@@ -136,7 +137,7 @@ def pull(name: str, root: str | os.PathLike | None = None, downloader: Downloade
     files: dict[str, str] = {}
     for role, filename in RELEASE_FILES.items():
         log(f"downloading {item.repo}/{filename}")
-        _place(downloader(item.repo, filename, target), target / filename)
+        _fetch(downloader, item.repo, filename, target)
         files[role] = filename
     cfg = _release_cfg(target)
     t5_names = sorted({str(spec.t5.name) for key, spec in (cfg.get("conditioners") or {}).items()
@@ -147,12 +148,27 @@ def pull(name: str, root: str | os.PathLike | None = None, downloader: Downloade
         repo = t5 if "/" in t5 else f"google-t5/{t5}"
         for filename in T5_FILES:
             log(f"downloading {repo}/{filename}")
-            _place(downloader(repo, filename, target / "t5"), target / "t5" / filename)
+            try:
+                _fetch(downloader, repo, filename, target / "t5")
+            except CheckpointError:
+                if filename in T5_REQUIRED:
+                    raise
+                log(f"{repo} has no {filename}; the tokenizer is built from spiece.model instead")
+                continue
             files[f"t5_{filename.split('.')[0]}"] = f"t5/{filename}"
     return write_manifest(target, name=name, family="codec_lm", files=files, config={"format": "audiocraft"},
                           capabilities=sorted(release_capabilities(cfg), key=str), license=item.license,
                           description=item.description,
                           made_by={"source": {"hub": item.repo, "t5": t5_names}, "command": f"cadenza pull {name}"})
+
+
+def _fetch(downloader: Downloader, repo: str, filename: str, target: Path) -> None:
+    """Download ``repo``/``filename`` to ``target/filename``; a failed download is a CheckpointError."""
+    try:
+        downloaded = downloader(repo, filename, target)
+    except OSError as exc:  # huggingface_hub's HTTP and missing-entry errors are OSErrors
+        raise CheckpointError(f"could not download {repo}/{filename}: {exc}") from exc
+    _place(downloaded, target / filename)
 
 
 def _place(downloaded: Path, wanted: Path) -> None:

@@ -70,6 +70,12 @@ def test_pull_writes_a_pinned_manifest(release_dirs, tmp_path):
     with pytest.raises(CheckpointError, match="knows no model"):
         pull("musicgen-huge", root=tmp_path, downloader=_fake_downloader(release_dirs["mono"], fetched))
 
+    def offline(repo, filename, target):
+        raise OSError("no network")
+
+    with pytest.raises(CheckpointError, match="could not download facebook/musicgen-large/state_dict.bin"):
+        pull("musicgen-large", root=tmp_path, downloader=offline, log=lambda _: None)
+
 
 def test_pull_fetches_the_t5_encoder_a_release_needs(tmp_path):
     """A T5-conditioned release also pulls google-t5/t5-base into <name>/t5/, pinned in the manifest."""
