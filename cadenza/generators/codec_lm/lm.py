@@ -1,7 +1,8 @@
 """The codec language model: a MusicGen-shaped transformer over ``K`` parallel codebooks.
 
-One module serves both audiocraft's MusicGen weights (mapped from its state-dict names by
-``audiocraft_weights.py``) and our own small default (saved as safetensors in this module's names).
+One module serves MusicGen's weights (renamed from audiocraft's release layout by ``audiocraft_load.py``
+or from transformers' ``MusicgenForConditionalGeneration`` by ``transformers_layout.py``) and our own
+small default (saved as safetensors in this module's names).
 
 - Input: ``K`` token streams in a delay pattern, one embedding table per codebook (``card + 1`` rows:
   the extra id ``card`` is the start / padding token, as in audiocraft), summed per step; sinusoidal
