@@ -159,7 +159,7 @@ def test_corrupt_midi_gives_a_readable_error(page, tmp_path):
     assert "not a MIDI file" in text
     page.locator("#generate").click()
     page.locator("#status", has_text="not a MIDI file").wait_for()
-    assert not page.locator("#result-0").is_visible()
+    assert not page.locator("#result-0").first.is_visible()
 
 
 def test_cancel_stops_a_long_generation(page):
@@ -217,3 +217,20 @@ def test_midi_played_by_a_ddsp_instrument(page, served):
     _pick(page, "synth", f"ddsp:{name}")
     _wait_status(page, f"Now playing with ddsp:{name}", timeout_ms=60_000)
     page.locator("#result-audio-0 audio").first.wait_for(state="attached")
+
+
+def test_regenerate_with_this_seed_makes_the_same_sample(page):
+    page.locator("#bars textarea, #bars input").first.fill("2")
+    page.locator("#sampling").click()
+    samples = page.locator("#num_samples input[type=number]")
+    samples.fill("2")
+    samples.press("Enter")
+    page.locator("#generate").click()
+    _wait_status(page, "Done: 2 samples")
+    second = page.locator("#result-summary-1").inner_text()
+    page.locator("#reseed-1").click()
+    _wait_status(page, "Making sample 2 again")
+    _wait_status(page, "Done: 2 samples")
+    assert page.locator("#result-summary-1").inner_text() == second
+    seed = re.search(r"seed (\d+)", second).group(1)
+    assert page.locator("#seed textarea, #seed input").first.input_value() == seed

@@ -174,3 +174,12 @@ def test_midi_result_reloads_for_another_synth(studio, tmp_path):
     assert again.provenance == out.provenance and again.score.note_num() == out.score.note_num()
     second = save_result(studio, again, tmp_path / "b", 0)
     assert second.audio.is_file() and second.provenance_json == first.provenance_json
+
+
+def test_a_sample_is_made_again_by_its_seed_and_batch_size(studio, tmp_path):
+    outs = studio.generate("tiny-remi", Conditioning(bars=2), Sampling(seed=11, num_samples=2))
+    second = save_result(studio, outs[1], tmp_path, 1)
+    assert second.seed == 11 and second.batch_size == 2
+    again = studio.generate("tiny-remi", Conditioning(bars=2), Sampling(seed=second.seed, num_samples=second.batch_size))
+    pitches = [o.score.tracks[0].notes.numpy()["pitch"].tolist() for o in (outs[1], again[1])]
+    assert pitches[0] == pitches[1]

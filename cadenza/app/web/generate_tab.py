@@ -72,7 +72,7 @@ def build_generate_tab(ctx: AppContext) -> None:
             gr.Markdown("### Results\nWhat you generate appears here: play it, look at it, download it.",
                         elem_id="results-intro")
             slots = [_build_slot(i) for i in range(MAX_SAMPLES)]
-    records = gr.State([])  # per session: [{"source": path, "kind": "midi"|"audio", "seed": int}] of the shown results
+    records = gr.State([])  # per session: one _record(result) per result shown
     widgets = {**cond, **samp}
 
     def on_model(name: str) -> dict:
@@ -124,7 +124,7 @@ def build_generate_tab(ctx: AppContext) -> None:
         seconds = time.perf_counter() - started
         updates: dict = {status: f"Done: {len(results)} sample{'s' * (len(results) > 1)} in {seconds:.1f} s. "
                                  f"Play it, download it, or press **Continue this** to extend it.",
-                         records: [{"source": str(r.source), "kind": r.kind, "seed": r.seed} for r in results]}
+                         records: [_record(r) for r in results]}
         for i, slot in enumerate(slots):
             updates.update(slot.show(results[i]) if i < len(results) else slot.hide())
         return updates
@@ -149,7 +149,7 @@ def build_generate_tab(ctx: AppContext) -> None:
         except CadenzaError as exc:
             return {status: _error(exc, ctx)}
         updates: dict = {status: f"Now playing with {chosen}.",
-                         records: [{"source": str(r.source), "kind": r.kind, "seed": r.seed} for r in results]}
+                         records: [_record(r) for r in results]}
         for i, result in enumerate(results):
             updates.update(slots[i].show(result))
         return updates
@@ -176,7 +176,10 @@ def build_generate_tab(ctx: AppContext) -> None:
         def reseed(recs: list, i: int = i) -> dict:
             if i >= len(recs):
                 return {status: "That result is gone; generate again."}
-            return {samp["seed"]: str(recs[i]["seed"]), samp["num_samples"]: 1}
+            # samples of one seed may be drawn together: the same seed and number make sample i again
+            return {samp["seed"]: str(recs[i]["seed"]), samp["num_samples"]: recs[i]["batch_size"],
+                    status: f"Making sample {i + 1} again (seed {recs[i]['seed']}, {recs[i]['batch_size']} "
+                            f"sample{'s' * (recs[i]['batch_size'] > 1)} as before)..."}
 
         slot.reseed_button.click(reseed, inputs=records, outputs=[samp["seed"], samp["num_samples"], status],
                                  show_progress="hidden").then(
@@ -196,6 +199,11 @@ def _build_slot(i: int) -> ResultSlot:
         with gr.Accordion("Provenance (how this was made)", open=False):
             provenance = gr.Code(language="json", interactive=False, elem_id=f"result-provenance-{i}")
     return ResultSlot(group, summary, audio, image, files, provenance, continue_button, reseed_button)
+
+
+def _record(result: ResultFiles) -> dict:
+    """What a session keeps about a shown result (plain data: ``gr.State`` copies it per session)."""
+    return {"source": str(result.source), "kind": result.kind, "seed": result.seed, "batch_size": result.batch_size}
 
 
 def _error(exc: Exception | str, ctx: AppContext) -> str:

@@ -18,7 +18,8 @@ class ResultFiles:
     """Files for one output, all inside one job folder.
 
     ``source``: the output itself (.mid for MIDI, .wav for audio): what "use as prompt" feeds back.
-    ``audio``: the WAV the player plays (MIDI rendered with the chosen synth). ``downloads``: MIDI (if
+    ``batch_size``: how many samples were drawn with its seed (a model may draw them together, so
+    making it again takes the same seed and the same number). ``audio``: the WAV the player plays (MIDI rendered with the chosen synth). ``downloads``: MIDI (if
     any), WAV, FLAC and the provenance JSON. ``image``: piano roll (MIDI) or spectrogram (audio).
     """
 
@@ -30,6 +31,7 @@ class ResultFiles:
     provenance_json: str
     seed: int | None
     summary: str
+    batch_size: int = 1  # the num_samples it was drawn with: same seed + same batch size = the same sample
 
 
 def save_result(studio: Studio, output: MidiOutput | AudioOutput, folder: Path, index: int,
@@ -52,7 +54,8 @@ def save_result(studio: Studio, output: MidiOutput | AudioOutput, folder: Path, 
         downloads = (wav, flac, Path(f"{wav}.json"))
         kind = "audio"
     return ResultFiles(kind=kind, source=source, audio=wav, downloads=downloads, image=image,
-                       provenance_json=prov.to_json(), seed=prov.seed, summary=_summary(output, index))
+                       provenance_json=prov.to_json(), seed=prov.seed, summary=_summary(output, index),
+                       batch_size=int(prov.sampling.get("num_samples") or 1))
 
 
 def _summary(output: MidiOutput | AudioOutput, index: int) -> str:
