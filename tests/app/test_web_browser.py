@@ -234,3 +234,17 @@ def test_regenerate_with_this_seed_makes_the_same_sample(page):
     assert page.locator("#result-summary-1").inner_text() == second
     seed = re.search(r"seed (\d+)", second).group(1)
     assert page.locator("#seed textarea, #seed input").first.input_value() == seed
+
+
+def test_the_server_hands_out_no_file_it_did_not_make(served):
+    import urllib.error
+    import urllib.request
+
+    app, url = served
+    inside = app.context.workspace.root / "not-yet-shown.txt"
+    inside.write_text("private")
+    for path in (Path(__file__).resolve(), Path("/etc/passwd"), inside):
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"{url}gradio_api/file={path}")
+        assert refused.value.code in (403, 404)
+    inside.unlink()
