@@ -32,7 +32,8 @@ NUM_TRAIN_TIMESTEPS = 1000
 
 @dataclass(frozen=True)
 class DiTConfig:
-    """Model size. ``max_seconds``: the range of the timing embedding."""
+    """Model size. ``max_seconds``: the range of the timing embedding and the longest duration offered
+    (training sets it to the clip length: durations beyond what the model saw are refused, not extrapolated)."""
 
     latent_dim: int = 64
     text_dim: int = 384

@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 RECIPE_COMMANDS = ("cadenza train audio-data && cadenza train codec && cadenza train codec --export runs/codec/export && "
-                   "cadenza train diffusion --codec runs/codec/export --minutes 90 && "
+                   "cadenza train diffusion --codec runs/codec/export --max-steps 4000 && "
                    "cadenza train diffusion --codec runs/codec/export --export checkpoints/diffusion-small")
 
 
@@ -22,7 +22,9 @@ def add_arguments(p) -> None:
     p.add_argument("--codec", default="runs/codec/export", help="exported codec folder (codec.safetensors + codec.json)")
     p.add_argument("--run", default="runs/diffusion", help="training run folder (resumes from it)")
     p.add_argument("--minutes", type=float, help="stop after this many minutes (run again to resume)")
-    p.add_argument("--max-steps", type=int, default=8000, help="training steps (the cosine schedule's length)")
+    p.add_argument("--max-steps", type=int, default=4000,
+                   help="training steps: the learning-rate schedule's length (a step takes ~1-2 s on 2 idle cores, "
+                        "see `seconds` in <run>/log.jsonl; pick steps that fit your time, --minutes only stops early)")
     p.add_argument("--batch", type=int, default=16, help="crops per step")
     p.add_argument("--threads", type=int, default=2, help="CPU threads")
     p.add_argument("--seed", type=int, default=0, help="training seed")

@@ -15,7 +15,7 @@ import json
 import math
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -29,7 +29,7 @@ class DiffusionTrainConfig:
     data_dir: str = "data/audio"
     codec_dir: str = ""
     run_dir: str = "runs/diffusion"
-    max_steps: int = 8000
+    max_steps: int = 4000
     minutes: float | None = None
     batch: int = 16
     lr: float = 4e-4
@@ -180,11 +180,16 @@ def train(config: DiffusionTrainConfig, autoencoder=None, text_encoder=None) -> 
     stats, info = read_stats(cache)
     train_data, val_data = load_split(cache, "train"), load_split(cache, "validation")
     frame_rate = float(info["frame_rate"])
-    (run / "config.json").write_text(json.dumps({"train": config.to_dict(), "model": config.model.to_dict(),
+    clip_frames = int(train_data["latents"].shape[-1])
+    # The latent width comes from the codec; the timing range (and so the longest duration the model
+    # offers) from the clips it actually saw.
+    model_config = replace(config.model, latent_dim=int(info["latent_dim"]),
+                           max_seconds=float(math.ceil(clip_frames / frame_rate)))
+    (run / "config.json").write_text(json.dumps({"train": config.to_dict(), "model": model_config.to_dict(),
                                                  "latent": {**stats.to_dict(), "frame_rate": frame_rate}}, indent=1))
     torch.manual_seed(config.seed)
-    model = LatentDiT(config.model)
-    ema = LatentDiT(config.model)
+    model = LatentDiT(model_config)
+    ema = LatentDiT(model_config)
     ema.load_state_dict(model.state_dict())
     ema.requires_grad_(False)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.01)

@@ -10,6 +10,7 @@ import soundfile as sf
 import torch
 
 from cadenza import Conditioning, Sampling, Studio
+from cadenza.errors import InvalidConditioning
 from cadenza.generators.diffusion.model import DiTConfig
 from cadenza.generators.diffusion.train import DiffusionTrainConfig, train
 
@@ -91,16 +92,20 @@ def test_export_loads_and_generates_through_studio_and_cli(corpus, tmp_path, mon
     assert spec.made_by["recipe"] == "cadenza train diffusion"
 
     studio = Studio(model_dirs=[tmp_path / "models"])
-    outs = studio.generate("tiny-diffusion", Conditioning(text="a calm solo piano piece in C major", duration_s=1.3),
-                           Sampling(seed=1, steps=4, num_samples=2))
-    assert [o.samples.shape for o in outs] == [(1, int(1.3 * RATE))] * 2 and outs[0].sample_rate == RATE
+    outs = studio.generate("tiny-diffusion", Conditioning(text="a calm solo piano piece in C major", duration_s=0.9),
+                           Sampling(seed=1, steps=4, num_samples=2))  # 45 latent frames: an odd count, patched in twos
+    assert [o.samples.shape for o in outs] == [(1, int(0.9 * RATE))] * 2 and outs[0].sample_rate == RATE
     assert outs[0].provenance.notes["scheduler"] == "dpm++" and outs[0].provenance.notes["cfg_scale"] == 4.0
     base = outs[0].samples
     for sampling in (Sampling(seed=outs[0].provenance.seed, steps=4, scheduler="heun"),
                      Sampling(seed=outs[0].provenance.seed, steps=4, cfg_scale=7.0)):
         again = studio.generate("tiny-diffusion", Conditioning(text="a calm solo piano piece in C major",
-                                                               duration_s=1.3), sampling)[0]
+                                                               duration_s=0.9), sampling)[0]
         assert not np.allclose(again.samples, base)
+
+    assert spec.config["model"]["max_seconds"] == 1.0  # the clips' length: longer requests are refused
+    with pytest.raises(InvalidConditioning, match="at most"):
+        studio.generate("tiny-diffusion", Conditioning(text="x", duration_s=1.5), Sampling(steps=2))
 
     monkeypatch.setenv("CADENZA_MODELS", str(tmp_path / "models"))
     out = tmp_path / "calm.wav"
