@@ -35,7 +35,7 @@ def test_shipped_instrument_follows_the_source(studio, name, tmp_path):
     assert (spec.directory / spec.files["weights"]["path"]).stat().st_size < 10_000_000
     from cadenza.render.audio_io import write_audio
 
-    source = sung_tone(16000, seconds=2.5, silence_s=0.4, hz=196.0)
+    source = sung_tone(16000, seconds=1.8, silence_s=0.3, hz=196.0)
     write_audio(tmp_path / "tone.wav", source[None], 16000)
     out = studio.transfer(tmp_path / "tone.wav", name, sampling=Sampling(seed=0))
     tracker = default_tracker()
