@@ -229,16 +229,17 @@ def train(config: DiffusionTrainConfig, autoencoder=None, text_encoder=None) -> 
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
+        decay = min(config.ema, (1 + step) / (10 + step))  # EMA warm-up: early averages follow the model closely
         with torch.no_grad():
             for e, p in zip(ema.parameters(), model.parameters()):
-                e.lerp_(p, 1 - config.ema)
+                e.lerp_(p, 1 - decay)
         step += 1
         if step % 10 == 0 or step == config.max_steps:
-            figures = {"step": step, "loss": round(float(loss), 5), "lr": lr,
+            figures = {"step": step, "loss": round(loss.item(), 5), "lr": lr,
                        "seconds": round(time.monotonic() - started, 1)}
             log.write(json.dumps(figures) + "\n")
             log.flush()
-            print(f"\rstep {step} loss {float(loss):.4f}", end="", file=sys.stderr, flush=True)
+            print(f"\rstep {step} loss {loss.item():.4f}", end="", file=sys.stderr, flush=True)
         if val_data is not None and (step % config.eval_every == 0 or step == config.max_steps):
             val = validation_loss(ema, val_data, stats, frame_rate, noise_schedule, config.max_val_clips)
             figures = {**figures, "step": step, "val_loss": round(val, 5)}
