@@ -234,3 +234,36 @@ def test_bad_inputs_are_refused_with_reasons(generators, pipeline_dirs, tmp_path
         studio.spec(str(bad))
     with pytest.raises(CheckpointError, match="no model named"):
         studio.spec("nobody/not-in-the-cache")
+
+
+def test_a_hub_id_in_the_hf_cache_resolves_offline(pipeline_dirs, tmp_path, monkeypatch):
+    import shutil
+
+    import huggingface_hub.constants
+
+    from cadenza.generators.diffusion.pipeline_dir import find_pipeline
+
+    cache = tmp_path / "hub"
+    snapshot = cache / "models--someone--tiny-audioldm2" / "snapshots" / "0123abcd"
+    shutil.copytree(pipeline_dirs["audioldm2"], snapshot)
+    (cache / "models--someone--tiny-audioldm2" / "refs").mkdir()
+    (cache / "models--someone--tiny-audioldm2" / "refs" / "main").write_text("0123abcd")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+    assert find_pipeline("someone/tiny-audioldm2") == snapshot.resolve()
+    assert find_pipeline("someone/not-cached") is None
+    spec = Studio(model_dirs=[]).spec("someone/tiny-audioldm2")
+    assert spec.config["pipeline"] == "AudioLDM2Pipeline" and spec.name == "someone/tiny-audioldm2"
+
+
+def test_progress_and_cancel(generators):
+    from cadenza.errors import Cancelled
+    from cadenza.generators.base import Callbacks
+
+    gen = generators["stable_audio"]
+    seen = []
+    gen.generate(Conditioning(text="x", duration_s=0.1), Sampling(seed=0, steps=4),
+                 Callbacks(progress=lambda done, total: seen.append((done, total))))
+    assert seen == [(i, 4) for i in range(1, 5)]
+    with pytest.raises(Cancelled):
+        gen.generate(Conditioning(text="x", duration_s=0.1), Sampling(seed=0, steps=4),
+                     Callbacks(should_cancel=lambda: True))
