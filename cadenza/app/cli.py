@@ -140,12 +140,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="seed of the noise part of the sound (default: random, recorded)")
     _add_train(sub)
     p = sub.add_parser("pull", help="download a pretrained model into ~/.cache/cadenza (the only command that downloads)",
-                       description="Download a known pretrained model (MusicGen, plus the T5 text encoder it needs) from "
+                       description="Download a known pretrained model (MusicGen, plus the T5 text encoder it needs; or a "
+                                   "diffusion pipeline: AudioLDM2, Stable Audio Open) from "
                                    "the Hugging Face hub into ~/.cache/cadenza/NAME/ with a manifest pinning every file by "
                                    "sha256. Nothing else in Cadenza touches the network. You can also point `cadenza "
                                    "generate` at a MusicGen folder you already have (state_dict.bin + "
                                    "compression_state_dict.bin).")
-    p.add_argument("name", help="musicgen-small, musicgen-medium, musicgen-large, musicgen-melody, musicgen-stereo-small, ...")
+    p.add_argument("name", help="musicgen-small, musicgen-medium, musicgen-large, musicgen-melody, musicgen-stereo-small, ...; "
+                                "diffusion: audioldm2-music, audioldm2, stable-audio-open-1.0")
     p.add_argument("--dir", help="download into DIR/NAME instead of ~/.cache/cadenza/NAME")
     p = sub.add_parser("app", help="open the web studio",
                        description="Serve the web studio and open http://HOST:PORT in your browser: pick a model, set "
@@ -275,7 +277,11 @@ def cmd_train(args, studio) -> int:
 
 def cmd_pull(args, studio) -> int:
     from cadenza.generators.codec_lm.release_dir import pull
+    from cadenza.generators.diffusion.pull import PULLABLE as DIFFUSION_PIPELINES
+    from cadenza.generators.diffusion.pull import pull_pipeline
 
+    if args.name in DIFFUSION_PIPELINES:
+        pull = pull_pipeline
     spec = pull(args.name, root=args.dir, log=lambda line: print(line, file=sys.stderr))
     print(f"{spec.name} is ready in {spec.directory} (try: cadenza generate {spec.name} --text '...' -o out.wav)")
     return 0

@@ -267,3 +267,27 @@ def test_progress_and_cancel(generators):
     with pytest.raises(Cancelled):
         gen.generate(Conditioning(text="x", duration_s=0.1), Sampling(seed=0, steps=4),
                      Callbacks(should_cancel=lambda: True))
+
+
+def test_pull_writes_a_manifest_over_the_pipeline_components(pipeline_dirs, tmp_path, monkeypatch):
+    import shutil
+
+    from cadenza.app.cli import main
+    from cadenza.generators.diffusion import pull as pull_module
+
+    calls = []
+
+    def fake_snapshot(repo, target, patterns):  # what huggingface_hub would place there; no network
+        calls.append((repo, patterns))
+        shutil.copytree(pipeline_dirs["stable_audio"], target)
+        return target
+
+    monkeypatch.setattr(pull_module, "hf_snapshot", fake_snapshot)
+    assert main(["pull", "stable-audio-open-1.0", "--dir", str(tmp_path)]) == 0
+    assert calls[0][0] == "stabilityai/stable-audio-open-1.0" and "*/*.safetensors" in calls[0][1]
+    assert "model.safetensors" not in calls[0][1]  # never the 4.8 GB single-file checkpoint at the root
+    spec = Studio(model_dirs=[tmp_path]).spec("stable-audio-open-1.0")
+    assert spec.config["pipeline"] == "StableAudioPipeline" and "Community License" in spec.license
+    assert spec.made_by["source"]["hub"] == "stabilityai/stable-audio-open-1.0"
+    with pytest.raises(CheckpointError, match="known: audioldm2"):
+        pull_module.pull_pipeline("stable-audio-2", root=tmp_path, downloader=fake_snapshot)
