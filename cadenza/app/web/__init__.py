@@ -9,15 +9,22 @@ each model's capabilities and sampling lists, so a new model needs no change her
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 
-def build_app(studio, settings=None):
+if TYPE_CHECKING:  # Gradio is imported only when the app is built
+    from cadenza.app.web.app import StudioApp
+    from cadenza.app.web.context import AppSettings
+    from cadenza.studio import Studio
+
+
+def build_app(studio: Studio, settings: AppSettings | None = None) -> StudioApp:
     from cadenza.app.web.app import build_app as build
     from cadenza.app.web.context import AppSettings
 
     return build(studio, settings or AppSettings())
 
 
-def launch(studio, host: str = "127.0.0.1", port: int = 7860, share: bool = False, **kwargs):
+def launch(studio: Studio, host: str = "127.0.0.1", port: int = 7860, share: bool = False, **kwargs) -> StudioApp:
     from cadenza.app.web.server import launch as serve
 
     return serve(studio, host=host, port=port, share=share, **kwargs)

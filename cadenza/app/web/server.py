@@ -5,9 +5,13 @@ from __future__ import annotations
 import os
 import signal
 import threading
+from typing import TYPE_CHECKING
 
 from cadenza.app.web.context import AppSettings
 from cadenza.studio import Studio
+
+if TYPE_CHECKING:
+    from cadenza.app.web.app import StudioApp
 
 
 def quiet_gradio_env() -> None:
@@ -18,7 +22,7 @@ def quiet_gradio_env() -> None:
 
 
 def launch(studio: Studio, host: str = "127.0.0.1", port: int = 7860, share: bool = False,
-           settings: AppSettings = AppSettings(), block: bool = True):
+           settings: AppSettings = AppSettings(), block: bool = True) -> StudioApp:
     """Serve the studio at ``http://host:port``; returns the ``StudioApp`` (call ``close()`` when done)
     when ``block`` is False, else serves until interrupted and cleans up."""
     quiet_gradio_env()
