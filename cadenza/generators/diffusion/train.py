@@ -38,10 +38,10 @@ class DiffusionTrainConfig:
     cond_dropout: float = 0.1
     ema: float = 0.999
     seed: int = 0
-    eval_every: int = 250
+    eval_every: int = 500
     save_every_s: float = 120.0
     threads: int = 2
-    max_val_clips: int = 64
+    max_val_clips: int = 48
     stop_at: int | None = None  # stop (saved, resumable) at this step; the schedule still runs to max_steps
     model: DiTConfig = field(default_factory=DiTConfig)
 
