@@ -27,10 +27,6 @@ STABLE_AUDIO_HOP = 32      # Oobleck downsampling (samples per latent frame)
 STABLE_AUDIO_WINDOW = 128  # the DiT's sample_size: latent frames of the full window (0.512 s)
 
 
-def _words(texts: list[str]) -> list[str]:
-    return sorted({w for t in texts for w in t.replace(",", " ").split()})
-
-
 def roberta_tokenizer(max_length: int = 32):
     """A byte-level BPE trained on ``CORPUS``, wrapped as transformers' RobertaTokenizer."""
     import json
