@@ -165,9 +165,10 @@ def test_corrupt_midi_gives_a_readable_error(page, tmp_path):
 def test_cancel_stops_a_long_generation(page):
     page.locator("#bars textarea, #bars input").first.fill("256")
     page.locator("#generate").click()
-    page.get_by_text(re.compile("writing|loading")).first.wait_for(timeout=20_000)  # the progress bar is up
+    # the progress bar over the status line says the model is writing
+    page.wait_for_function("() => document.querySelector('#status').innerText.includes('writing')", timeout=30_000)
     page.locator("#cancel").click()
-    _wait_status(page, "Stopped", timeout_ms=20_000)
+    _wait_status(page, "Stopped", timeout_ms=30_000)
 
 
 def test_batch_render_returns_a_zip(page, tmp_path, score_of):
@@ -214,8 +215,8 @@ def test_midi_played_by_a_ddsp_instrument(page, served):
     page.locator("#bars textarea, #bars input").first.fill("2")
     page.locator("#generate").click()
     _wait_status(page, "Done")
-    _pick(page, "synth", f"ddsp:{name}")
-    _wait_status(page, f"Now playing with ddsp:{name}", timeout_ms=60_000)
+    _pick(page, "synth", f"DDSP · {name}")
+    _wait_status(page, f"Now playing with DDSP · {name}", timeout_ms=60_000)
     page.locator("#result-audio-0 audio").first.wait_for(state="attached")
 
 

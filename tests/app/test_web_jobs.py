@@ -17,12 +17,26 @@ from cadenza.generators.base import Callbacks
 
 
 def test_cancel_reaches_only_the_running_job_of_that_session():
-    board = JobBoard()
+    board = JobBoard(grace_s=0.0)
     assert board.cancel("a") is False
     with board.job("a") as a, board.job("b") as b:
         assert board.cancel("a") is True
         assert a.is_set() and not b.is_set()
     assert board.cancel("a") is False
+
+
+def test_a_cancel_just_before_the_job_starts_still_stops_it(monkeypatch):
+    board = JobBoard(grace_s=2.0)
+    assert board.cancel("a") is False
+    with board.job("a") as a:
+        assert a.is_set()
+    with board.job("a") as again:  # the early cancel is used once
+        assert not again.is_set()
+    assert board.cancel("b") is False
+    clock = time.monotonic() + 10
+    monkeypatch.setattr(time, "monotonic", lambda: clock)
+    with board.job("b") as late:  # too long ago: a stale click does not stop a new job
+        assert not late.is_set()
 
 
 def test_cancel_really_stops_the_engine(studio):
@@ -183,3 +197,24 @@ def test_a_sample_is_made_again_by_its_seed_and_batch_size(studio, tmp_path):
     again = studio.generate("tiny-remi", Conditioning(bars=2), Sampling(seed=second.seed, num_samples=second.batch_size))
     pitches = [o.score.tracks[0].notes.numpy()["pitch"].tolist() for o in (outs[1], again[1])]
     assert pitches[0] == pitches[1]
+
+
+def test_synth_choices_resolve_on_the_server(studio, tmp_path):
+    from cadenza.app.web.context import AppContext, AppSettings, installed_soundfonts
+    from cadenza.app.web.uploads import UploadPolicy
+    from cadenza.errors import InvalidConditioning
+
+    ctx = AppContext(studio=studio, settings=AppSettings(), models=studio.models(), workspace=Workspace(str(tmp_path)),
+                     uploads=UploadPolicy(roots=(tmp_path,)))
+    values = [value for _, value in ctx.synth_choices()]
+    assert values[0] == "fluidsynth" and ctx.render_args("fluidsynth") == {"synth": "fluidsynth"}
+    fonts = installed_soundfonts()
+    for name in list(fonts)[1:]:
+        assert f"soundfont:{name}" in values
+        assert ctx.render_args(f"soundfont:{name}")["soundfont"] == str(fonts[name])
+    for m in ctx.ddsp_models():
+        assert ctx.render_args(f"ddsp:{m.name}") == {"synth": f"ddsp:{m.name}"}
+    for bad in ("soundfont:/etc/passwd", "soundfont:../x", "ddsp:nope", "timidity"):
+        with pytest.raises(InvalidConditioning):
+            ctx.render_args(bad)
+    ctx.workspace.close()

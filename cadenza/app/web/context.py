@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import importlib.util
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from cadenza.app.web.jobs import JobBoard, ModelGates
 from cadenza.app.web.uploads import DEFAULT_MAX_UPLOAD_BYTES, UploadPolicy
 from cadenza.app.web.workspace import Workspace
-from cadenza.errors import CheckpointError
+from cadenza.errors import CheckpointError, InvalidConditioning, MissingDependency
 from cadenza.studio import ModelInfo, Studio
 
 MAX_SAMPLES = 4  # result slots on the page (and the most samples one click asks for)
@@ -51,6 +54,55 @@ class AppContext:
     def ddsp_models(self) -> list[ModelInfo]:
         return [m for m in self.models if m.family == "ddsp"]
 
-    def synth_choices(self) -> list[str]:
-        """How MIDI becomes audio: FluidSynth (the General MIDI SoundFont) or a DDSP instrument."""
-        return ["fluidsynth"] + [f"ddsp:{m.name}" for m in self.ddsp_models()]
+    def synth_choices(self) -> list[tuple[str, str]]:
+        """How MIDI becomes audio, as (label, value): FluidSynth with the default SoundFont
+        ('fluidsynth'), with another installed SoundFont ('soundfont:NAME'), or a DDSP instrument
+        ('ddsp:NAME')."""
+        fonts = installed_soundfonts()
+        default = next(iter(fonts), None)
+        choices = [(f"FluidSynth · {default} (General MIDI)" if default else "FluidSynth", "fluidsynth")]
+        choices += [(f"FluidSynth · {name}", f"soundfont:{name}") for name in list(fonts)[1:]]
+        choices += [(f"DDSP · {m.name}", f"ddsp:{m.name}") for m in self.ddsp_models()]
+        return choices
+
+    def render_args(self, choice: str) -> dict:
+        """``Studio.render`` arguments for a synth choice; a SoundFont is looked up here, by name, so a
+        path never comes from the page."""
+        if choice == "fluidsynth":
+            return {"synth": "fluidsynth"}
+        if choice.startswith("soundfont:"):
+            fonts = installed_soundfonts()
+            name = choice.removeprefix("soundfont:")
+            if name not in fonts:
+                raise InvalidConditioning(f"no SoundFont named {name!r}; installed: {', '.join(fonts) or 'none'}")
+            return {"synth": "fluidsynth", "soundfont": str(fonts[name])}
+        if choice.startswith("ddsp:") and choice.removeprefix("ddsp:") in {m.name for m in self.ddsp_models()}:
+            return {"synth": choice}
+        raise InvalidConditioning(f"unknown synth {choice!r}")
+
+
+def installed_soundfonts() -> dict[str, Path]:
+    """SoundFonts on this machine by name, the one FluidSynth uses by default first
+    (``render.fluidsynth.find_soundfont``), then Debian's sf2/sf3 folders and pretty_midi's TimGM6mb;
+    the same file under two names (Debian's default-GM link) is listed once."""
+    from cadenza.render.fluidsynth import find_soundfont
+
+    candidates: list[Path] = []
+    try:
+        candidates.append(find_soundfont())
+    except MissingDependency:
+        pass
+    for folder, pattern in ((Path("/usr/share/sounds/sf2"), "*.sf2"), (Path("/usr/share/sounds/sf3"), "*.sf3")):
+        if folder.is_dir():
+            candidates += sorted(folder.glob(pattern))
+    spec = importlib.util.find_spec("pretty_midi")  # located, not imported
+    if spec is not None and spec.submodule_search_locations:
+        candidates += [Path(d) / "TimGM6mb.sf2" for d in spec.submodule_search_locations]
+    fonts: dict[str, Path] = {}
+    seen: set[str] = set()
+    for path in candidates:
+        real = os.path.realpath(path)
+        if path.is_file() and real not in seen and path.stem not in fonts:
+            seen.add(real)
+            fonts[path.stem] = path
+    return fonts

@@ -116,7 +116,8 @@ def build_generate_tab(ctx: AppContext) -> None:
                     outputs = ctx.studio.generate(info.name, conditioning, sampling, callbacks)
                 progress(1.0, desc="rendering")
                 folder = ctx.workspace.new_job(session)
-                results = [save_result(ctx.studio, out, folder, i, data[synth]) for i, out in enumerate(outputs)]
+                results = [save_result(ctx.studio, out, folder, i, **ctx.render_args(data[synth]))
+                           for i, out in enumerate(outputs)]
         except Cancelled:
             return {status: "Stopped. Nothing was kept from that run."}
         except CadenzaError as exc:
@@ -145,10 +146,12 @@ def build_generate_tab(ctx: AppContext) -> None:
         try:
             scores = [reload_midi_output(r["source"]) for r in recs]
             folder = ctx.workspace.new_job(request.session_hash or "anonymous")
-            results = [save_result(ctx.studio, out, folder, i, chosen) for i, out in enumerate(scores)]
+            results = [save_result(ctx.studio, out, folder, i, **ctx.render_args(chosen))
+                       for i, out in enumerate(scores)]
         except CadenzaError as exc:
             return {status: _error(exc, ctx)}
-        updates: dict = {status: f"Now playing with {chosen}.",
+        label = dict((value, label) for label, value in ctx.synth_choices()).get(chosen, chosen)
+        updates: dict = {status: f"Now playing with {label}.",
                          records: [_record(r) for r in results]}
         for i, result in enumerate(results):
             updates.update(slots[i].show(result))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -10,17 +11,25 @@ from cadenza.errors import Cancelled
 
 
 class JobBoard:
-    """One running job per session; ``cancel(session)`` sets its flag, which the engine polls each step."""
+    """One running job per session; ``cancel(session)`` sets its flag, which the engine polls each step.
 
-    def __init__(self) -> None:
+    A cancel that arrives up to ``grace_s`` before the job starts (Cancel pressed right after Generate,
+    before the request reached the worker) still stops it.
+    """
+
+    def __init__(self, grace_s: float = 2.0) -> None:
+        self.grace_s = grace_s
         self._lock = threading.Lock()
         self._running: dict[str, threading.Event] = {}
+        self._early: dict[str, float] = {}
 
     @contextmanager
     def job(self, session: str) -> Iterator[threading.Event]:
         event = threading.Event()
         with self._lock:
             self._running[session] = event
+            if time.monotonic() - self._early.pop(session, float("-inf")) <= self.grace_s:
+                event.set()
         try:
             yield event
         finally:
@@ -32,8 +41,9 @@ class JobBoard:
         """Ask ``session``'s job to stop; False when it has none running."""
         with self._lock:
             event = self._running.get(session)
-        if event is None:
-            return False
+            if event is None:
+                self._early[session] = time.monotonic()
+                return False
         event.set()
         return True
 

@@ -18,9 +18,10 @@ class ResultFiles:
     """Files for one output, all inside one job folder.
 
     ``source``: the output itself (.mid for MIDI, .wav for audio): what "use as prompt" feeds back.
-    ``batch_size``: how many samples were drawn with its seed (a model may draw them together, so
-    making it again takes the same seed and the same number). ``audio``: the WAV the player plays (MIDI rendered with the chosen synth). ``downloads``: MIDI (if
+    ``audio``: the WAV the player plays (MIDI rendered with the chosen synth). ``downloads``: MIDI (if
     any), WAV, FLAC and the provenance JSON. ``image``: piano roll (MIDI) or spectrogram (audio).
+    ``batch_size``: how many samples were drawn with its seed (a model may draw them together, so
+    making it again takes the same seed and the same number).
     """
 
     kind: str
@@ -35,13 +36,14 @@ class ResultFiles:
 
 
 def save_result(studio: Studio, output: MidiOutput | AudioOutput, folder: Path, index: int,
-                synth: str = "fluidsynth") -> ResultFiles:
-    """Write ``output``'s files into ``folder``; MIDI is rendered to audio with ``synth``."""
+                synth: str = "fluidsynth", soundfont: str | None = None) -> ResultFiles:
+    """Write ``output``'s files into ``folder``; MIDI is rendered to audio with ``synth`` ('fluidsynth'
+    with ``soundfont``, default: the General MIDI one; or 'ddsp:NAME')."""
     prov = output.provenance
     stem = _safe(f"{prov.model}-seed{prov.seed}-{index + 1}")
     if isinstance(output, MidiOutput):
         source = output.save(folder / f"{stem}.mid")  # + <stem>.mid.json, the provenance sidecar
-        audio = studio.render(output, synth=synth)
+        audio = studio.render(output, synth=synth, soundfont=soundfont)
         wav = audio.save(folder / f"{stem}.wav", sidecar=False)
         flac = audio.save(folder / f"{stem}.flac", sidecar=False)
         image = output.piano_roll(folder / f"{stem}.png")
