@@ -316,3 +316,51 @@ def test_key_bias_keeps_pitches_in_scale_and_can_be_turned_off(studio):
 def test_key_bias_out_of_range_is_refused():
     with pytest.raises(InvalidConditioning, match="key_bias"):
         Sampling(key_bias=-1.0)
+
+
+def test_requested_key_picks_among_candidates():
+    """With a key asked for, several candidates are written per output and one in that key is kept."""
+
+    from cadenza.generators.symbolic.generator import KEY_CANDIDATES, SymbolicGenerator
+    from cadenza.music.theory import parse_key
+
+    key = parse_key("A minor")
+    in_key = [60, 62, 64, 69, 71, 72, 74, 76, 69, 69]  # A natural minor, A held longest
+    out_of_key = [61, 63, 66, 68, 70, 61, 66]
+
+    class Stub(SymbolicGenerator):
+        def __init__(self, bodies_notes):
+            self.notes = bodies_notes
+
+    class Tok:
+        pad_id, eos_id = -1, -2
+
+        def __init__(self, notes):
+            self.notes = notes
+
+        def decode_body(self, ids):
+            score = symusic.Score(480)
+            track = symusic.Track()
+            for i, p in enumerate(self.notes[ids[0]]):
+                track.notes.append(symusic.Note(i * 480, 480 if p != 69 else 960, p, 80))
+            score.tracks.append(track)
+            return score
+
+    bodies = [[0], [1], [1], [0], [0], [1]]  # two outputs x three candidates; ids name a note list
+    stub = Stub(None)
+    stub.tokenizer = Tok({0: out_of_key, 1: in_key})
+    rows, matched = stub._pick_in_key(bodies, key, 3)
+    assert rows == [1, 5] and matched == [True, True]
+    stub.tokenizer = Tok({0: out_of_key, 1: out_of_key})
+    rows, matched = stub._pick_in_key([[0], [0], [0]], key, 3)
+    assert len(rows) == 1 and matched == [False]
+    assert KEY_CANDIDATES >= 2
+
+
+def test_candidates_and_bias_are_recorded(studio):
+    keyed = gen(studio, bars=2, key="D major")[0]
+    assert keyed.provenance.notes["key_candidates"] >= 2
+    assert isinstance(keyed.provenance.notes["in_requested_key"], bool)
+    assert keyed.provenance.notes["key_bias"] > 0
+    free = gen(studio, bars=2)[0]  # no key asked for: the model's own key, unbiased, one candidate
+    assert free.provenance.notes["key_bias"] == 0.0 and "key_candidates" not in free.provenance.notes
