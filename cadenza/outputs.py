@@ -36,7 +36,10 @@ def package_versions() -> dict[str, str]:
 
 @dataclass(frozen=True)
 class Provenance:
-    """How an output was made. ``seed`` is the seed of this very sample (re-run with it to get it back)."""
+    """How an output was made. ``seed`` is the seed of the call that made it and ``sample_index`` its place
+    among that call's ``sampling["num_samples"]`` outputs: the same model, conditioning and sampling
+    (seed and num_samples included) give this output back at that index. (Samples of one call share
+    one random stream, so a seed alone with num_samples=1 reproduces only sample 0.)"""
 
     model: str
     family: str
