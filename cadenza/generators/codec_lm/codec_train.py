@@ -8,7 +8,6 @@ resumable from ``<run>/state.pt`` (tensors only, loaded with ``weights_only=True
 from __future__ import annotations
 
 import json
-import math
 import os
 import random
 import time
@@ -19,6 +18,7 @@ import numpy as np
 import torch
 
 from cadenza.generators.codec_lm.codec import CodecConfig, ReconstructionMetrics, build_codec
+from cadenza.training import load_state, save_state, warmup_cosine_lr
 
 
 @dataclass(frozen=True)
@@ -92,10 +92,7 @@ def load_split(data_dir: str | os.PathLike, split: str, max_clips: int | None = 
 
 
 def _lr(step: int, config: CodecTrainConfig) -> float:
-    if step < config.warmup:
-        return config.lr * (step + 1) / config.warmup
-    progress = min(1.0, (step - config.warmup) / max(1, config.max_steps - config.warmup))
-    return config.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+    return warmup_cosine_lr(step, peak=config.lr, warmup=config.warmup, total=config.max_steps, floor_ratio=0.1)
 
 
 def evaluate(model, audio: np.ndarray, sample_rate: int, batch: int = 4) -> ReconstructionMetrics:
@@ -127,10 +124,7 @@ def train_codec(config: CodecTrainConfig, codec_config: CodecConfig = CodecConfi
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=(0.8, 0.99), weight_decay=0.0)
     step = 0
     state_path = run / "state.pt"
-    if state_path.exists():
-        state = torch.load(state_path, weights_only=True)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
+    if (state := load_state(state_path, model, optimizer)) is not None:
         step = int(state["step"])
         log(f"resumed at step {step}")
     train_audio = load_split(config.data_dir, "train", config.max_clips)
@@ -167,18 +161,12 @@ def train_codec(config: CodecTrainConfig, codec_config: CodecConfig = CodecConfi
                 log_file.flush()
                 log(json.dumps(entry))
             if step % config.save_every == 0 or step == config.max_steps:
-                _save(state_path, model, optimizer, step)
+                save_state(state_path, model, optimizer, step)
                 if step % 500 == 0 or step == config.max_steps:
                     metrics = evaluate(model, val_audio, codec_config.sample_rate)
                     log_file.write(json.dumps({"step": step, "validation": asdict(metrics)}) + "\n")
                     log(f"validation at {step}: {metrics}")
                     model.train()
-    _save(state_path, model, optimizer, step)
+    save_state(state_path, model, optimizer, step)
     return run
 
-
-def _save(path: Path, model, optimizer, step: int) -> None:
-    from cadenza.fileio import atomic_path
-
-    with atomic_path(path) as tmp:
-        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step}, tmp)

@@ -8,7 +8,6 @@ resumable from ``<run>/state.pt`` (tensors only, ``weights_only=True``).
 from __future__ import annotations
 
 import json
-import math
 import random
 import time
 from dataclasses import asdict, dataclass
@@ -19,6 +18,7 @@ import torch
 
 from cadenza.generators.codec_lm.lm import CodecLM, CodecLMConfig, init_weights
 from cadenza.generators.codec_lm.lm_data import LMSplit, load_split
+from cadenza.training import load_state, save_state, warmup_cosine_lr
 
 
 @dataclass(frozen=True)
@@ -46,10 +46,7 @@ def default_lm_config(n_q: int, card: int, cond_dim: int = 384) -> CodecLMConfig
 
 
 def _lr(step: int, config: LMTrainConfig) -> float:
-    if step < config.warmup:
-        return config.lr * (step + 1) / config.warmup
-    progress = min(1.0, (step - config.warmup) / max(1, config.max_steps - config.warmup))
-    return config.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
+    return warmup_cosine_lr(step, peak=config.lr, warmup=config.warmup, total=config.max_steps, floor_ratio=0.05)
 
 
 def make_batch(data: LMSplit, rows: list[int], starts: list[int], frames: int, drop: list[bool]):
@@ -94,10 +91,7 @@ def train_lm(config: LMTrainConfig, lm_config: CodecLMConfig | None = None, log=
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=(0.9, 0.95), weight_decay=0.1)
     step = 0
     state_path = run / "state.pt"
-    if state_path.exists():
-        state = torch.load(state_path, weights_only=True)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
+    if (state := load_state(state_path, model, optimizer)) is not None:
         step = int(state["step"])
         log(f"resumed at step {step}")
     frames = min(config.crop_frames, train.codes.shape[2])
@@ -127,18 +121,12 @@ def train_lm(config: LMTrainConfig, lm_config: CodecLMConfig | None = None, log=
                 log_file.flush()
                 log(json.dumps(entry))
             if step % config.save_every == 0 or step == config.max_steps:
-                _save(state_path, model, optimizer, step)
+                save_state(state_path, model, optimizer, step)
             if step % config.eval_every == 0 or step == config.max_steps:
                 entry = {"step": step, "val_loss": validation_loss(model, val, frames)}
                 log_file.write(json.dumps(entry) + "\n")
                 log_file.flush()
                 log(json.dumps(entry))
-    _save(state_path, model, optimizer, step)
+    save_state(state_path, model, optimizer, step)
     return run
 
-
-def _save(path: Path, model, optimizer, step: int) -> None:
-    from cadenza.fileio import atomic_path
-
-    with atomic_path(path) as tmp:
-        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step}, tmp)

@@ -11,8 +11,6 @@ so no compute goes to padding (the model learns that BOS starts a new piece).
 from __future__ import annotations
 
 import json
-import math
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,10 +19,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from cadenza.fileio import atomic_path, atomic_write_text
+from cadenza.fileio import atomic_write_text
 from cadenza.generators.symbolic.dataset import ChunkSampler, TokenCache
 from cadenza.generators.symbolic.model import SymbolicTransformer, TransformerConfig
 from cadenza.tokenizers.remi import RemiTokenizer
+from cadenza.training import load_state, save_state, warmup_cosine_lr
 
 
 @dataclass(frozen=True)
@@ -64,10 +63,7 @@ def packed_batch(sampler: ChunkSampler, rows: int, seq_len: int, pad_id: int) ->
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
-    if step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps))
-    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+    return warmup_cosine_lr(step, peak=cfg.lr, warmup=cfg.warmup_steps, total=cfg.max_steps, floor_ratio=cfg.min_lr_ratio)
 
 
 @torch.no_grad()
@@ -103,10 +99,7 @@ def train(cfg: TrainConfig, log=print) -> Path:
     sampler = ChunkSampler(train_split, tokenizer, cfg.seq_len, max_bars=64, augment=True, seed=cfg.seed)
     state_path = run / "state.pt"
     step = 0
-    if state_path.exists():
-        state = torch.load(state_path, weights_only=True)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
+    if (state := load_state(state_path, model, optimizer)) is not None:
         step = int(state["step"])
         sampler.rng = np.random.default_rng(int(state["data_seed"]))
         log(f"resumed from {state_path} at step {step}")
@@ -118,9 +111,7 @@ def train(cfg: TrainConfig, log=print) -> Path:
     def save() -> None:
         data_seed = int(sampler.rng.integers(2**62))
         sampler.rng = np.random.default_rng(data_seed)  # resuming restarts the data stream from this seed
-        with atomic_path(state_path) as tmp:
-            torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-                        "data_seed": data_seed}, tmp)
+        save_state(state_path, model, optimizer, step, data_seed=data_seed)
 
     model.train()
     while step < cfg.max_steps:

@@ -1,0 +1,42 @@
+"""What every training recipe shares: the learning-rate schedule and the resumable state file.
+
+``state.pt`` holds only tensors, numbers and plain containers (model and optimizer state dicts, the
+step, recipe extras), is written atomically, and is read back with ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import torch
+
+
+def warmup_cosine_lr(step: int, *, peak: float, warmup: int, total: int, floor_ratio: float) -> float:
+    """Linear warmup over ``warmup`` steps to ``peak``, then a cosine down to ``floor_ratio * peak`` at ``total``."""
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return peak * (floor_ratio + (1 - floor_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def save_state(path: str | os.PathLike, model: torch.nn.Module, optimizer: torch.optim.Optimizer, step: int,
+               **extra) -> None:
+    """Atomically write model + optimizer state, the step and ``extra`` (numbers/tensors) to ``path``."""
+    from cadenza.fileio import atomic_path
+
+    with atomic_path(path) as tmp:
+        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step, **extra}, tmp)
+
+
+def load_state(path: str | os.PathLike, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None) -> dict | None:
+    """Restore ``model`` (and ``optimizer``) from ``path`` if it exists; returns the whole state or None."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    state = torch.load(path, weights_only=True)
+    model.load_state_dict(state["model"])
+    if optimizer is not None:
+        optimizer.load_state_dict(state["optimizer"])
+    return state

@@ -1,0 +1,30 @@
+"""The shared training helpers: the schedule's shape and an exact resume."""
+
+import pytest
+import torch
+
+from cadenza.training import load_state, save_state, warmup_cosine_lr
+
+
+def test_warmup_cosine_shape():
+    lr = [warmup_cosine_lr(s, peak=1.0, warmup=10, total=110, floor_ratio=0.1) for s in range(120)]
+    assert lr[0] == pytest.approx(0.1) and lr[9] == pytest.approx(1.0)
+    assert lr[10] == pytest.approx(1.0) and lr[60] == pytest.approx(0.55)
+    assert lr[110] == pytest.approx(0.1) and lr[119] == pytest.approx(0.1)
+    assert all(a >= b for a, b in zip(lr[10:], lr[11:]))
+
+
+def test_save_and_load_round_trip(tmp_path):
+    model = torch.nn.Linear(3, 2)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    model(torch.randn(4, 3)).sum().backward()
+    optimizer.step()
+    save_state(tmp_path / "state.pt", model, optimizer, 7, data_seed=123)
+    twin = torch.nn.Linear(3, 2)
+    twin_opt = torch.optim.AdamW(twin.parameters(), lr=1e-2)
+    state = load_state(tmp_path / "state.pt", twin, twin_opt)
+    assert state["step"] == 7 and state["data_seed"] == 123
+    assert torch.equal(twin.weight, model.weight)
+    assert twin_opt.state_dict()["state"][0]["step"] == optimizer.state_dict()["state"][0]["step"]
+    assert load_state(tmp_path / "missing.pt", twin, None) is None
+    assert [p.name for p in tmp_path.iterdir()] == ["state.pt"]  # no temporary file left behind
