@@ -4,6 +4,13 @@ Llama-shaped on purpose (pre-norm RMSNorm, rotary positions, SwiGLU MLP, no bias
 so the same weights load into ``transformers.LlamaForCausalLM`` for parity checks and benchmarks.
 The KV cache is preallocated (static shapes), in the spirit of gpt-fast: the engine's decode loop
 calls ``setup_cache`` once, then ``forward(tokens, input_pos)`` for the prompt and for each new token.
+
+At batch 1 a one-token step of a model this small is almost all per-op overhead, so on CPU that step
+takes a lean path (``SymbolicTransformer._step_one``): q/k/v and gate/up fused into one matmul each,
+norm weights folded into the next matmul, RoPE as one multiply-add, cache writes by position and
+attention over the filled prefix without a mask. Its weights (``StepWeights``) are derived from the
+parameters at ``setup_cache`` and rebuilt whenever a parameter changes; the checkpoint format and the
+modules (training, HF parity) are untouched.
 """
 
 from __future__ import annotations
@@ -37,13 +44,25 @@ class TransformerConfig:
 
 
 class KVCache(nn.Module):
-    """Preallocated keys/values ``[B, H, S_max, D]``; ``update`` writes at ``input_pos`` in place."""
+    """Preallocated keys/values ``[B, H, S_max, D]``; ``update`` writes at ``input_pos`` in place.
+
+    Both live in one buffer ``kv [B, 2H, S_max, D]`` (keys in the first ``H`` heads) so the one-token
+    step writes a position's keys and values with a single copy.
+    """
 
     def __init__(self, batch_size: int, n_heads: int, max_seq_len: int, head_dim: int, dtype: torch.dtype, device) -> None:
         super().__init__()
-        shape = (batch_size, n_heads, max_seq_len, head_dim)
-        self.register_buffer("k", torch.zeros(shape, dtype=dtype, device=device), persistent=False)
-        self.register_buffer("v", torch.zeros(shape, dtype=dtype, device=device), persistent=False)
+        shape = (batch_size, 2 * n_heads, max_seq_len, head_dim)
+        self.n_heads = n_heads
+        self.register_buffer("kv", torch.zeros(shape, dtype=dtype, device=device), persistent=False)
+
+    @property
+    def k(self) -> torch.Tensor:
+        return self.kv.narrow(1, 0, self.n_heads)
+
+    @property
+    def v(self) -> torch.Tensor:
+        return self.kv.narrow(1, self.n_heads, self.n_heads)
 
     def update(self, input_pos: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Store ``k, v [B, H, T, D]`` at positions ``input_pos [T]``; return the full cache tensors."""
@@ -130,6 +149,50 @@ class Block(nn.Module):
         return x + self.mlp(self.mlp_norm(x))
 
 
+@dataclass(frozen=True)
+class BlockStepWeights:
+    """One block's weights for the one-token step, laid out ``[in, out]`` for ``x @ w``.
+
+    ``qkv [dim, 3 dim]`` and ``gate_up [dim, 2 ffn]`` have the preceding RMSNorm weight (times
+    ``sqrt(dim)``, see ``_rms``) folded in.
+    """
+
+    qkv: torch.Tensor
+    o: torch.Tensor
+    gate_up: torch.Tensor
+    down: torch.Tensor
+
+
+@dataclass(frozen=True)
+class StepWeights:
+    """Inference-only weights and tables for ``SymbolicTransformer._step_one`` (CPU, float32).
+
+    ``head [dim, V]`` has the final norm folded in; ``cos``/``sin`` are ``[S_max, 3, 1, 2, D/2]``: the
+    RoPE tables split in halves, ``sin`` with the rotate-half sign folded in, for q, k and (as the
+    identity: cos 1, sin 0) v, so one multiply-add covers the whole fused projection. ``dim_eps`` is
+    ``dim * norm_eps`` as a 0-dim tensor (adding a tensor is cheaper than adding a Python float).
+    ``key`` identifies the parameters these were built from, so a changed parameter triggers a rebuild.
+    """
+
+    key: tuple
+    blocks: tuple[BlockStepWeights, ...]
+    head: torch.Tensor
+    cos: torch.Tensor
+    sin: torch.Tensor
+    dim_eps: torch.Tensor
+
+
+def _parameters_key(module: nn.Module) -> tuple:
+    # In-place updates bump ``_version``; ``.to()`` or ``.data =`` change the storage pointer.
+    return tuple((id(p), p.data_ptr(), p._version, p.dtype, p.device) for p in module.parameters())
+
+
+def _rms(x: torch.Tensor, dim_eps: torch.Tensor) -> torch.Tensor:
+    """``x [B, dim] / rms(x) / sqrt(dim)``: RMSNorm without its weight and the ``sqrt(dim)`` factor
+    (both folded into the next matmul), so a sum replaces the slower mean. ``dim_eps = dim * eps``."""
+    return x * torch.rsqrt((x * x).sum(-1, keepdim=True).add_(dim_eps))
+
+
 class SymbolicTransformer(nn.Module):
     """Decoder-only LM. ``forward(tokens [B, T], input_pos [T] | None) -> logits [B, T, V]``.
 
@@ -149,6 +212,8 @@ class SymbolicTransformer(nn.Module):
         self.register_buffer("rope_cos", cos, persistent=False)
         self.register_buffer("rope_sin", sin, persistent=False)
         self.register_buffer("causal_mask", torch.ones(0, 0, dtype=torch.bool), persistent=False)
+        self._step: StepWeights | None = None  # built by setup_cache for the lean CPU step
+        self._step_caches: tuple[KVCache, ...] | None = None  # the layers' caches while the step is on
         self.apply(self._init_weights)
 
     @staticmethod
@@ -174,14 +239,77 @@ class SymbolicTransformer(nn.Module):
         for layer in self.layers:
             layer.attn.kv_cache = KVCache(batch_size, self.config.n_heads, max_seq_len, self.config.head_dim, dtype, device)
         self.causal_mask = torch.tril(torch.ones(max_seq_len, max_seq_len, dtype=torch.bool, device=device))
+        weight = self.embed.weight
+        if weight.device.type == "cpu" and weight.dtype == torch.float32 and dtype == torch.float32:
+            if self._step is None or self._step.key != _parameters_key(self):
+                self._step = self._build_step_weights()
+            self._step_caches = tuple(layer.attn.kv_cache for layer in self.layers)
+        else:
+            self._step = self._step_caches = None
+
+    @torch.no_grad()
+    def _build_step_weights(self) -> StepWeights:
+        """Fuse and transpose the parameters for ``_step_one`` (a copy: about the model's size)."""
+        def t(w: torch.Tensor) -> torch.Tensor:
+            return w.t().contiguous()
+
+        root_dim = self.config.dim ** 0.5
+        blocks = []
+        for layer in self.layers:
+            attn, mlp = layer.attn, layer.mlp
+            qkv = torch.cat([attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight]) * (layer.attn_norm.weight * root_dim)
+            gate_up = torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight]) * (layer.mlp_norm.weight * root_dim)
+            blocks.append(BlockStepWeights(t(qkv), t(attn.o_proj.weight), t(gate_up), t(mlp.down_proj.weight)))
+        half = self.config.head_dim // 2
+        sign = torch.cat([-torch.ones(half), torch.ones(half)])
+        cos, sin = self.rope_cos.view(-1, 1, 2, half), (self.rope_sin * sign).view(-1, 1, 2, half)
+        return StepWeights(
+            key=_parameters_key(self),
+            blocks=tuple(blocks),
+            head=t(self.lm_head.weight * (self.norm.weight * root_dim)),
+            cos=torch.stack([cos, cos, torch.ones_like(cos)], dim=1),
+            sin=torch.stack([sin, sin, torch.zeros_like(sin)], dim=1),
+            dim_eps=torch.tensor(self.config.dim * self.config.norm_eps),
+        )
+
+    def _step_one(self, token: torch.Tensor, pos: int) -> torch.Tensor:
+        """One new token per row, ``token [B]`` at position ``pos`` -> logits ``[B, V]``.
+
+        The same maths as ``forward`` with a cache (up to float rounding), in as few ops as possible:
+        at batch 1 this model's step is bound by per-op overhead and by streaming its weights.
+        """
+        # Method calls (narrow, split, select) rather than ``t[...]`` indexing: Python indexing costs
+        # several microseconds a call, a large share of a step this small.
+        step, eps = self._step, self._step.dim_eps
+        b = token.shape[0]
+        h, d, f = self.config.n_heads, self.config.head_dim, self.config.ffn_dim
+        cos, sin = step.cos.select(0, pos), step.sin.select(0, pos)  # [3, 1, 2, D/2]
+        n = pos + 1  # attend over the filled prefix: every slot <= pos, so no mask is needed
+        x = F.embedding(token, self.embed.weight)  # [B, dim]
+        for w, cache in zip(step.blocks, self._step_caches):
+            qkv = torch.mm(_rms(x, eps), w.qkv).view(b, 3, h, 2, d // 2)
+            # RoPE in the half-split layout: x * cos + rotate_half(x) * sin, where rotate_half swaps
+            # the halves (a flip over the half axis) and ``sin`` carries its sign; v passes unchanged.
+            q, kv = torch.addcmul(qkv * cos, qkv.flip(3), sin).view(b, 3 * h, 1, d).split((h, 2 * h), 1)
+            cache.kv.narrow(2, pos, 1).copy_(kv)
+            k, v = cache.kv.narrow(2, 0, n).split(h, 1)
+            y = F.scaled_dot_product_attention(q, k, v)
+            x = torch.addmm(x, y.view(b, h * d), w.o)
+            gate, up = torch.mm(_rms(x, eps), w.gate_up).split(f, 1)
+            x = torch.addmm(x, F.silu(gate).mul_(up), w.down)
+        return torch.mm(_rms(x, eps), step.head)
 
     def clear_cache(self) -> None:
         for layer in self.layers:
             layer.attn.kv_cache = None
+        self._step_caches = None  # the step weights stay: the next setup_cache reuses them
         self.causal_mask = torch.ones(0, 0, dtype=torch.bool, device=self.embed.weight.device)
 
     def forward(self, tokens: torch.Tensor, input_pos: torch.Tensor | None = None) -> torch.Tensor:
         """Logits ``[B, T, V]`` for ``tokens [B, T]`` at positions ``input_pos [T]`` (or 0..T-1)."""
+        if (input_pos is not None and tokens.shape[1] == 1 and self._step_caches is not None
+                and not torch.is_grad_enabled()):
+            return self._step_one(tokens[:, 0], int(input_pos[0]))[:, None]
         kv_len = None
         if input_pos is None:
             positions = torch.arange(tokens.shape[1], device=tokens.device)
