@@ -128,6 +128,8 @@ class Studio:
         if isinstance(output, AudioOutput):
             return output
         if synth.startswith("ddsp:"):
+            if soundfont is not None:
+                raise UnsupportedConditioning(f"a SoundFont is for synth 'fluidsynth'; {synth!r} plays its learned timbre")
             return self.render_voices(output, synth, **options)[0]
         if synth != "fluidsynth":
             raise UnsupportedConditioning(f"synth {synth!r} is not available; use 'fluidsynth' or 'ddsp:NAME' "

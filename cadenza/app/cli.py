@@ -241,6 +241,8 @@ def _render_ddsp(args, studio) -> int:
     source = Path(args.input)
     if source.is_dir():
         raise UnsupportedConditioning("--synth ddsp:NAME renders one MIDI file at a time; give a .mid file")
+    if args.soundfont:
+        raise UnsupportedConditioning(f"--soundfont is for --synth fluidsynth; {args.synth} plays its learned timbre")
     output = MidiOutput(load_midi(source), Provenance(model=str(source), family="file", checkpoint_sha256=None,
                                                       conditioning={}, sampling={}, seed=None))
     mix, stems = studio.render_voices(output, args.synth, seed=args.seed, sample_rate=args.sample_rate,

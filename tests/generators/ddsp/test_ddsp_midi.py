@@ -66,6 +66,8 @@ def test_studio_render_mix_and_stems(studio):
     assert np.allclose(sum(s.samples for s in stems), mix2.samples, atol=1e-5)
     with pytest.raises(UnsupportedConditioning):
         studio.render(output, synth="ddsp:remi-folk-small" if "remi-folk-small" in studio.specs() else "organ")
+    with pytest.raises(UnsupportedConditioning):
+        studio.render(output, synth="ddsp:tiny", soundfont="my.sf2")
     drums_only = symusic.Score(480)
     drums = symusic.Track("drums", program=0, is_drum=True)
     drums.notes.append(symusic.Note(0, 120, 36, 100))
