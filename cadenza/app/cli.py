@@ -241,8 +241,9 @@ def _render_ddsp(args, studio) -> int:
     source = Path(args.input)
     if source.is_dir():
         raise UnsupportedConditioning("--synth ddsp:NAME renders one MIDI file at a time; give a .mid file")
-    if args.soundfont:
-        raise UnsupportedConditioning(f"--soundfont is for --synth fluidsynth; {args.synth} plays its learned timbre")
+    if args.soundfont or args.chorus or args.gain != 0.5:
+        raise UnsupportedConditioning(f"--soundfont, --chorus and --gain are for --synth fluidsynth; {args.synth} plays "
+                                      "its learned timbre, dry and mono (set the level with --loudness)")
     output = MidiOutput(load_midi(source), Provenance(model=str(source), family="file", checkpoint_sha256=None,
                                                       conditioning={}, sampling={}, seed=None))
     mix, stems = studio.render_voices(output, args.synth, seed=args.seed, sample_rate=args.sample_rate,
