@@ -149,7 +149,7 @@ class DecodeParams:
 def decode_step(model: torch.nn.Module, tokens: torch.Tensor, input_pos: torch.Tensor) -> torch.Tensor:
     """One cached forward: ``tokens [N, 1]`` (or ``[N, K, 1]``) at ``input_pos [1]`` -> last logits
     ``[N, V]`` (or ``[N, K, V]``). Kept alone so it can be ``torch.compile``d / CUDA-graphed."""
-    return model(tokens, input_pos)[..., -1, :]
+    return model(tokens, input_pos).select(-2, -1)
 
 
 def cfg_combine(logits: torch.Tensor, scale: float) -> torch.Tensor:
@@ -256,7 +256,7 @@ def decode(
                 if alive is not None:
                     alive[step] = ~finished.all()
                 ids = ids.masked_fill(finished, params.pad_id)
-            out[:, t0 + step] = ids
+            out.select(1, t0 + step).copy_(ids)
             if seen is not None:
                 seen.scatter_(1, ids[:, None], True)
             if constraint is not None:
@@ -270,8 +270,10 @@ def decode(
                 steps = step + 1
                 break
             if step + 1 < n_new:
+                # Methods, not ``t[...]`` indexing: at batch 1 a step is short enough that the
+                # microseconds of Python indexing show.
                 x = torch.cat([ids, ids]) if use_cfg else ids
-                logits = step_fn(model, x[:, None], positions[t0 + step : t0 + step + 1])
+                logits = step_fn(model, x.unsqueeze(1), positions.narrow(0, t0 + step, 1))
         if alive is not None:
             steps = int(alive[:steps].sum())  # one sync at the end, not one per step
     finally:

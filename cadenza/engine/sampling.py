@@ -131,4 +131,4 @@ def sample(
     # Exponential race: E = -log(U) with U ~ U[0, 1). Drawn via ``rand`` because ``exponential_`` is
     # several times slower on CPU. U == 0 gives E = inf and a weight of 0, never NaN.
     race = torch.rand(probs.shape, generator=rng, device=probs.device, dtype=probs.dtype).log_().neg_()
-    return (probs / race).argmax(dim=-1)
+    return probs.div_(race).argmax(dim=-1)

@@ -81,6 +81,14 @@ class RemiGrammar:
             self.timesig_of_meter[idx] = tokenizer.vocab[f"TimeSig_{value}"]
             self.positions_of_meter[idx] = tokenizer.positions_per_bar(parse_time_signature(value))
         self.bars_token = tokenizer.vocab[f"Bars_{min(spec.total_bars, MAX_BARS_TOKEN)}"]
+        # Host-side lookups for the per-step state machine (Python ints, no tensor ops per row).
+        self._position_of = self.position_value.tolist()
+        self._positions_per_bar = dict(zip(tokenizer.ids_of_type("Meter"),
+                                           self.positions_of_meter[tokenizer.ids_of_type("Meter")].tolist()))
+        self._meter_ids = set(tokenizer.ids_of_type("Meter"))
+        self._key_ids = set(tokenizer.ids_of_type("Key"))
+        self._pitch_ids = set(tokenizer.ids_of_type("Pitch"))
+        self._duration_ids = set(tokenizer.ids_of_type("Duration"))
         # Key control id -> additive log-prior [V] on Pitch tokens: key_bias * log(profile / max profile), with
         # the Krumhansl-Kessler profile of that key. The tonic costs nothing, the third and fifth a little,
         # pitches outside the scale about 0.9 * key_bias: it pulls toward the key's tonal centre, not only
@@ -99,69 +107,39 @@ class RemiGrammar:
                 self.key_prior[idx] = torch.where(is_pitch, spec.key_bias * log_prior[degree], 0.0)
 
     # ---- Constraint protocol ----------------------------------------------------------------------
+    # Per-row state lives in Python ints and each step's mask rows come from a small cache keyed by
+    # what decides them (state, position, bar length, flags): a step then costs a few dict lookups and
+    # one ``torch.stack`` instead of a dozen tiny tensor ops per row, which at batch 1 was a visible
+    # share of a decode step.
     def start(self, batch_size: int, prompt: torch.Tensor) -> None:
-        b = batch_size
-        self.state = torch.full((b,), self.spec.start_state, dtype=torch.long)
-        self.bars = torch.full((b,), self.spec.bars_before, dtype=torch.long)
-        self.position = torch.full((b,), -1, dtype=torch.long)
-        self.notes = torch.zeros(b, dtype=torch.long)
-        self.meter = torch.full((b,), -1 if self.spec.meter_id is None else self.spec.meter_id, dtype=torch.long)
-        self.key = torch.full((b,), -1 if self.spec.key_id is None else self.spec.key_id, dtype=torch.long)
-        if self.spec.start_state != CONTROL_STYLE:  # controls are in the prompt: read meter and key from it
-            meters = [int(t) for t in prompt[0].tolist() if self.m_meter[int(t)]]
+        b, spec = batch_size, self.spec
+        self.state = [spec.start_state] * b
+        self.bars = [spec.bars_before] * b
+        self.position = [-1] * b
+        self.notes = [0] * b
+        self.meter = [-1 if spec.meter_id is None else spec.meter_id] * b
+        self.key = [-1 if spec.key_id is None else spec.key_id] * b
+        if spec.start_state != CONTROL_STYLE:  # controls are in the prompt: read meter and key from it
+            ids = prompt[0].tolist()
+            meters = [t for t in ids if t in self._meter_ids]
             if not meters:
                 raise ValueError("a continuation prompt must contain its Meter control token")
-            self.meter[:] = meters[-1]
-            keys = [int(t) for t in prompt[0].tolist() if self.m_key[int(t)]]
-            self.key[:] = keys[-1] if keys else -1
-            self.notes[:] = int(self.m_pitch[prompt[0].cpu()].sum())
+            keys = [t for t in ids if t in self._key_ids]
+            self.meter = [meters[-1]] * b
+            self.key = [keys[-1] if keys else -1] * b
+            self.notes = [sum(t in self._pitch_ids for t in ids)] * b
         self.step = 0
+        self._rows: dict[tuple, torch.Tensor] = {}
+        self._bias: dict[tuple[int, ...], torch.Tensor] = {}
 
     def mask(self, step: int) -> torch.Tensor:
-        b, v = self.state.shape[0], self.vocab_size
-        allowed = torch.zeros(b, v, dtype=torch.bool)
         remaining = self.spec.max_new_tokens - step  # tokens left including this one
-        owed = (self.spec.total_bars - self.bars).clamp(min=0)
-        # Bar + TimeSig per owed bar + EOS, plus Pitch + Duration to finish a note started now.
-        room_for_notes = (torch.full_like(owed, remaining) > (WINDOW_RESERVE if self.spec.window else 2 * owed + 3))
-        for row in range(b):
-            s = int(self.state[row])
-            if s == CONTROL_STYLE:
-                allowed[row] = self._forced_or(self.spec.style_id, self.m_style)
-            elif s == CONTROL_KEY:
-                allowed[row] = self._forced_or(self.spec.key_id, self.m_key)
-            elif s == CONTROL_METER:
-                allowed[row] = self._forced_or(self.spec.meter_id, self.m_meter)
-            elif s == CONTROL_BARS:
-                allowed[row, self.bars_token] = True
-            elif s == AFTER_BAR:
-                allowed[row, self.timesig_of_meter[self.meter[row]]] = True
-            elif s == AFTER_POSITION:
-                allowed[row] = self.m_pitch
-            elif s == AFTER_PITCH:
-                allowed[row] = self.m_duration
-            elif s == FINISHED:
-                allowed[row, self.tok.pad_id] = True
-            else:  # NEED_BAR, AFTER_TIMESIG, AFTER_DURATION
-                in_bar = s in (AFTER_TIMESIG, AFTER_DURATION)
-                if in_bar and bool(room_for_notes[row]):
-                    limit = self.positions_of_meter[self.meter[row]]
-                    allowed[row] |= (self.position_value > self.position[row]) & (self.position_value < limit)
-                    if s == AFTER_DURATION:
-                        allowed[row] |= self.m_pitch  # another note at the same position (a chord)
-                if self.bars[row] < self.spec.total_bars:
-                    allowed[row] |= self.m_bar
-                elif in_bar or s == NEED_BAR:
-                    if self.notes[row] > 0:
-                        allowed[row] |= self.m_eos
-                    elif not allowed[row].any():  # out of room and still silent: cannot happen with sane budgets
-                        allowed[row] |= self.m_eos
-        return allowed
+        return torch.stack([self._row_mask(row, remaining) for row in range(len(self.state))])
 
     def advance(self, ids: torch.Tensor) -> None:
-        ids = ids.cpu()
-        for row in range(ids.shape[0]):
-            t, s = int(ids[row]), int(self.state[row])
+        spec, tok = self.spec, self.tok
+        for row, t in enumerate(ids.tolist()):
+            s = self.state[row]
             if s == FINISHED:
                 continue
             if s in (CONTROL_STYLE, CONTROL_KEY, CONTROL_BARS):
@@ -171,35 +149,87 @@ class RemiGrammar:
             elif s == CONTROL_METER:
                 self.meter[row] = t
                 self.state[row] = CONTROL_BARS
-            elif t == self.tok.eos_id:
+            elif t == tok.eos_id:
                 self.state[row] = FINISHED
-            elif t == self.tok.bar_id and self.spec.window and self.spec.max_new_tokens - self.step <= WINDOW_RESERVE:
+            elif t == tok.bar_id and spec.window and spec.max_new_tokens - self.step <= WINDOW_RESERVE:
                 self.state[row] = FINISHED  # window full: this Bar is dropped and the next window goes on
-            elif t == self.tok.bar_id:
+            elif t == tok.bar_id:
                 self.bars[row] += 1
                 self.position[row] = -1
                 self.state[row] = AFTER_BAR
             elif s == AFTER_BAR:
                 self.state[row] = AFTER_TIMESIG
-            elif self.position_value[t] >= 0:
-                self.position[row] = self.position_value[t]
+            elif self._position_of[t] >= 0:
+                self.position[row] = self._position_of[t]
                 self.state[row] = AFTER_POSITION
-            elif self.m_pitch[t]:
+            elif t in self._pitch_ids:
                 self.notes[row] += 1
                 self.state[row] = AFTER_PITCH
-            elif self.m_duration[t]:
+            elif t in self._duration_ids:
                 self.state[row] = AFTER_DURATION
         self.step += 1
 
     def done(self) -> torch.Tensor:
-        return self.state == FINISHED
+        return torch.tensor([s == FINISHED for s in self.state])
 
     def bias(self, step: int) -> torch.Tensor | None:
         """Soft key preference: ``[B, V]`` log-prior on pitches from each row's key, or None when off."""
         if not self.key_prior:
             return None
-        zero = torch.zeros(self.vocab_size)
-        return torch.stack([self.key_prior.get(int(k), zero) for k in self.key])
+        keys = tuple(self.key)
+        if keys not in self._bias:  # keys are fixed after the control prefix: built once or twice a call
+            zero = torch.zeros(self.vocab_size)
+            self._bias[keys] = torch.stack([self.key_prior.get(k, zero) for k in keys])
+        return self._bias[keys]
+
+    def _row_mask(self, row: int, remaining: int) -> torch.Tensor:
+        """Allowed tokens ``[V]`` for one row (cached: callers must not modify it)."""
+        s = self.state[row]
+        if s in (NEED_BAR, AFTER_TIMESIG, AFTER_DURATION):
+            in_bar = s != NEED_BAR
+            owed = max(self.spec.total_bars - self.bars[row], 0)
+            # Bar + TimeSig per owed bar + EOS, plus Pitch + Duration to finish a note started now.
+            room = in_bar and remaining > (WINDOW_RESERVE if self.spec.window else 2 * owed + 3)
+            limit = self._positions_per_bar[self.meter[row]] if room else 0
+            key = (s, room, self.position[row] if room else 0, limit, owed > 0, self.notes[row] > 0)
+        elif s == AFTER_BAR:
+            key = (s, self.meter[row])
+        else:
+            key = (s,)
+        mask = self._rows.get(key)
+        if mask is None:
+            mask = self._rows[key] = self._build_row(*key)
+        return mask
+
+    def _build_row(self, s: int, *args) -> torch.Tensor:
+        allowed = torch.zeros(self.vocab_size, dtype=torch.bool)
+        if s == CONTROL_STYLE:
+            return self._forced_or(self.spec.style_id, self.m_style)
+        if s == CONTROL_KEY:
+            return self._forced_or(self.spec.key_id, self.m_key)
+        if s == CONTROL_METER:
+            return self._forced_or(self.spec.meter_id, self.m_meter)
+        if s == CONTROL_BARS:
+            allowed[self.bars_token] = True
+        elif s == AFTER_BAR:
+            allowed[self.timesig_of_meter[args[0]]] = True
+        elif s == AFTER_POSITION:
+            return self.m_pitch
+        elif s == AFTER_PITCH:
+            return self.m_duration
+        elif s == FINISHED:
+            allowed[self.tok.pad_id] = True
+        else:  # NEED_BAR, AFTER_TIMESIG, AFTER_DURATION
+            room, position, limit, owes_bars, has_notes = args
+            if room:
+                allowed |= (self.position_value > position) & (self.position_value < limit)
+                if s == AFTER_DURATION:
+                    allowed |= self.m_pitch  # another note at the same position (a chord)
+            if owes_bars:
+                allowed |= self.m_bar
+            elif has_notes or not allowed.any():  # out of room and still silent: cannot happen with sane budgets
+                allowed |= self.m_eos
+        return allowed
 
     def _forced_or(self, forced: int | None, type_mask: torch.Tensor) -> torch.Tensor:
         if forced is None:

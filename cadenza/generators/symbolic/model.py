@@ -167,7 +167,7 @@ class BlockStepWeights:
 class StepWeights:
     """Inference-only weights and tables for ``SymbolicTransformer._step_one`` (CPU, float32).
 
-    ``head [dim, V]`` has the final norm folded in; ``cos``/``sin`` are ``[S_max, 3, 1, 2, D/2]``: the
+    ``embed [V, dim]`` is the embedding itself (not a copy); ``head [dim, V]`` has the final norm folded in; ``cos``/``sin`` are ``[S_max, 3, 1, 2, D/2]``: the
     RoPE tables split in halves, ``sin`` with the rotate-half sign folded in, for q, k and (as the
     identity: cos 1, sin 0) v, so one multiply-add covers the whole fused projection. ``dim_eps`` is
     ``dim * norm_eps`` as a 0-dim tensor (adding a tensor is cheaper than adding a Python float).
@@ -175,6 +175,7 @@ class StepWeights:
     """
 
     key: tuple
+    embed: torch.Tensor
     blocks: tuple[BlockStepWeights, ...]
     head: torch.Tensor
     cos: torch.Tensor
@@ -213,7 +214,7 @@ class SymbolicTransformer(nn.Module):
         self.register_buffer("rope_sin", sin, persistent=False)
         self.register_buffer("causal_mask", torch.ones(0, 0, dtype=torch.bool), persistent=False)
         self._step: StepWeights | None = None  # built by setup_cache for the lean CPU step
-        self._step_caches: tuple[KVCache, ...] | None = None  # the layers' caches while the step is on
+        self._step_caches: tuple[torch.Tensor, ...] | None = None  # each layer's ``KVCache.kv`` while on
         self.apply(self._init_weights)
 
     @staticmethod
@@ -243,7 +244,7 @@ class SymbolicTransformer(nn.Module):
         if weight.device.type == "cpu" and weight.dtype == torch.float32 and dtype == torch.float32:
             if self._step is None or self._step.key != _parameters_key(self):
                 self._step = self._build_step_weights()
-            self._step_caches = tuple(layer.attn.kv_cache for layer in self.layers)
+            self._step_caches = tuple(layer.attn.kv_cache.kv for layer in self.layers)
         else:
             self._step = self._step_caches = None
 
@@ -265,6 +266,7 @@ class SymbolicTransformer(nn.Module):
         cos, sin = self.rope_cos.view(-1, 1, 2, half), (self.rope_sin * sign).view(-1, 1, 2, half)
         return StepWeights(
             key=_parameters_key(self),
+            embed=self.embed.weight.detach(),
             blocks=tuple(blocks),
             head=t(self.lm_head.weight * (self.norm.weight * root_dim)),
             cos=torch.stack([cos, cos, torch.ones_like(cos)], dim=1),
@@ -278,24 +280,24 @@ class SymbolicTransformer(nn.Module):
         The same maths as ``forward`` with a cache (up to float rounding), in as few ops as possible:
         at batch 1 this model's step is bound by per-op overhead and by streaming its weights.
         """
-        # Method calls (narrow, split, select) rather than ``t[...]`` indexing: Python indexing costs
-        # several microseconds a call, a large share of a step this small.
+        # C methods (narrow, chunk, select) rather than ``t[...]`` indexing or ``Tensor.split`` (Python
+        # wrappers): each costs microseconds, a large share of a step this small.
         step, eps = self._step, self._step.dim_eps
         b = token.shape[0]
-        h, d, f = self.config.n_heads, self.config.head_dim, self.config.ffn_dim
+        h, d = self.config.n_heads, self.config.head_dim
         cos, sin = step.cos.select(0, pos), step.sin.select(0, pos)  # [3, 1, 2, D/2]
         n = pos + 1  # attend over the filled prefix: every slot <= pos, so no mask is needed
-        x = F.embedding(token, self.embed.weight)  # [B, dim]
-        for w, cache in zip(step.blocks, self._step_caches):
+        x = step.embed.index_select(0, token)  # [B, dim]
+        for w, cache in zip(step.blocks, self._step_caches):  # cache: [B, 2H, S, D], keys then values
             qkv = torch.mm(_rms(x, eps), w.qkv).view(b, 3, h, 2, d // 2)
             # RoPE in the half-split layout: x * cos + rotate_half(x) * sin, where rotate_half swaps
             # the halves (a flip over the half axis) and ``sin`` carries its sign; v passes unchanged.
-            q, kv = torch.addcmul(qkv * cos, qkv.flip(3), sin).view(b, 3 * h, 1, d).split((h, 2 * h), 1)
-            cache.kv.narrow(2, pos, 1).copy_(kv)
-            k, v = cache.kv.narrow(2, 0, n).split(h, 1)
+            q, kv = torch.addcmul(qkv * cos, qkv.flip(3), sin).view(b, 3 * h, 1, d).split_with_sizes((h, 2 * h), 1)
+            cache.narrow(2, pos, 1).copy_(kv)
+            k, v = cache.narrow(2, 0, n).chunk(2, 1)
             y = F.scaled_dot_product_attention(q, k, v)
             x = torch.addmm(x, y.view(b, h * d), w.o)
-            gate, up = torch.mm(_rms(x, eps), w.gate_up).split(f, 1)
+            gate, up = torch.mm(_rms(x, eps), w.gate_up).chunk(2, 1)
             x = torch.addmm(x, F.silu(gate).mul_(up), w.down)
         return torch.mm(_rms(x, eps), step.head)
 
@@ -309,7 +311,7 @@ class SymbolicTransformer(nn.Module):
         """Logits ``[B, T, V]`` for ``tokens [B, T]`` at positions ``input_pos [T]`` (or 0..T-1)."""
         if (input_pos is not None and tokens.shape[1] == 1 and self._step_caches is not None
                 and not torch.is_grad_enabled()):
-            return self._step_one(tokens[:, 0], int(input_pos[0]))[:, None]
+            return self._step_one(tokens.view(-1), int(input_pos)).unsqueeze(1)
         kv_len = None
         if input_pos is None:
             positions = torch.arange(tokens.shape[1], device=tokens.device)
