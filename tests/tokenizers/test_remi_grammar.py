@@ -186,3 +186,23 @@ def test_checker_catches_broken_sequences(tokenizer):
         with pytest.raises(AssertionError):
             check_body(tok, seq, meter, 1)
             pytest.fail(f"checker accepted: {reason}")
+
+
+def test_cached_mask_rows_do_not_leak_between_rows_or_steps(tokenizer):
+    """Mask rows are cached per grammar state: what the caller gets must be its own tensor, and two rows
+    in different states must get different rows."""
+    tok = tokenizer
+    grammar = RemiGrammar(tok, GrammarSpec(None, None, tok.vocab["Meter_4/4"], 2, 40, start_state=NEED_BAR))
+    grammar.start(2, torch.tensor([[tok.bos_id, tok.vocab["Meter_4/4"]]]))
+    first = grammar.mask(0)
+    assert first.shape == (2, len(tok)) and torch.equal(first[0], first[1]) and bool(first[0, tok.bar_id])
+    first[:] = False  # the caller may scribble on its mask
+    assert bool(grammar.mask(0)[0, tok.bar_id])
+    grammar.advance(torch.tensor([tok.bar_id, tok.bar_id]))
+    grammar.advance(torch.tensor([tok.vocab["TimeSig_4/4"], tok.vocab["TimeSig_4/4"]]))
+    grammar.advance(torch.tensor([tok.vocab["Position_0"], tok.vocab["Position_4"]]))
+    grammar.advance(torch.tensor([tok.vocab["Pitch_60"], tok.vocab["Pitch_62"]]))
+    grammar.advance(torch.tensor([tok.vocab["Duration_1.0.12"], tok.vocab["Duration_1.0.12"]]))
+    rows = grammar.mask(5)
+    assert bool(rows[0, tok.vocab["Position_2"]]) and not bool(rows[1, tok.vocab["Position_2"]])
+    assert not grammar.done().any()
