@@ -48,6 +48,8 @@ def test_step_weights_follow_parameter_changes(make_tiny_model):
     model = make_tiny_model(seed=4)
     seq = torch.randint(0, 64, (2, 24), generator=torch.Generator().manual_seed(1))
     before = lean_steps(model, seq, 5)
+    built = model._step
+    assert torch.equal(lean_steps(model, seq, 5), before) and model._step is built  # reused, not rebuilt
     with torch.no_grad():
         model.layers[1].mlp.up_proj.weight.mul_(-1.0)
         model.norm.weight.add_(0.5)
@@ -69,3 +71,18 @@ def test_state_dict_is_unchanged_by_the_lean_step(make_tiny_model):
     decode(model, torch.zeros(1, 3, dtype=torch.long), DecodeParams(max_new_tokens=4, temperature=0.0))
     assert list(model.state_dict()) == keys
     assert "layers.0.attn.q_proj.weight" in keys and not any("kv" in k or "step" in k for k in keys)
+
+
+def test_model_built_under_inference_mode_decodes():
+    """Parameters created under ``inference_mode`` keep no version counter: the step weights are then
+    rebuilt at every ``setup_cache`` instead of cached, and decoding still matches the general path."""
+    from cadenza.generators.symbolic.model import SymbolicTransformer, TransformerConfig
+
+    with torch.inference_mode():
+        model = SymbolicTransformer(TransformerConfig(vocab_size=40, dim=32, n_layers=1, n_heads=2, ffn_dim=64)).eval()
+    p = torch.zeros(1, 2, dtype=torch.long)
+    out = decode(model, p, DecodeParams(max_new_tokens=6, temperature=0.0))
+    seq = out.clone()
+    with torch.inference_mode():
+        full = model(seq)
+    assert torch.equal(out[0, 2:], full[0, 1:-1].argmax(-1))

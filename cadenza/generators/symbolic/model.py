@@ -167,14 +167,15 @@ class BlockStepWeights:
 class StepWeights:
     """Inference-only weights and tables for ``SymbolicTransformer._step_one`` (CPU, float32).
 
-    ``embed [V, dim]`` is the embedding itself (not a copy); ``head [dim, V]`` has the final norm folded in; ``cos``/``sin`` are ``[S_max, 3, 1, 2, D/2]``: the
-    RoPE tables split in halves, ``sin`` with the rotate-half sign folded in, for q, k and (as the
-    identity: cos 1, sin 0) v, so one multiply-add covers the whole fused projection. ``dim_eps`` is
-    ``dim * norm_eps`` as a 0-dim tensor (adding a tensor is cheaper than adding a Python float).
-    ``key`` identifies the parameters these were built from, so a changed parameter triggers a rebuild.
+    ``embed [V, dim]`` is the embedding itself (not a copy); ``head [dim, V]`` has the final norm folded
+    in; ``cos``/``sin`` are ``[S_max, 3, 1, 2, D/2]``: the RoPE tables split in halves, ``sin`` with the
+    rotate-half sign folded in, for q, k and (as the identity: cos 1, sin 0) v, so one multiply-add
+    covers the whole fused projection. ``dim_eps`` is ``dim * norm_eps`` as a 0-dim tensor (adding a
+    tensor is cheaper than adding a Python float). ``key`` identifies the parameters these were built
+    from, so a changed parameter triggers a rebuild.
     """
 
-    key: tuple
+    key: tuple | None
     embed: torch.Tensor
     blocks: tuple[BlockStepWeights, ...]
     head: torch.Tensor
@@ -183,9 +184,14 @@ class StepWeights:
     dim_eps: torch.Tensor
 
 
-def _parameters_key(module: nn.Module) -> tuple:
+def _parameters_key(module: nn.Module) -> tuple | None:
+    """What identifies the parameters' current values; None when that cannot be known (inference
+    tensors keep no version counter), which means "rebuild"."""
+    params = list(module.parameters())
+    if any(p.is_inference() for p in params):
+        return None
     # In-place updates bump ``_version``; ``.to()`` or ``.data =`` change the storage pointer.
-    return tuple((id(p), p.data_ptr(), p._version, p.dtype, p.device) for p in module.parameters())
+    return tuple((id(p), p.data_ptr(), p._version, p.dtype, p.device) for p in params)
 
 
 def _rms(x: torch.Tensor, dim_eps: torch.Tensor) -> torch.Tensor:
@@ -242,14 +248,15 @@ class SymbolicTransformer(nn.Module):
         self.causal_mask = torch.tril(torch.ones(max_seq_len, max_seq_len, dtype=torch.bool, device=device))
         weight = self.embed.weight
         if weight.device.type == "cpu" and weight.dtype == torch.float32 and dtype == torch.float32:
-            if self._step is None or self._step.key != _parameters_key(self):
-                self._step = self._build_step_weights()
+            key = _parameters_key(self)
+            if self._step is None or key is None or self._step.key != key:
+                self._step = self._build_step_weights(key)
             self._step_caches = tuple(layer.attn.kv_cache.kv for layer in self.layers)
         else:
             self._step = self._step_caches = None
 
     @torch.no_grad()
-    def _build_step_weights(self) -> StepWeights:
+    def _build_step_weights(self, key: tuple | None) -> StepWeights:
         """Fuse and transpose the parameters for ``_step_one`` (a copy: about the model's size)."""
         def t(w: torch.Tensor) -> torch.Tensor:
             return w.t().contiguous()
@@ -258,14 +265,15 @@ class SymbolicTransformer(nn.Module):
         blocks = []
         for layer in self.layers:
             attn, mlp = layer.attn, layer.mlp
-            qkv = torch.cat([attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight]) * (layer.attn_norm.weight * root_dim)
-            gate_up = torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight]) * (layer.mlp_norm.weight * root_dim)
+            qkv = torch.cat([attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight])
+            gate_up = torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight])
+            qkv, gate_up = qkv * (layer.attn_norm.weight * root_dim), gate_up * (layer.mlp_norm.weight * root_dim)
             blocks.append(BlockStepWeights(t(qkv), t(attn.o_proj.weight), t(gate_up), t(mlp.down_proj.weight)))
         half = self.config.head_dim // 2
         sign = torch.cat([-torch.ones(half), torch.ones(half)])
         cos, sin = self.rope_cos.view(-1, 1, 2, half), (self.rope_sin * sign).view(-1, 1, 2, half)
         return StepWeights(
-            key=_parameters_key(self),
+            key=key,
             embed=self.embed.weight.detach(),
             blocks=tuple(blocks),
             head=t(self.lm_head.weight * (self.norm.weight * root_dim)),
