@@ -11,7 +11,7 @@ from cadenza.generators.ddsp.evaluate import cents_error
 from cadenza.generators.ddsp.features import default_tracker
 from cadenza.studio import Studio
 
-from conftest import sung_tone
+from ddsp_fixtures import sung_tone
 
 DEFAULTS = ("violin", "flute", "trumpet", "clarinet")
 SHIPPED = [name for name in DEFAULTS if (REPO_CHECKPOINTS / f"ddsp-{name}" / "manifest.json").exists()]

@@ -13,7 +13,7 @@ from cadenza.generators.ddsp.model import DDSPDecoder, Instrument, InstrumentSta
 from cadenza.outputs import MidiOutput, Provenance
 from cadenza.render.audio_io import read_audio
 
-from conftest import TINY_CONFIG, TINY_NAME
+from ddsp_fixtures import TINY_CONFIG, TINY_NAME
 
 
 def chord_score() -> symusic.Score:

@@ -16,7 +16,7 @@ from cadenza.generators.ddsp.train import TrainConfig, train
 from cadenza.render.audio_io import write_audio
 from cadenza.studio import Studio
 
-from conftest import TINY_CONFIG, sung_tone
+from ddsp_fixtures import TINY_CONFIG, sung_tone
 
 
 def _tune(seed: int, chord: bool = False) -> symusic.Score:

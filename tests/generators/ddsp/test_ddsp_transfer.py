@@ -16,7 +16,7 @@ from cadenza.generators.ddsp.transfer import (TransferOptions, autotune, chunked
                                               transfer_audio)
 from cadenza.render.audio_io import read_audio, write_audio
 
-from conftest import TINY_NAME, sung_tone
+from ddsp_fixtures import TINY_NAME, sung_tone
 
 
 def test_transfer_through_the_studio(studio, voice_wav, tmp_path):
@@ -124,7 +124,7 @@ def test_a_model_at_another_frame_rate(tmp_path, voice_wav):
     """Models converted from Magenta run at 250 frames/s (hop 64): features are interpolated to it."""
     from dataclasses import replace
 
-    from conftest import TINY_CONFIG, build_tiny_instrument
+    from ddsp_fixtures import TINY_CONFIG, build_tiny_instrument
     from cadenza.studio import Studio
 
     build_tiny_instrument(tmp_path / "ddsp-fast", name="ddsp-fast", config=replace(TINY_CONFIG, hop=64, reverb_s=0.05))
