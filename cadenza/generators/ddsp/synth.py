@@ -104,7 +104,7 @@ def synthesize(controls: Controls, hop: int, sample_rate: int, noise: NoiseTable
 
     first = state.frames_done
     if isinstance(noise, NoiseTable):
-        blocks = noise.blocks(first, count, hop, batch).to(harmonic.dtype)
+        blocks = noise.blocks(first, count, hop, batch).to(harmonic.device, harmonic.dtype)
     else:
         blocks = noise[:, first:first + count]
     shaped = core.filtered_noise(blocks, intervals.noise, noise_window)
