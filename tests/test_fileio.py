@@ -45,3 +45,17 @@ def test_write_helpers(tmp_path):
     assert (tmp_path / "a.bin").read_bytes() == b"\x00\x01"
     assert (tmp_path / "deep" / "b.txt").read_text(encoding="utf-8") == "héllo"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.bin", "deep"]
+
+
+def test_written_files_get_the_usual_permissions(tmp_path):
+    import os
+    import stat
+
+    from cadenza.fileio import atomic_write_text
+
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "out.json", "{}")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(tmp_path / "out.json").st_mode) == 0o644

@@ -57,7 +57,11 @@ class PitchTracker:
             (torchfcpe,) = import_with_shims("torchfcpe")
         except ImportError as exc:
             raise MissingDependency(f"pitch tracking needs torchfcpe ({exc}): pip install --no-deps torchfcpe") from exc
-        self.model = torchfcpe.spawn_bundled_infer_model(device)
+        import contextlib
+        import io
+
+        with contextlib.redirect_stdout(io.StringIO()):  # torchfcpe prints [INFO]/[WARN] lines while loading
+            self.model = torchfcpe.spawn_bundled_infer_model(device)
         if self.model.get_model_sr() != SAMPLE_RATE or self.model.get_hop_size() != HOP:
             raise MissingDependency("this torchfcpe version uses other frames than 16 kHz / hop 160; install torchfcpe 0.0.4")
 
