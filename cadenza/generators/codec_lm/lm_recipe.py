@@ -9,9 +9,11 @@
 
 from __future__ import annotations
 
+# {max_steps} and {name} are filled in from the run being exported.
 RECIPE_COMMANDS = ("cadenza train audio-data && cadenza train codec && cadenza train codec --export runs/codec/export && "
-                   "cadenza train codec-lm --prepare --codec runs/codec/export && cadenza train codec-lm && "
-                   "cadenza train codec-lm --export checkpoints/musicgen-folk-small --codec runs/codec/export")
+                   "cadenza train codec-lm --prepare --codec runs/codec/export && "
+                   "cadenza train codec-lm --max-steps {max_steps} && "
+                   "cadenza train codec-lm --export checkpoints/{name} --codec runs/codec/export")
 
 
 def add_arguments(p) -> None:
@@ -42,7 +44,12 @@ def run(args) -> int:
     if args.export:
         from cadenza.generators.codec_lm.lm_export import export_lm
 
-        spec = export_lm(args.run, args.cache, args.codec, args.export, args.name, command=RECIPE_COMMANDS)
+        import json
+        from pathlib import Path
+
+        max_steps = json.loads((Path(args.run) / "config.json").read_text())["train"]["max_steps"]
+        command = RECIPE_COMMANDS.format(max_steps=max_steps, name=args.name)
+        spec = export_lm(args.run, args.cache, args.codec, args.export, args.name, command=command)
         print(f"wrote {spec.directory} (metrics {spec.metrics})")
         return 0
     from cadenza.generators.codec_lm.lm_train import LMTrainConfig, train_lm

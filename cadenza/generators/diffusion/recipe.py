@@ -11,9 +11,10 @@
 
 from __future__ import annotations
 
+# {max_steps} and {name} are filled in from the run being exported.
 RECIPE_COMMANDS = ("cadenza train audio-data && cadenza train codec && cadenza train codec --export runs/codec/export && "
-                   "cadenza train diffusion --codec runs/codec/export --max-steps 4000 && "
-                   "cadenza train diffusion --codec runs/codec/export --export checkpoints/diffusion-small")
+                   "cadenza train diffusion --codec runs/codec/export --max-steps {max_steps} && "
+                   "cadenza train diffusion --codec runs/codec/export --export checkpoints/{name}")
 
 
 def add_arguments(p) -> None:
@@ -36,7 +37,12 @@ def run(args) -> int:
     if args.export:
         from cadenza.generators.diffusion.export import export_checkpoint
 
-        spec = export_checkpoint(args.run, args.codec, args.data, args.export, args.name, command=RECIPE_COMMANDS)
+        import json
+        from pathlib import Path
+
+        max_steps = json.loads((Path(args.run) / "config.json").read_text())["train"]["max_steps"]
+        command = RECIPE_COMMANDS.format(max_steps=max_steps, name=args.name)
+        spec = export_checkpoint(args.run, args.codec, args.data, args.export, args.name, command=command)
         print(f"wrote {spec.directory} (sha256 {spec.sha256[:12]}..., val loss {spec.metrics.get('final_val_loss')})")
         return 0
     from cadenza.generators.diffusion.train import DiffusionTrainConfig, train
