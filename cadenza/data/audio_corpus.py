@@ -218,7 +218,7 @@ def build_audio_corpus(corpus_dir: str | os.PathLike, out_dir: str | os.PathLike
     from cadenza.fileio import atomic_write_text
     from cadenza.generators.symbolic.corpus import read_manifest
     from cadenza.generators.symbolic.dataset import split_of
-    from cadenza.music.theory import estimate_key, pitch_class_histogram
+    from cadenza.music.theory import estimate_key, score_pitch_class_histogram
     from cadenza.render.audio_io import loudness_normalize, write_audio
     from cadenza.render.fluidsynth import FluidSynthRenderer, RenderOptions
     from cadenza.render.midi_io import load_midi
@@ -259,10 +259,7 @@ def build_audio_corpus(corpus_dir: str | os.PathLike, out_dir: str | os.PathLike
                 failures += 1
                 continue
             audio = loudness_normalize(audio, config.sample_rate, config.loudness_lufs)
-            arrays = [t.notes.numpy() for t in clip.tracks if len(t.notes)]
-            pitches = np.concatenate([a["pitch"] for a in arrays])
-            durations = np.concatenate([a["duration"] for a in arrays])
-            key = estimate_key(pitch_class_histogram(pitches, durations)).name
+            key = estimate_key(score_pitch_class_histogram(clip)).name
             caption = caption_for(instruments=instruments, solo=solo, collection=entry.collection, key=key, bpm=bpm,
                                   time_signature=time_signature, rng=rng)
             clip_id = f"{index:06d}"

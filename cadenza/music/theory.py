@@ -120,6 +120,15 @@ def estimate_key(pitch_class_histogram: np.ndarray) -> Key:
     return ALL_KEYS[int(np.argmax(key_correlations(pitch_class_histogram)))]
 
 
+def score_pitch_class_histogram(score) -> np.ndarray:
+    """Duration-weighted pitch-class histogram ``[12]`` of a symusic score's pitched (non-drum) tracks."""
+    arrays = [t.notes.numpy() for t in score.tracks if not t.is_drum and len(t.notes)]
+    if not arrays:
+        return np.zeros(12)
+    return pitch_class_histogram(np.concatenate([a["pitch"] for a in arrays]),
+                                 np.concatenate([a["duration"] for a in arrays]))
+
+
 def pitch_class_histogram(pitches: np.ndarray, durations: np.ndarray) -> np.ndarray:
     """Duration-weighted pitch-class histogram ``[12]`` of notes (MIDI pitches, durations in any unit)."""
     hist = np.zeros(12)

@@ -80,3 +80,21 @@ def test_program_of():
     for bad in ("kazoo", "program:128", "program:x"):
         with pytest.raises(InvalidConditioning):
             program_of(bad)
+
+
+def test_score_histogram_weights_by_duration_and_skips_drums():
+    import numpy as np
+    import symusic
+
+    from cadenza.music.theory import score_pitch_class_histogram
+
+    score = symusic.Score(480)
+    melody, drums = symusic.Track(program=0), symusic.Track(is_drum=True)
+    melody.notes.append(symusic.Note(0, 960, 62, 80))   # D, two beats
+    melody.notes.append(symusic.Note(960, 480, 69, 80))  # A, one beat
+    drums.notes.append(symusic.Note(0, 480, 36, 80))     # kick (C) is not a pitch
+    score.tracks.append(melody)
+    score.tracks.append(drums)
+    hist = score_pitch_class_histogram(score)
+    assert hist[2] == 960 and hist[9] == 480 and hist[0] == 0
+    assert np.array_equal(score_pitch_class_histogram(symusic.Score(480)), np.zeros(12))

@@ -25,10 +25,11 @@ from cadenza.errors import CheckpointError, InvalidConditioning
 from cadenza.generators.base import Callbacks
 from cadenza.generators.symbolic.model import SymbolicTransformer, TransformerConfig
 from cadenza.music.instruments import program_of
-from cadenza.music.theory import estimate_key, key_correlations, parse_key, parse_time_signature, pitch_class_histogram
+from cadenza.music.theory import (estimate_key, key_correlations, parse_key, parse_time_signature,
+                                  score_pitch_class_histogram)
 from cadenza.outputs import MidiOutput, Provenance
 from cadenza.tokenizers.remi import STYLES, RemiTokenizer, key_token
-from cadenza.tokenizers.remi_grammar import CONTROL_STYLE, NEED_BAR, GrammarSpec, RemiGrammar
+from cadenza.tokenizers.remi_grammar import NEED_BAR, GrammarSpec, RemiGrammar
 from cadenza.tokenizers.text_controls import parse_text
 
 DEFAULT_BARS = 16
@@ -100,9 +101,7 @@ def _meter_of(score: symusic.Score) -> str:
 
 
 def _key_of(score: symusic.Score) -> str:
-    pitches = np.concatenate([t.notes.numpy()["pitch"] for t in score.tracks if not t.is_drum] or [np.zeros(0)])
-    durations = np.concatenate([t.notes.numpy()["duration"] for t in score.tracks if not t.is_drum] or [np.zeros(0)])
-    return estimate_key(pitch_class_histogram(pitches, durations)).name
+    return estimate_key(score_pitch_class_histogram(score)).name
 
 
 class SymbolicGenerator:
@@ -245,9 +244,7 @@ class SymbolicGenerator:
             scores = []
             for row in range(start, start + candidates):
                 score = self.tokenizer.decode_body([i for i in bodies[row] if i not in (self.tokenizer.pad_id, self.tokenizer.eos_id)])
-                pitches = np.concatenate([t.notes.numpy()["pitch"] for t in score.tracks] or [np.zeros(0)])
-                durations = np.concatenate([t.notes.numpy()["duration"] for t in score.tracks] or [np.zeros(0)])
-                correlations = key_correlations(pitch_class_histogram(pitches, durations))
+                correlations = key_correlations(score_pitch_class_histogram(score))
                 scores.append((int(np.argmax(correlations)) == key.index, float(correlations[key.index])))
             best = next((i for i, (hit, _) in enumerate(scores) if hit), None)
             if best is None:
