@@ -6,6 +6,7 @@ step, recipe extras), is written atomically, and is read back with ``torch.load(
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from pathlib import Path
@@ -40,3 +41,10 @@ def load_state(path: str | os.PathLike, model: torch.nn.Module, optimizer: torch
     if optimizer is not None:
         optimizer.load_state_dict(state["optimizer"])
     return state
+
+
+def recipe_command(template: str, run_dir: str | os.PathLike, name: str) -> str:
+    """A recipe's command line as it really ran: ``template`` with ``{max_steps}`` read from the run's
+    ``config.json`` (``train.max_steps``) and ``{name}`` (the exported model's name) filled in."""
+    max_steps = json.loads((Path(run_dir) / "config.json").read_text())["train"]["max_steps"]
+    return template.format(max_steps=max_steps, name=name)

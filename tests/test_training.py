@@ -28,3 +28,13 @@ def test_save_and_load_round_trip(tmp_path):
     assert twin_opt.state_dict()["state"][0]["step"] == optimizer.state_dict()["state"][0]["step"]
     assert load_state(tmp_path / "missing.pt", twin, None) is None
     assert [p.name for p in tmp_path.iterdir()] == ["state.pt"]  # no temporary file left behind
+
+
+def test_recipe_command_reports_the_runs_real_steps(tmp_path):
+    import json
+
+    from cadenza.training import recipe_command
+
+    (tmp_path / "config.json").write_text(json.dumps({"train": {"max_steps": 1234}}))
+    assert (recipe_command("train --max-steps {max_steps} && export checkpoints/{name}", tmp_path, "m")
+            == "train --max-steps 1234 && export checkpoints/m")

@@ -7,10 +7,9 @@ import os
 from dataclasses import asdict
 from pathlib import Path
 
-import torch
-
 from cadenza.errors import CheckpointError
 from cadenza.generators.codec_lm.codec import CodecConfig, build_codec, codec_state_dict, load_codec
+from cadenza.training import load_state
 
 CODEC_WEIGHTS = "codec.safetensors"
 CODEC_INFO = "codec.json"
@@ -27,9 +26,10 @@ def export_codec(run_dir: str | os.PathLike, data_dir: str | os.PathLike, out_di
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     saved = json.loads((run_dir / "config.json").read_text())
     config = CodecConfig.from_dict(saved["codec"])
-    state = torch.load(run_dir / "state.pt", weights_only=True)
     model = build_codec(config)
-    model.load_state_dict(state["model"])
+    state = load_state(run_dir / "state.pt", model, None)
+    if state is None:
+        raise CheckpointError(f"{run_dir}: no state.pt to export (train first)")
     metrics = evaluate(model, load_split(data_dir, "test", 64), config.sample_rate)
     out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(out_dir / CODEC_WEIGHTS) as tmp:

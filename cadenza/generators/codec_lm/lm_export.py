@@ -12,9 +12,11 @@ import torch
 
 from cadenza.checkpoints import CheckpointSpec, write_manifest
 from cadenza.conditioning import Capability
+from cadenza.errors import CheckpointError
 from cadenza.generators.codec_lm.lm import CodecLM, CodecLMConfig
 from cadenza.generators.codec_lm.lm_data import load_split
 from cadenza.generators.codec_lm.lm_train import validation_loss
+from cadenza.training import load_state
 
 LICENSE = ("Apache-2.0 (weights); trained on public-domain music21 corpus works rendered with the FluidR3_GM "
            "SoundFont (MIT)")
@@ -31,9 +33,10 @@ def export_lm(run_dir: str | os.PathLike, cache_dir: str | os.PathLike, codec_di
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     saved = json.loads((run_dir / "config.json").read_text())
     lm_config = CodecLMConfig.from_dict(saved["lm"])
-    state = torch.load(run_dir / "state.pt", weights_only=True)
     model = CodecLM(lm_config)
-    model.load_state_dict(state["model"])
+    state = load_state(run_dir / "state.pt", model, None)
+    if state is None:
+        raise CheckpointError(f"{run_dir}: no state.pt to export (train first)")
     frames = saved["train"]["crop_frames"]
     metrics = {"steps": int(state["step"]),
                "val_loss": validation_loss(model, load_split(cache_dir, "validation"), frames),

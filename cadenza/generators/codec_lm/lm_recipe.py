@@ -44,11 +44,9 @@ def run(args) -> int:
     if args.export:
         from cadenza.generators.codec_lm.lm_export import export_lm
 
-        import json
-        from pathlib import Path
+        from cadenza.training import recipe_command
 
-        max_steps = json.loads((Path(args.run) / "config.json").read_text())["train"]["max_steps"]
-        command = RECIPE_COMMANDS.format(max_steps=max_steps, name=args.name)
+        command = recipe_command(RECIPE_COMMANDS, args.run, args.name)
         spec = export_lm(args.run, args.cache, args.codec, args.export, args.name, command=command)
         print(f"wrote {spec.directory} (metrics {spec.metrics})")
         return 0

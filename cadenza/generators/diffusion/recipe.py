@@ -37,11 +37,9 @@ def run(args) -> int:
     if args.export:
         from cadenza.generators.diffusion.export import export_checkpoint
 
-        import json
-        from pathlib import Path
+        from cadenza.training import recipe_command
 
-        max_steps = json.loads((Path(args.run) / "config.json").read_text())["train"]["max_steps"]
-        command = RECIPE_COMMANDS.format(max_steps=max_steps, name=args.name)
+        command = recipe_command(RECIPE_COMMANDS, args.run, args.name)
         spec = export_checkpoint(args.run, args.codec, args.data, args.export, args.name, command=command)
         print(f"wrote {spec.directory} (sha256 {spec.sha256[:12]}..., val loss {spec.metrics.get('final_val_loss')})")
         return 0
