@@ -46,5 +46,17 @@ def load_state(path: str | os.PathLike, model: torch.nn.Module, optimizer: torch
 def recipe_command(template: str, run_dir: str | os.PathLike, name: str) -> str:
     """A recipe's command line as it really ran: ``template`` with ``{max_steps}`` read from the run's
     ``config.json`` (``train.max_steps``) and ``{name}`` (the exported model's name) filled in."""
-    max_steps = json.loads((Path(run_dir) / "config.json").read_text())["train"]["max_steps"]
-    return template.format(max_steps=max_steps, name=name)
+    return template.format(max_steps=read_run_config(run_dir)["train"]["max_steps"], name=name)
+
+
+def read_run_config(run_dir: str | os.PathLike) -> dict:
+    """The ``config.json`` a trainer wrote into its run folder; CheckpointError if there is no run."""
+    from cadenza.errors import CheckpointError
+
+    path = Path(run_dir) / "config.json"
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise CheckpointError(f"{run_dir}: no training run here ({path.name} is missing): train first") from exc
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{path} is not valid JSON: {exc}") from exc

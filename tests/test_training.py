@@ -38,3 +38,11 @@ def test_recipe_command_reports_the_runs_real_steps(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"train": {"max_steps": 1234}}))
     assert (recipe_command("train --max-steps {max_steps} && export checkpoints/{name}", tmp_path, "m")
             == "train --max-steps 1234 && export checkpoints/m")
+
+
+def test_a_missing_run_is_a_clear_error(tmp_path):
+    from cadenza.errors import CheckpointError
+    from cadenza.training import recipe_command
+
+    with pytest.raises(CheckpointError, match="train first"):
+        recipe_command("{max_steps}", tmp_path / "nope", "m")

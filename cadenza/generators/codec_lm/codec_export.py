@@ -9,7 +9,7 @@ from pathlib import Path
 
 from cadenza.errors import CheckpointError
 from cadenza.generators.codec_lm.codec import CodecConfig, build_codec, codec_state_dict, load_codec
-from cadenza.training import load_state
+from cadenza.training import load_state, read_run_config
 
 CODEC_WEIGHTS = "codec.safetensors"
 CODEC_INFO = "codec.json"
@@ -24,7 +24,7 @@ def export_codec(run_dir: str | os.PathLike, data_dir: str | os.PathLike, out_di
     from cadenza.generators.codec_lm.codec_train import evaluate, load_split
 
     run_dir, out_dir = Path(run_dir), Path(out_dir)
-    saved = json.loads((run_dir / "config.json").read_text())
+    saved = read_run_config(run_dir)
     config = CodecConfig.from_dict(saved["codec"])
     model = build_codec(config)
     state = load_state(run_dir / "state.pt", model, None)

@@ -16,7 +16,7 @@ from cadenza.errors import CheckpointError
 from cadenza.generators.codec_lm.lm import CodecLM, CodecLMConfig
 from cadenza.generators.codec_lm.lm_data import load_split
 from cadenza.generators.codec_lm.lm_train import validation_loss
-from cadenza.training import load_state
+from cadenza.training import load_state, read_run_config
 
 LICENSE = ("Apache-2.0 (weights); trained on public-domain music21 corpus works rendered with the FluidR3_GM "
            "SoundFont (MIT)")
@@ -31,7 +31,7 @@ def export_lm(run_dir: str | os.PathLike, cache_dir: str | os.PathLike, codec_di
     from cadenza.generators.codec_lm.codec_export import CODEC_WEIGHTS, read_codec_dir
 
     run_dir, out_dir = Path(run_dir), Path(out_dir)
-    saved = json.loads((run_dir / "config.json").read_text())
+    saved = read_run_config(run_dir)
     lm_config = CodecLMConfig.from_dict(saved["lm"])
     model = CodecLM(lm_config)
     state = load_state(run_dir / "state.pt", model, None)
