@@ -9,14 +9,14 @@
 
 from __future__ import annotations
 
-RECIPE_COMMANDS = ("cadenza train audio-data && cadenza train codec --max-steps 2000 && "
+RECIPE_COMMANDS = ("cadenza train audio-data && cadenza train codec --max-steps 6000 && "
                    "cadenza train codec --export runs/codec/export")
 
 
 def add_arguments(p) -> None:
     p.add_argument("--data", default="data/audio", help="clips folder (from `cadenza train audio-data`)")
     p.add_argument("--run", default="runs/codec", help="training run folder (resumes from it)")
-    p.add_argument("--max-steps", type=int, default=2000, help="training steps (batches of 8 one-second crops)")
+    p.add_argument("--max-steps", type=int, default=6000, help="training steps (batches of 8 one-second crops)")
     p.add_argument("--minutes", type=float, help="stop after this many minutes (run again to resume)")
     p.add_argument("--threads", type=int, default=2, help="CPU threads")
     p.add_argument("--export", metavar="DIR", help="write codec.safetensors + codec.json from the run")

@@ -61,7 +61,7 @@ def test_train_export_reload(tmp_path):
     (data / "clips.jsonl").write_text("\n".join(lines) + "\n")
     run = tmp_path / "run"
     config = CodecTrainConfig(data_dir=str(data), run_dir=str(run), max_steps=3, batch=2, crop_s=0.5, threads=1,
-                              log_every=1, save_every=2)
+                              log_every=1, save_every=2, waveform_warmup=2)
     train_codec(config, TINY, log=lambda *_: None)
     assert (run / "state.pt").exists() and len((run / "log.jsonl").read_text().splitlines()) >= 3
     train_codec(CodecTrainConfig(**{**config.__dict__, "max_steps": 4}), TINY, log=lambda *_: None)  # resumes
