@@ -30,7 +30,7 @@ def add_arguments(p) -> None:
     p.add_argument("--threads", type=int, default=2, help="CPU threads")
     p.add_argument("--seed", type=int, default=0, help="training seed")
     p.add_argument("--export", metavar="DIR", help="write a checkpoint folder from the run")
-    p.add_argument("--name", default="diffusion-small", help="model name for --export")
+    p.add_argument("--name", default="diffusion-folk-small", help="model name for --export")
 
 
 def run(args) -> int:
