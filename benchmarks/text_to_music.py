@@ -39,14 +39,15 @@ def prompt_for(instrument: str, index: int) -> str:
     return f"{FORMS[index % len(FORMS)]} played by a solo {instrument} in {KEYS[index % len(KEYS)]} at {bpm} BPM"
 
 
-def codec_resynthesis_features(codec_dir: Path, wavs: list[np.ndarray], sample_rate: int) -> np.ndarray:
-    """Probe features of ``wavs`` after the codec's quantized encode/decode."""
+def codec_resynthesis_features(spec, wavs: list[np.ndarray], sample_rate: int) -> np.ndarray:
+    """Probe features of ``wavs`` after the quantized encode/decode of the codec in the codec LM checkpoint
+    ``spec`` (format "cadenza")."""
     import torch
 
     from cadenza.data.instrument_probe import clip_features
-    from cadenza.generators.codec_lm.codec_export import load_codec_dir
+    from cadenza.generators.codec_lm.codec import load_codec
 
-    codec = load_codec_dir(codec_dir)
+    codec = load_codec(spec.directory / spec.files["codec"]["path"], spec.config["codec"])
     out = []
     with torch.inference_mode():
         for wav in wavs:
@@ -80,8 +81,7 @@ def main(quick: bool) -> dict:
     studio = Studio(model_dirs=[REPO_CHECKPOINTS])
     codec_model = MODELS["codec_lm"]
     if codec_model in studio.specs():
-        codec_dir = studio.spec(codec_model).directory
-        features = codec_resynthesis_features(codec_dir, test_wavs, test[0].sample_rate)
+        features = codec_resynthesis_features(studio.spec(codec_model), test_wavs, test[0].sample_rate)
         figures["probe_accuracy_codec"] = round(probe.accuracy(features, test_labels), 4)
     log(f"references: {figures}")
 

@@ -18,11 +18,14 @@ from cadenza.errors import InvalidConditioning
 
 PROBE_SAMPLE_RATE = 16000
 N_MELS = 64
+TOP_DB = 60.0
 
 
 def clip_features(wav: np.ndarray, sample_rate: int) -> np.ndarray:
-    """``wav: [T]`` float mono -> ``[2 * N_MELS]``: mean and std over time of the log-mel spectrum
-    (1024-point FFT, hop 256), after resampling to 16 kHz and normalising the peak to 1."""
+    """``wav: [T]`` float mono -> ``[2 * N_MELS]``: mean and std over time of the mel spectrum in dB
+    (1024-point FFT, hop 256) relative to the clip's loudest bin and floored ``TOP_DB`` below it, after
+    resampling to 16 kHz. The floor makes the probe listen like a person: content 60 dB down (a codec's
+    faint noise floor, a renderer's digital silence) reads the same."""
     import librosa
 
     wav = np.asarray(wav, dtype=np.float32).reshape(-1)
@@ -30,9 +33,8 @@ def clip_features(wav: np.ndarray, sample_rate: int) -> np.ndarray:
         raise InvalidConditioning(f"instrument probe: clip too short ({wav.size} samples)")
     if sample_rate != PROBE_SAMPLE_RATE:
         wav = librosa.resample(wav, orig_sr=sample_rate, target_sr=PROBE_SAMPLE_RATE)
-    wav = wav / max(float(np.abs(wav).max()), 1e-6)
     mel = librosa.feature.melspectrogram(y=wav, sr=PROBE_SAMPLE_RATE, n_fft=1024, hop_length=256, n_mels=N_MELS)
-    log_mel = np.log(mel + 1e-6)
+    log_mel = librosa.power_to_db(mel, ref=max(float(mel.max()), 1e-12), top_db=TOP_DB)
     return np.concatenate([log_mel.mean(axis=1), log_mel.std(axis=1)]).astype(np.float32)
 
 
