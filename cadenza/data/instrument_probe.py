@@ -49,14 +49,19 @@ class InstrumentProbe:
     def fit(cls, corpus_dir: str | os.PathLike, split: str = "train", max_clips: int | None = None,
             seed: int = 0) -> InstrumentProbe:
         """Fit on the solo clips of ``split`` in the audio corpus at ``corpus_dir``."""
+        features, labels = solo_clip_features(corpus_dir, split, max_clips)
+        return cls.fit_features(features, labels, seed=seed)
+
+    @classmethod
+    def fit_features(cls, features: np.ndarray, labels: list[str], seed: int = 0) -> InstrumentProbe:
+        """Fit on ``features [N, 2 * N_MELS]`` (from `clip_features`) labelled with instrument names."""
         from sklearn.linear_model import LogisticRegression
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
 
-        features, labels = solo_clip_features(corpus_dir, split, max_clips)
         classes = tuple(sorted(set(labels)))
         if len(classes) < 2:
-            raise InvalidConditioning(f"{corpus_dir}: the {split} split has fewer than two solo instruments")
+            raise InvalidConditioning("instrument probe: needs clips of at least two instruments")
         pipeline = make_pipeline(StandardScaler(), LogisticRegression(C=0.5, max_iter=2000, random_state=seed))
         pipeline.fit(features, [classes.index(label) for label in labels])
         return cls(classes=classes, pipeline=pipeline)
