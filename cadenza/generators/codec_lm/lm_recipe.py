@@ -12,7 +12,7 @@ from __future__ import annotations
 # {max_steps} and {name} are filled in from the run being exported.
 RECIPE_COMMANDS = ("cadenza train audio-data && cadenza train codec && cadenza train codec --export runs/codec/export && "
                    "cadenza train codec-lm --prepare --codec runs/codec/export && "
-                   "cadenza train codec-lm --max-steps {max_steps} --batch 16 && "
+                   "cadenza train codec-lm --max-steps {max_steps} && "
                    "cadenza train codec-lm --export checkpoints/{name} --codec runs/codec/export")
 
 
@@ -22,8 +22,10 @@ def add_arguments(p) -> None:
     p.add_argument("--data", default="data/audio", help="clips folder (from `cadenza train audio-data`)")
     p.add_argument("--cache", default="data/codec_lm", help="encoded codes + caption states")
     p.add_argument("--run", default="runs/codec_lm", help="training run folder (resumes from it)")
-    p.add_argument("--max-steps", type=int, default=3000, help="training steps")
-    p.add_argument("--batch", type=int, default=16, help="crops per step")
+    p.add_argument("--max-steps", type=int, default=2500, help="training steps")
+    p.add_argument("--batch", type=int, default=8, help="crops per step")
+    p.add_argument("--crop-frames", type=int, default=400,
+                   help="codec frames per crop (400 = 8 s, a whole clip: the window the model then writes in one go)")
     p.add_argument("--minutes", type=float, help="stop after this many minutes (run again to resume)")
     p.add_argument("--threads", type=int, default=2, help="CPU threads")
     p.add_argument("--export", metavar="DIR", help="write a checkpoint folder from the run")
@@ -54,5 +56,5 @@ def run(args) -> int:
     from cadenza.generators.codec_lm.lm_train import LMTrainConfig, train_lm
 
     train_lm(LMTrainConfig(cache_dir=args.cache, run_dir=args.run, max_steps=args.max_steps, minutes=args.minutes,
-                           batch=args.batch, threads=args.threads))
+                           batch=args.batch, crop_frames=args.crop_frames, threads=args.threads))
     return 0
