@@ -116,8 +116,8 @@ class Studio:
         spec = self.spec(model)
         require_supported(conditioning, spec.capabilities, spec.name)
         require_sampling_supported(sampling, spec.sampling, spec.name)
-        generator = self.load(spec.name)
-        with self._lock(spec.name):
+        generator = self.load(model)  # by what was asked for: a name here, or a checkpoint folder's path
+        with self._lock(model):
             return generator.generate(conditioning, sampling, callbacks)
 
     def render(self, output: MidiOutput | AudioOutput, synth: str = "fluidsynth", soundfont: str | None = None,
@@ -148,26 +148,27 @@ class Studio:
         return render_batch(input_dir, output_dir, options=RenderOptions(soundfont=soundfont, **options), fmt=fmt,
                             workers=workers, progress=progress, force=force)
 
-    def _ddsp_spec(self, instrument: str) -> CheckpointSpec:
-        """The ddsp model ``instrument``: 'ddsp-violin', or a short name 'violin' / 'ddsp:violin'."""
+    def _ddsp_spec(self, instrument: str) -> tuple[str, CheckpointSpec]:
+        """``(key, spec)`` of the ddsp model ``instrument``: 'ddsp-violin', a short name 'violin' /
+        'ddsp:violin', or a checkpoint folder's path; ``key`` is what `load` takes."""
         name = instrument.removeprefix("ddsp:")
         if name not in self.specs() and f"ddsp-{name}" in self.specs():
             name = f"ddsp-{name}"
         spec = self.spec(name)
         if spec.family != "ddsp":
             raise UnsupportedConditioning(f"model {name!r} is a {spec.family} model; this needs a ddsp instrument")
-        return spec
+        return name, spec
 
     def transfer(self, source_audio: str | os.PathLike, instrument: str, options=None, sampling: Sampling = Sampling(),
                  callbacks: Callbacks = Callbacks()) -> AudioOutput:
         """Timbre transfer of a monophonic recording onto a DDSP instrument ('ddsp-violin' or 'violin');
         ``options``: a ``generators.ddsp.transfer.TransferOptions`` (pitch/loudness shift, autotune, ...)."""
-        spec = self._ddsp_spec(instrument)
+        key, spec = self._ddsp_spec(instrument)
         conditioning = Conditioning(source_audio=os.fspath(source_audio))
         require_supported(conditioning, spec.capabilities, spec.name)
         require_sampling_supported(sampling, spec.sampling, spec.name)
-        generator = self.load(spec.name)
-        with self._lock(spec.name):
+        generator = self.load(key)
+        with self._lock(key):
             return generator.generate(conditioning, sampling, callbacks, options=options)[0]
 
     def render_voices(self, output: MidiOutput, synth: str, seed: int = 0, **options) -> tuple[AudioOutput, list[AudioOutput]]:
@@ -177,10 +178,10 @@ class Studio:
 
         from cadenza.generators.ddsp.midi import NoteRenderOptions
 
-        spec = self._ddsp_spec(synth)
+        key, spec = self._ddsp_spec(synth)
         note_options = NoteRenderOptions(**options)
-        generator = self.load(spec.name)
-        with self._lock(spec.name):
+        generator = self.load(key)
+        with self._lock(key):
             rendered = generator.render_midi(output.score, note_options, seed=seed)
         base = asdict(output.provenance)
         notes = {**output.provenance.notes, "rendered_with": f"ddsp:{spec.name}", "ddsp_sha256": spec.sha256,

@@ -123,3 +123,12 @@ def test_sampling_fields_a_model_does_not_use_are_refused(studio_with_default=No
     with pytest.raises(UnsupportedConditioning, match="steps"):
         studio.generate("remi-folk-small", sampling=Sampling(steps=20))
     assert "key_bias" in next(m for m in studio.models() if m.name == "remi-folk-small").sampling
+
+
+def test_a_checkpoint_folder_given_by_path_generates(isolated, tiny_root, tmp_path):
+    """A folder with a manifest outside the model dirs is used by its path (as `cadenza generate DIR` does)."""
+    studio = Studio(model_dirs=[tmp_path / "empty"])
+    path = str(tiny_root / "tiny-remi")
+    out = studio.generate(path, Conditioning(bars=2), Sampling(seed=0))
+    assert len(out) == 1 and isinstance(out[0], MidiOutput)
+    assert studio.load(path) is studio.load(path)
