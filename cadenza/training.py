@@ -45,8 +45,17 @@ def load_state(path: str | os.PathLike, model: torch.nn.Module, optimizer: torch
 
 def recipe_command(template: str, run_dir: str | os.PathLike, name: str) -> str:
     """A recipe's command line as it really ran: ``template`` with ``{max_steps}`` read from the run's
-    ``config.json`` (``train.max_steps``) and ``{name}`` (the exported model's name) filled in."""
-    return template.format(max_steps=read_run_config(run_dir)["train"]["max_steps"], name=name)
+    ``config.json`` (``train.max_steps``, the schedule's length) and ``{name}`` (the exported model's
+    name) filled in. A run whose ``state.pt`` stopped short of ``max_steps`` gets ``--stop-at STEP``
+    after ``--max-steps``: the schedule it followed, cut where it was exported."""
+    max_steps = int(read_run_config(run_dir)["train"]["max_steps"])
+    command = template.format(max_steps=max_steps, name=name)
+    state_path = Path(run_dir) / "state.pt"
+    if state_path.exists():
+        step = int(torch.load(state_path, weights_only=True, mmap=True)["step"])
+        if step < max_steps:
+            command = command.replace(f"--max-steps {max_steps}", f"--max-steps {max_steps} --stop-at {step}", 1)
+    return command
 
 
 def read_run_config(run_dir: str | os.PathLike) -> dict:

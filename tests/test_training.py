@@ -38,6 +38,12 @@ def test_recipe_command_reports_the_runs_real_steps(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"train": {"max_steps": 1234}}))
     assert (recipe_command("train --max-steps {max_steps} && export checkpoints/{name}", tmp_path, "m")
             == "train --max-steps 1234 && export checkpoints/m")
+    model = torch.nn.Linear(2, 2)
+    save_state(tmp_path / "state.pt", model, torch.optim.SGD(model.parameters(), lr=0.1), step=1000)
+    assert (recipe_command("train --max-steps {max_steps} && export checkpoints/{name}", tmp_path, "m")
+            == "train --max-steps 1234 --stop-at 1000 && export checkpoints/m")
+    save_state(tmp_path / "state.pt", model, torch.optim.SGD(model.parameters(), lr=0.1), step=1234)
+    assert recipe_command("train --max-steps {max_steps}", tmp_path, "m") == "train --max-steps 1234"
 
 
 def test_a_missing_run_is_a_clear_error(tmp_path):

@@ -26,6 +26,8 @@ def add_arguments(p) -> None:
     p.add_argument("--batch", type=int, default=8, help="crops per step")
     p.add_argument("--crop-frames", type=int, default=400,
                    help="codec frames per crop (400 = 8 s, a whole clip: the window the model then writes in one go)")
+    p.add_argument("--stop-at", type=int, metavar="STEP",
+                   help="stop (saved, resumable) at this step; the learning-rate schedule still spans --max-steps")
     p.add_argument("--minutes", type=float, help="stop after this many minutes (run again to resume)")
     p.add_argument("--threads", type=int, default=2, help="CPU threads")
     p.add_argument("--export", metavar="DIR", help="write a checkpoint folder from the run")
@@ -56,5 +58,6 @@ def run(args) -> int:
     from cadenza.generators.codec_lm.lm_train import LMTrainConfig, train_lm
 
     train_lm(LMTrainConfig(cache_dir=args.cache, run_dir=args.run, max_steps=args.max_steps, minutes=args.minutes,
-                           batch=args.batch, crop_frames=args.crop_frames, threads=args.threads))
+                           batch=args.batch, crop_frames=args.crop_frames, threads=args.threads,
+                           stop_at=args.stop_at))
     return 0

@@ -27,6 +27,7 @@ class LMTrainConfig:
     run_dir: str = "runs/codec_lm"
     max_steps: int = 1500
     minutes: float | None = None
+    stop_at: int | None = None  # stop (saved, resumable) at this step; the schedule still runs to max_steps
     batch: int = 8
     crop_frames: int = 150
     lr: float = 1e-3
@@ -98,7 +99,7 @@ def train_lm(config: LMTrainConfig, lm_config: CodecLMConfig | None = None, log=
     started = time.time()
     model.train()
     with open(run / "log.jsonl", "a") as log_file:
-        while step < config.max_steps:
+        while step < min(config.max_steps, config.stop_at or config.max_steps):
             if config.minutes is not None and time.time() - started > config.minutes * 60:
                 break
             rng = random.Random(config.seed * 1_000_003 + step)
@@ -120,7 +121,7 @@ def train_lm(config: LMTrainConfig, lm_config: CodecLMConfig | None = None, log=
                 log_file.write(json.dumps(entry) + "\n")
                 log_file.flush()
                 log(json.dumps(entry))
-            if step % config.save_every == 0 or step == config.max_steps:
+            if step % config.save_every == 0 or step in (config.max_steps, config.stop_at):
                 save_state(state_path, model, optimizer, step)
             if step % config.eval_every == 0 or step == config.max_steps:
                 entry = {"step": step, "val_loss": validation_loss(model, val, frames)}

@@ -22,6 +22,8 @@ def add_arguments(p) -> None:
     p.add_argument("--data", default="data/audio", help="clips folder (from `cadenza train audio-data`)")
     p.add_argument("--codec", default="runs/codec/export", help="exported codec folder (codec.safetensors + codec.json)")
     p.add_argument("--run", default="runs/diffusion", help="training run folder (resumes from it)")
+    p.add_argument("--stop-at", type=int, metavar="STEP",
+                   help="stop (saved, resumable) at this step; the learning-rate schedule still spans --max-steps")
     p.add_argument("--minutes", type=float, help="stop after this many minutes (run again to resume)")
     p.add_argument("--max-steps", type=int, default=4000,
                    help="training steps: the learning-rate schedule's length (a step takes ~1-2 s on 2 idle cores, "
@@ -47,6 +49,6 @@ def run(args) -> int:
 
     figures = train(DiffusionTrainConfig(data_dir=args.data, codec_dir=args.codec, run_dir=args.run,
                                          max_steps=args.max_steps, minutes=args.minutes, batch=args.batch,
-                                         threads=args.threads, seed=args.seed))
+                                         threads=args.threads, seed=args.seed, stop_at=args.stop_at))
     print(f"trained to step {figures['step']}: {figures}")
     return 0
