@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The first command of the README: set up, then make music with the built-in models: write a tune
-# (symbolic model), render it with a General MIDI SoundFont and with a learned DDSP violin, and turn a
-# synthesized voice into a flute (timbre transfer).
+# (symbolic model), render it with a General MIDI SoundFont and with a learned DDSP violin, turn a
+# synthesized voice into a flute (timbre transfer), and make audio straight from text with the small
+# codec LM and the small latent diffusion model.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -21,5 +22,10 @@ voice = sum(np.sin(k * phase) / k ** 1.5 for k in range(1, 8)) * np.minimum(1, n
 soundfile.write("out/voice.wav", voice.astype(np.float32), sr)
 PY
 .venv/bin/cadenza transfer out/voice.wav --instrument ddsp-flute -o out/voice-flute.wav
-echo "Listen: out/reel.wav (SoundFont), out/reel-violin.wav (learned violin), out/voice-flute.wav (voice -> flute)"
+.venv/bin/cadenza generate musicgen-folk-small --text "a slow air played by a solo violin in A minor at 70 BPM" \
+    --duration 8 --seed 1 -o out/air.wav
+.venv/bin/cadenza generate diffusion-folk-small --text "a calm solo piano piece in C major" --duration 8 --seed 1 \
+    -o out/calm.wav
+echo "Listen: out/reel.wav (SoundFont), out/reel-violin.wav (learned violin), out/voice-flute.wav (voice -> flute),"
+echo "        out/air.wav (codec LM, from text), out/calm.wav (latent diffusion, from text)"
 echo "The score is out/reel.mid; how each file was made is in its .json sidecar."
