@@ -25,5 +25,9 @@ class MissingDependency(CadenzaError, RuntimeError):
     """An optional system program or Python package is needed; the message says how to install it."""
 
 
+class DeviceUnavailable(CadenzaError, RuntimeError):
+    """The device asked for (``cuda``, ``mps``, ...) is not present or not a device name."""
+
+
 class Cancelled(CadenzaError):
     """Generation was stopped by a cancel callback."""

@@ -49,6 +49,10 @@ class Studio:
 
     def __init__(self, model_dirs: list[str | os.PathLike] | None = None, cache_size: int = 2,
                  device: str | None = None) -> None:
+        if device is not None:
+            from cadenza.engine.device import pick_device
+
+            device = str(pick_device(device))  # an absent GPU or a bad name fails here, not at the first load
         self._dirs = default_model_dirs(model_dirs)
         self._cache_size = max(1, cache_size)
         self._device = device

@@ -51,6 +51,7 @@ def _add_generate(sub) -> None:
     how.add_argument("--scheduler", help="denoising scheduler (diffusion models), e.g. dpm++, ddim, euler, heun")
     how.add_argument("--strength", type=float, help="with an audio --prompt (diffusion models): how far to move from it, 0-1")
     how.add_argument("--samples", type=int, default=1, help="how many pieces to write")
+    _add_device(p)
     how.add_argument("--key-bias", type=float, default=None,
                      help="symbolic models: discourage notes outside the key (0 = off, 10 = strict; default: the model's)")
 
@@ -83,6 +84,7 @@ def _add_render(sub) -> None:
     p.add_argument("--mono", action="store_true", help="one channel")
     p.add_argument("--tail", type=float, default=1.5, help="seconds kept after the last note (releases, reverb)")
     p.add_argument("--force", action="store_true", help="re-render files that are already done")
+    _add_device(p)
 
 
 # recipe -> (module with ``add_arguments(parser)`` and ``run(args) -> int``, one line of help). Recipe
@@ -117,6 +119,12 @@ def _add_train(sub) -> None:
         recipe.set_defaults(recipe_module=module_name)
 
 
+def _add_device(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default=None, metavar="DEVICE",
+                   help="where models run: cpu (default), cuda, cuda:N or mps. On CUDA the language models run in "
+                        "bf16 with a compiled, CUDA-graphed step (the first call compiles, later calls are fast)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cadenza", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -138,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-auto-adjust", action="store_true",
                    help="keep the recording's octave and loudness (default: moved to the instrument's register)")
     p.add_argument("--seed", type=int, help="seed of the noise part of the sound (default: random, recorded)")
+    _add_device(p)
     _add_train(sub)
     p = sub.add_parser("pull", help="download a pretrained model into ~/.cache/cadenza (the only command that downloads)",
                        description="Download a known pretrained model (MusicGen, plus the T5 text encoder it needs; or a "
@@ -159,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--share", choices=["off", "on"], default="off",
                    help="on: also make a temporary public link through Gradio's share servers (default off)")
     p.add_argument("--max-upload-mb", type=float, default=50, help="largest upload accepted, in MB (default 50)")
+    _add_device(p)
     return parser
 
 
@@ -315,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
     from cadenza.studio import Studio
 
     try:
-        return COMMANDS[args.command](args, Studio())
+        return COMMANDS[args.command](args, Studio(device=getattr(args, "device", None)))
     except CadenzaError as exc:
         print(f"cadenza: error: {exc}", file=sys.stderr)
         return 2

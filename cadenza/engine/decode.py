@@ -39,7 +39,7 @@ class CausalLM(Protocol):
     def max_seq_len(self) -> int: ...
 
     def setup_cache(self, batch_size: int, max_seq_len: int, dtype: torch.dtype | None = None,
-                    device: torch.device | str | None = None) -> None: ...
+                    device: torch.device | str | None = None, *, static: bool | None = None) -> None: ...
 
     def clear_cache(self) -> None: ...
 
@@ -64,7 +64,7 @@ class CodebookLM(Protocol):
     def max_seq_len(self) -> int: ...
 
     def setup_cache(self, batch_size: int, max_seq_len: int, dtype: torch.dtype | None = None,
-                    device: torch.device | str | None = None) -> None: ...
+                    device: torch.device | str | None = None, *, static: bool | None = None) -> None: ...
 
     def clear_cache(self) -> None: ...
 
@@ -205,6 +205,7 @@ def decode(
     step_fn: StepFn = decode_step,
     *,
     cache_len: int | None = None,
+    static: bool | None = None,
 ) -> torch.Tensor:
     """Continue ``prompt [B, T0]`` (long) by up to ``params.max_new_tokens`` -> ``[B, T0 + n]``.
 
@@ -217,7 +218,8 @@ def decode(
 
     ``step_fn`` runs each one-token forward (pass ``DevicePolicy.maybe_compile(decode_step)``);
     ``cache_len`` fixes the KV cache length (default ``T0 + max_new_tokens``) so a compiled step keeps
-    one graph across calls with different lengths.
+    one graph across calls with different lengths. ``static`` asks the model for fixed step shapes (its
+    default: static off the CPU), what a compiled step needs to be one graph / one CUDA graph.
     """
     if prompt.dim() != 2 or prompt.shape[1] < 1:
         raise ValueError(f"prompt must be [B, T0] with T0 >= 1, got shape {tuple(prompt.shape)}")
@@ -243,7 +245,7 @@ def decode(
         constraint.start(b, prompt)
 
     _check_cancel(params, 0, n_new)
-    model.setup_cache(2 * b if use_cfg else b, cache_len, dtype=dtype, device=device)
+    model.setup_cache(2 * b if use_cfg else b, cache_len, dtype=dtype, device=device, static=static)
     try:
         x = torch.cat([prompt, uncond_prompt.to(device=device, dtype=torch.long)]) if use_cfg else prompt
         logits = model(x, positions[:t0])[:, -1]
@@ -313,6 +315,7 @@ def decode_codebooks(
     step_fn: StepFn = decode_step,
     *,
     cache_len: int | None = None,
+    static: bool | None = None,
 ) -> torch.Tensor:
     """Continue ``prompt [B, K, T0]`` codes (``T0`` may be 0) by ``max_new_tokens`` frames -> ``[B, K, T0 + N]``.
 
@@ -322,7 +325,7 @@ def decode_codebooks(
     positions the delay leaves empty (``pad_id``) are kept, not sampled. For CFG pass
     ``uncond_prompt`` (same shape; the prompt itself when conditioning is outside the tokens).
     Codec LMs run to a fixed length, so ``eos_id`` and ``repetition_penalty`` are not supported here.
-    ``step_fn`` and ``cache_len`` are as in ``decode``.
+    ``step_fn``, ``cache_len`` and ``static`` are as in ``decode``.
     """
     if prompt.dim() != 3:
         raise ValueError(f"prompt must be [B, K, T0] codes, got shape {tuple(prompt.shape)}")
@@ -356,7 +359,7 @@ def decode_codebooks(
     positions = torch.arange(length, device=device)
 
     _check_cancel(params, 0, total)
-    model.setup_cache(2 * b if use_cfg else b, cache_len, dtype=dtype, device=device)
+    model.setup_cache(2 * b if use_cfg else b, cache_len, dtype=dtype, device=device, static=static)
     try:
         x = torch.cat([s[..., :first] for s in seqs]) if use_cfg else seq[..., :first]
         logits = model(x, positions[:first])[..., -1, :]

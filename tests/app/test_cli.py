@@ -6,6 +6,7 @@ import json
 
 import pytest
 import soundfile
+import torch
 
 import cadenza.checkpoints
 from cadenza.app.cli import main
@@ -70,6 +71,18 @@ def test_generate_duration_on_symbolic_returns_2(tmp_path, capsys):
     assert main(["generate", "tiny-remi", "--duration", "5", "-o", str(tmp_path / "o.mid")]) == 2
     err = capsys.readouterr().err
     assert "duration_s" in err and "tiny-remi" in err
+
+
+def test_generate_device_option(tmp_path, capsys):
+    out = tmp_path / "o.mid"
+    assert main(["generate", "tiny-remi", "--bars", "2", "--seed", "1", "--device", "cpu", "-o", str(out)]) == 0
+    assert out.is_file()
+    assert main(["generate", "tiny-remi", "--device", "gpu", "-o", str(tmp_path / "x.mid")]) == 2
+    assert "'gpu' is not a device name" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        assert main(["generate", "tiny-remi", "--device", "cuda", "-o", str(tmp_path / "x.mid")]) == 2
+        assert "no CUDA GPU" in capsys.readouterr().err
+    assert not (tmp_path / "x.mid").exists()
 
 
 def test_generate_unknown_model_returns_2(tmp_path, capsys):

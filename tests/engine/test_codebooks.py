@@ -27,7 +27,7 @@ class FakeCodecLM(nn.Module):
         self.cache: torch.Tensor | None = None
         self.seen: list[torch.Tensor] = []  # every input, to check what the model was shown
 
-    def setup_cache(self, batch_size, max_seq_len, dtype=None, device=None):
+    def setup_cache(self, batch_size, max_seq_len, dtype=None, device=None, *, static=None):
         self.cache = torch.zeros(batch_size, max_seq_len, 8, dtype=dtype or self.embed.dtype, device=device)
 
     def clear_cache(self):

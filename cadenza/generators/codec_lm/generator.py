@@ -34,7 +34,8 @@ import torch
 
 from cadenza.checkpoints import CheckpointSpec
 from cadenza.conditioning import Capability, Conditioning, Sampling, require_supported
-from cadenza.engine.decode import DecodeParams, decode_codebooks
+from cadenza.engine.decode import DecodeParams, decode_codebooks, decode_step
+from cadenza.engine.device import DevicePolicy
 from cadenza.errors import InvalidConditioning
 from cadenza.generators.base import Callbacks
 from cadenza.generators.codec_lm.conditioners import ConditionInputs
@@ -87,8 +88,14 @@ class CodecLMGenerator:
 
     family = "codec_lm"
 
-    def __init__(self, spec: CheckpointSpec, bundle: CodecLMBundle) -> None:
+    def __init__(self, spec: CheckpointSpec, bundle: CodecLMBundle, policy: DevicePolicy | None = None) -> None:
+        """``policy`` (default: where the LM already is) sets the LM's dtype (bf16 on CUDA) and whether
+        its one-frame step is compiled (on CUDA by default: one CUDA graph per batch size)."""
         self.spec, self.bundle = spec, bundle
+        self.policy = policy or DevicePolicy(prefer=str(next(bundle.lm.parameters()).device))
+        device = self.policy.device()
+        bundle.lm.to(device=device, dtype=self.policy.dtype_for(device))
+        self._step = self.policy.maybe_compile(decode_step, device)
 
     @property
     def capabilities(self) -> frozenset[Capability]:
@@ -96,7 +103,7 @@ class CodecLMGenerator:
 
     @classmethod
     def from_checkpoint(cls, spec: CheckpointSpec, device: str | None = None) -> CodecLMGenerator:
-        return cls(spec, load_bundle(spec, device or "cpu"))
+        return cls(spec, load_bundle(spec, device or "cpu"), DevicePolicy(prefer=device or "cpu"))
 
     @property
     def sample_rate(self) -> int:
@@ -141,7 +148,7 @@ class CodecLMGenerator:
                                   should_cancel=callbacks.should_cancel)
             context = codes[..., window.start :]
             out = decode_codebooks(runner, context, params, uncond_prompt=context if use_cfg else None,
-                                   start_id=lm.special_token_id)
+                                   start_id=lm.special_token_id, **self._step_options(runner, window_frames))
             codes = torch.cat([codes, out[..., window.context :]], dim=-1)
             notes_windows.append({"start_s": round(window.start / self.frame_rate, 3),
                                   "context_s": round(window.context / self.frame_rate, 3),
@@ -162,6 +169,15 @@ class CodecLMGenerator:
             timings_s=timings, notes=notes)) for i in range(n)]
 
     # ---- pieces ---------------------------------------------------------------------------------
+    def _step_options(self, runner: CodecLMRunner, window_frames: int) -> dict:
+        """How ``decode_codebooks`` steps: eager, or the compiled step over a static cache whose length
+        fits the longest window, so every window (and every later call) replays the same graph."""
+        if self._step is decode_step:
+            return {}
+        pattern = self.bundle.lm.config.pattern
+        return {"step_fn": self._step, "static": True,
+                "cache_len": min(runner.max_seq_len, 1 + pattern.sequence_length(window_frames))}
+
     def _prompt_codes(self, conditioning: Conditioning, duration: float, device: torch.device) -> torch.Tensor:
         """``[1, K, T0]`` codes of the prompt audio (``T0 = 0`` without one)."""
         k = self.bundle.lm.config.n_q

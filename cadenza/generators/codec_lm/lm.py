@@ -238,7 +238,9 @@ class CodecLM(nn.Module):
         self.out_norm = nn.LayerNorm(config.dim, eps=1e-5) if config.norm_first else None
         self.linears = nn.ModuleList(nn.Linear(config.dim, config.card, bias=config.bias_proj)
                                      for _ in range(config.n_q))
-        self._cache_on_cpu = True
+        self._static = False  # set by setup_cache: fixed shapes for a compiled / CUDA-graphed step
+        self._spare: list[tuple[torch.Tensor, ...]] | None = None  # a static cache kept for reuse
+        self._spare_cross: list[tuple[torch.Tensor, ...] | None] | None = None  # and its cross keys/values
 
     # -- engine protocol facts ---------------------------------------------------------------------
     @property
@@ -264,8 +266,9 @@ class CodecLM(nn.Module):
         cross states ``[B, S, dim]`` with masked positions zeroed (MusicGen's null-condition convention)."""
         if states is None:
             return None
+        states = states.to(self.linears[0].weight.dtype)  # text encoders run in fp32; the LM may not
         if self.cond_proj is not None:
-            states = self.cond_proj(states.to(self.cond_proj.weight.dtype))
+            states = self.cond_proj(states)
         if states.shape[-1] != self.config.dim:
             raise ValueError(f"conditioning states have width {states.shape[-1]}, the model expects "
                              f"{self.config.cond_dim or self.config.dim}")
@@ -279,26 +282,62 @@ class CodecLM(nn.Module):
 
     def set_cross_states(self, cross: torch.Tensor | None) -> None:
         """Precompute every layer's cross-attention keys/values from projected ``cross [B, S, dim]``
-        (None clears them). The cached forward then needs no states per step."""
-        for layer in self.layers:
-            if layer.cross_attn is not None:
-                layer.cross_attn.cached_kv = None if cross is None else layer.cross_attn.keys_values(cross)
+        (None clears them). The cached forward then needs no states per step. With a static cache
+        they are written into the previous call's tensors when the shapes agree, so a CUDA graph
+        captured over them stays valid."""
+        if cross is None:
+            for layer in self.layers:
+                if layer.cross_attn is not None:
+                    layer.cross_attn.cached_kv = None
+            return
+        spare, self._spare_cross = self._spare_cross, None
+        for i, layer in enumerate(self.layers):
+            attn = layer.cross_attn
+            if attn is None:
+                continue
+            k, v = attn.keys_values(cross)
+            old = spare[i] if spare is not None else None
+            if self._static and old is not None and old[0].shape == k.shape and old[0].dtype == k.dtype:
+                attn.cached_kv = (old[0].copy_(k), old[1].copy_(v))
+            else:
+                attn.cached_kv = (k, v)
+                if self._static:
+                    _mark_static(k, v)
 
     # -- KV cache ----------------------------------------------------------------------------------
     def setup_cache(self, batch_size: int, max_seq_len: int, dtype: torch.dtype | None = None,
-                    device: torch.device | str | None = None) -> None:
-        """Preallocate keys/values ``[B, H, max_seq_len, D]`` for every layer."""
+                    device: torch.device | str | None = None, *, static: bool | None = None) -> None:
+        """Preallocate keys/values ``[B, H, max_seq_len, D]`` for every layer.
+
+        ``static`` (default: True off the CPU) keeps every step's shapes fixed (attention over the whole
+        cache under a mask) so a compiled step is one graph that CUDA graphs can replay; the cache is then
+        kept by ``clear_cache`` and reused by the next call of the same shape, so its addresses stay put.
+        Not static (the CPU default): a step attends over the filled part of the cache only.
+        """
         if max_seq_len > self.config.max_seq_len:
             raise ValueError(f"cache of {max_seq_len} positions exceeds the model's {self.config.max_seq_len}")
         p = next(self.parameters())
-        dtype, device = dtype or p.dtype, device or p.device
+        dtype = dtype or p.dtype
+        device = torch.empty(0, device=device or p.device).device  # "cuda" -> "cuda:0", comparable below
+        self._static = device.type != "cpu" if static is None else static
         shape = (batch_size, self.config.num_heads, max_seq_len, self.config.head_dim)
-        for layer in self.layers:
-            layer.self_attn.cache_k = torch.zeros(shape, dtype=dtype, device=device)
-            layer.self_attn.cache_v = torch.zeros(shape, dtype=dtype, device=device)
-        self._cache_on_cpu = torch.device(device).type == "cpu"
+        spare, self._spare = self._spare, None
+        if spare is None or spare[0][0].shape != shape or spare[0][0].dtype != dtype or spare[0][0].device != device:
+            spare = [(torch.zeros(shape, dtype=dtype, device=device), torch.zeros(shape, dtype=dtype, device=device))
+                     for _ in self.layers]
+            if self._static:
+                _mark_static(*(t for kv in spare for t in kv))
+        for layer, (k, v) in zip(self.layers, spare):
+            layer.self_attn.cache_k, layer.self_attn.cache_v = k, v
 
     def clear_cache(self) -> None:
+        """Detach the KV cache and cross states from the layers; a static cache is kept for reuse."""
+        if self._static and self.layers[0].self_attn.cache_k is not None:
+            self._spare = [(layer.self_attn.cache_k, layer.self_attn.cache_v) for layer in self.layers]
+        if self._static and any(layer.cross_attn is not None and layer.cross_attn.cached_kv is not None
+                                for layer in self.layers):
+            self._spare_cross = [layer.cross_attn.cached_kv if layer.cross_attn is not None else None
+                                 for layer in self.layers]
         for layer in self.layers:
             layer.self_attn.cache_k = layer.self_attn.cache_v = None
         self.set_cross_states(None)
@@ -331,7 +370,7 @@ class CodecLM(nn.Module):
                 [torch.arange(n_prefix, device=x.device), input_pos])
         x = x + self.config.positional_scale * sin_embedding(positions, self.config.dim, self.config.max_period).to(x.dtype)
         cached = input_pos is not None and self.layers[0].self_attn.cache_k is not None
-        kv_len = int(positions[-1]) + 1 if cached and self._cache_on_cpu else None
+        kv_len = int(positions[-1]) + 1 if cached and not self._static else None
         for layer in self.layers:
             x = layer(x, positions if cached else None, kv_len, cross)
         if self.out_norm is not None:
@@ -394,6 +433,7 @@ class CodecLMRunner(nn.Module):
         self.cross = cross
         self.prefix = prefix
         self.n_prefix = 0 if prefix is None else prefix.shape[1]
+        self._prefill_next = True  # the first cached forward after setup_cache carries the prefix
 
     @property
     def n_codebooks(self) -> int:
@@ -413,9 +453,10 @@ class CodecLMRunner(nn.Module):
                 raise ValueError(f"{name} states hold {t.shape[0]} rows but the decode batch is {batch_size}")
 
     def setup_cache(self, batch_size: int, max_seq_len: int, dtype: torch.dtype | None = None,
-                    device: torch.device | str | None = None) -> None:
+                    device: torch.device | str | None = None, *, static: bool | None = None) -> None:
         self._check_batch(batch_size)
-        self.lm.setup_cache(batch_size, max_seq_len + self.n_prefix, dtype=dtype, device=device)
+        self.lm.setup_cache(batch_size, max_seq_len + self.n_prefix, dtype=dtype, device=device, static=static)
+        self._prefill_next = True
         if self.cross is not None:
             self.lm.set_cross_states(self.cross)
 
@@ -424,10 +465,20 @@ class CodecLMRunner(nn.Module):
 
     def forward(self, codes: torch.Tensor, input_pos: torch.Tensor | None = None) -> torch.Tensor:
         """``codes [N, K, T]`` at token positions ``input_pos [T]`` -> ``logits [N, K, T, card]``."""
+        # Decided in Python, not by reading ``input_pos`` (a host sync, and a graph break when compiled).
+        first = self.prefix is not None and (input_pos is None or self._prefill_next)
         if input_pos is None:
             input_pos = torch.arange(codes.shape[-1], device=codes.device)
-        first = self.prefix is not None and int(input_pos[0]) == 0
+        else:
+            self._prefill_next = False
         return self.lm(codes, input_pos + self.n_prefix, prefix=self.prefix if first else None)
+
+
+def _mark_static(*tensors: torch.Tensor) -> None:
+    """Tell ``torch.compile`` these tensors keep their address across calls (no copy into a CUDA graph's
+    own input buffers at every replay); harmless where nothing is compiled."""
+    for t in tensors:
+        torch._dynamo.mark_static_address(t)
 
 
 def init_weights(lm: CodecLM, std: float = 0.02) -> None:

@@ -20,7 +20,8 @@ import torch
 
 from cadenza.checkpoints import CheckpointSpec
 from cadenza.conditioning import Capability, Conditioning, Sampling
-from cadenza.engine.decode import DecodeParams, decode
+from cadenza.engine.decode import DecodeParams, decode, decode_step
+from cadenza.engine.device import DevicePolicy
 from cadenza.errors import CheckpointError, InvalidConditioning
 from cadenza.generators.base import Callbacks
 from cadenza.generators.symbolic.model import SymbolicTransformer, TransformerConfig
@@ -109,8 +110,15 @@ class SymbolicGenerator:
 
     family = "symbolic"
 
-    def __init__(self, spec: CheckpointSpec, model: SymbolicTransformer, tokenizer: RemiTokenizer) -> None:
-        self.spec, self.model, self.tokenizer = spec, model.eval(), tokenizer
+    def __init__(self, spec: CheckpointSpec, model: SymbolicTransformer, tokenizer: RemiTokenizer,
+                 policy: DevicePolicy | None = None) -> None:
+        """``policy`` (default: where the model already is) sets the dtype (bf16 on CUDA) and whether the
+        one-token step is compiled (on CUDA by default: one CUDA graph per batch size)."""
+        self.spec, self.tokenizer = spec, tokenizer
+        self.policy = policy or DevicePolicy(prefer=str(next(model.parameters()).device))
+        device = self.policy.device()
+        self.model = model.to(device=device, dtype=self.policy.dtype_for(device)).eval()
+        self._step = self.policy.maybe_compile(decode_step, device)
 
     @property
     def capabilities(self) -> frozenset[Capability]:
@@ -127,7 +135,7 @@ class SymbolicGenerator:
         missing, unexpected = model.load_state_dict(tensors, strict=False)
         if unexpected or set(missing) - {"lm_head.weight"}:  # lm_head is tied to embed and not stored twice
             raise CheckpointError(f"{spec.name}: weights do not fit the config (missing {missing}, unexpected {unexpected})")
-        return cls(spec, model.to(device or "cpu"), tokenizer)
+        return cls(spec, model, tokenizer, DevicePolicy(prefer=device or "cpu"))
 
     # ---- generation -----------------------------------------------------------------------------
     def generate(self, conditioning: Conditioning, sampling: Sampling, callbacks: Callbacks = Callbacks()) -> list[MidiOutput]:
@@ -187,12 +195,12 @@ class SymbolicGenerator:
             limit = min(window - 1, token_cap + 4)
             grammar = RemiGrammar(tok, GrammarSpec(style_id, key_id, meter_id, request.bars, limit,
                                                    window=token_cap + 4 > window - 1, key_bias=key_bias))
-            sequences = decode(self.model, bos, params(limit), constraint=grammar)
+            sequences = self._decode(bos, params(limit), grammar)
             prefixes = sequences[:, :5]
             bodies = [_strip(row[5:], tok) for row in sequences.tolist()]
         else:
             grammar = RemiGrammar(tok, GrammarSpec(style_id, key_id, meter_id, len(prompt_bars) + request.bars, 4))
-            prefixes = decode(self.model, bos, params(4), constraint=grammar)
+            prefixes = self._decode(bos, params(4), grammar)
             bodies = [[] for _ in range(n)]
         # Rows that still owe bars (long pieces, continuations) go on in windows over their own tail.
         for row in range(n):
@@ -208,7 +216,7 @@ class SymbolicGenerator:
                 spec = GrammarSpec(None, None, None, len(context_bars) + request.bars - done, limit,
                                    bars_before=len(context_bars), start_state=NEED_BAR,
                                    window=limit < token_cap - used, key_bias=key_bias)
-                out = decode(self.model, torch.tensor([context]), params(limit), constraint=RemiGrammar(tok, spec))
+                out = self._decode(torch.tensor([context]), params(limit), RemiGrammar(tok, spec))
                 new = _strip(out[0, len(context):].tolist(), tok)
                 if _count_bars(new, tok) == 0:
                     raise RuntimeError("a generation window added no bar: the grammar's window reserve is too small")
@@ -235,6 +243,14 @@ class SymbolicGenerator:
                        **({"key_candidates": candidates, "in_requested_key": key_matched[index]} if candidates > 1 else {})})
             outputs.append(MidiOutput(score, provenance))
         return outputs
+
+    def _decode(self, prompt: torch.Tensor, params: DecodeParams, grammar: RemiGrammar) -> torch.Tensor:
+        """``engine.decode`` with this model's step: eager, or compiled over a static cache of the whole
+        window, so every call of a batch size replays the same graph."""
+        if self._step is decode_step:
+            return decode(self.model, prompt, params, constraint=grammar)
+        return decode(self.model, prompt, params, constraint=grammar, step_fn=self._step,
+                      cache_len=self.model.max_seq_len, static=True)
 
     def _pick_in_key(self, bodies: list[list[int]], key, candidates: int) -> tuple[list[int], list[bool]]:
         """For each group of ``candidates`` consecutive rows, the row to keep and whether its estimated

@@ -221,6 +221,8 @@ class SymbolicTransformer(nn.Module):
         self.register_buffer("causal_mask", torch.ones(0, 0, dtype=torch.bool), persistent=False)
         self._step: StepWeights | None = None  # built by setup_cache for the lean CPU step
         self._step_caches: tuple[torch.Tensor, ...] | None = None  # each layer's ``KVCache.kv`` while on
+        self._static = False  # set by setup_cache: fixed shapes for a compiled / CUDA-graphed step
+        self._spare_caches: list[KVCache] | None = None  # a static cache kept between calls for reuse
         self.apply(self._init_weights)
 
     @staticmethod
@@ -237,17 +239,34 @@ class SymbolicTransformer(nn.Module):
         return self.config.max_seq_len
 
     def setup_cache(self, batch_size: int, max_seq_len: int, dtype: torch.dtype | None = None,
-                    device: torch.device | str | None = None) -> None:
-        """Preallocate a KV cache for ``batch_size`` sequences of up to ``max_seq_len`` tokens."""
+                    device: torch.device | str | None = None, *, static: bool | None = None) -> None:
+        """Preallocate a KV cache for ``batch_size`` sequences of up to ``max_seq_len`` tokens.
+
+        ``static`` (default: True off the CPU) keeps every step's shapes fixed (attention over the
+        whole cache under a mask) so a compiled step is one graph that CUDA graphs can replay; the
+        cache tensors are then kept by ``clear_cache`` and reused by the next call of the same shape,
+        so their addresses stay put too. Not static (the CPU default): steps attend over the filled
+        prefix only, and a float32 CPU model takes the lean one-token step.
+        """
         if max_seq_len > self.config.max_seq_len:
             raise ValueError(f"max_seq_len {max_seq_len} exceeds the model's {self.config.max_seq_len}")
         dtype = dtype or self.embed.weight.dtype
-        device = device or self.embed.weight.device
-        for layer in self.layers:
-            layer.attn.kv_cache = KVCache(batch_size, self.config.n_heads, max_seq_len, self.config.head_dim, dtype, device)
-        self.causal_mask = torch.tril(torch.ones(max_seq_len, max_seq_len, dtype=torch.bool, device=device))
+        device = torch.empty(0, device=device or self.embed.weight.device).device  # "cuda" -> "cuda:0"
+        self._static = device.type != "cpu" if static is None else static
+        spare = self._spare_caches
+        shape = (batch_size, 2 * self.config.n_heads, max_seq_len, self.config.head_dim)
+        if spare is not None and tuple(spare[0].kv.shape) == shape and spare[0].kv.dtype == dtype and spare[0].kv.device == device:
+            caches = spare
+        else:
+            caches = [KVCache(batch_size, self.config.n_heads, max_seq_len, self.config.head_dim, dtype, device)
+                      for _ in self.layers]
+        self._spare_caches = None
+        for layer, cache in zip(self.layers, caches):
+            layer.attn.kv_cache = cache
+        if tuple(self.causal_mask.shape) != (max_seq_len, max_seq_len) or self.causal_mask.device != device:
+            self.causal_mask = torch.tril(torch.ones(max_seq_len, max_seq_len, dtype=torch.bool, device=device))
         weight = self.embed.weight
-        if weight.device.type == "cpu" and weight.dtype == torch.float32 and dtype == torch.float32:
+        if not self._static and weight.device.type == "cpu" and weight.dtype == torch.float32 and dtype == torch.float32:
             key = _parameters_key(self)
             if self._step is None or key is None or self._step.key != key:
                 self._step = self._build_step_weights(key)
@@ -310,10 +329,12 @@ class SymbolicTransformer(nn.Module):
         return torch.mm(_rms(x, eps), step.head)
 
     def clear_cache(self) -> None:
+        """Detach the KV cache from the layers; a static cache is kept for the next ``setup_cache``."""
+        if self._static and self.layers[0].attn.kv_cache is not None:
+            self._spare_caches = [layer.attn.kv_cache for layer in self.layers]
         for layer in self.layers:
             layer.attn.kv_cache = None
         self._step_caches = None  # the step weights stay: the next setup_cache reuses them
-        self.causal_mask = torch.ones(0, 0, dtype=torch.bool, device=self.embed.weight.device)
 
     def forward(self, tokens: torch.Tensor, input_pos: torch.Tensor | None = None) -> torch.Tensor:
         """Logits ``[B, T, V]`` for ``tokens [B, T]`` at positions ``input_pos [T]`` (or 0..T-1)."""
@@ -326,10 +347,10 @@ class SymbolicTransformer(nn.Module):
             mask = None
         else:
             positions = input_pos
-            if tokens.device.type == "cpu":
+            if not self._static:
                 # On CPU reading the position costs nothing, and attending over the filled slots (rounded up
                 # to 64 so shapes repeat) instead of the whole preallocated cache saves most of the attention
-                # time early in a long window. On CUDA shapes stay static so the step can be graph-captured.
+                # time early in a long window. A static cache keeps shapes fixed so the step can be graph-captured.
                 kv_len = min(self.causal_mask.shape[0], (int(input_pos[-1]) // 64 + 1) * 64)
             mask = self.causal_mask[input_pos][None, None]
             if kv_len is not None:

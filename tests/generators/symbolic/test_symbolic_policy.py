@@ -1,0 +1,54 @@
+"""The symbolic generator under a non-default DevicePolicy, on the CPU: what CUDA runs (bf16 weights, the
+step compiled over a static cache) checked without a GPU."""
+
+from __future__ import annotations
+
+import functools
+import warnings
+
+import pytest
+import torch
+
+from cadenza.conditioning import Conditioning, Sampling
+from cadenza.engine.device import DevicePolicy
+from cadenza.generators.symbolic.generator import SymbolicGenerator
+
+FAST = dict(max_tokens=120)
+
+
+def with_policy(studio, policy: DevicePolicy) -> SymbolicGenerator:
+    loaded = SymbolicGenerator.from_checkpoint(studio.spec("tiny-remi"))
+    return SymbolicGenerator(loaded.spec, loaded.model, loaded.tokenizer, policy)
+
+
+def test_bf16_policy_casts_the_model_and_writes_valid_midi(studio):
+    generator = with_policy(studio, DevicePolicy(prefer="cpu", dtype=torch.bfloat16))
+    assert generator.model.embed.weight.dtype == torch.bfloat16
+    out = generator.generate(Conditioning(bars=2, time_signature="3/4"), Sampling(seed=4, **FAST))[0]
+    assert out.score.note_num() > 0 and out.provenance.notes["bars_written"] == 2
+
+
+@pytest.fixture
+def eager_backend_compile(monkeypatch):
+    """``torch.compile`` with the ``eager`` backend: dynamo traces the step (graph breaks and recompiles
+    behave as with inductor) without minutes of C++ compilation; a recompile raises."""
+    monkeypatch.setattr(torch, "compile", functools.partial(torch.compile, backend="eager"))
+    torch._dynamo.reset()
+    counters = torch._dynamo.utils.counters
+    counters.clear()
+    with torch._dynamo.config.patch(error_on_recompile=True), warnings.catch_warnings():
+        # maybe_compile falls back to eager with a warning on any compile error: here that is a failure
+        warnings.filterwarnings("error", message="torch.compile failed")
+        yield
+    assert counters["stats"]["unique_graphs"] == 1  # the step was compiled, once
+    torch._dynamo.reset()
+
+
+def test_compiled_policy_reuses_one_graph_across_calls(studio, eager_backend_compile):
+    generator = with_policy(studio, DevicePolicy(prefer="cpu", compile=True))
+    assert generator._step is not None
+    cond = Conditioning(bars=2, key="D major")  # 3 candidates per output: batch 3
+    first = generator.generate(cond, Sampling(seed=5, **FAST))[0]
+    again = generator.generate(cond, Sampling(seed=5, **FAST))[0]  # same batch size: no recompile
+    assert first.score.note_num() > 0
+    assert first.score.dumps_midi() == again.score.dumps_midi()
