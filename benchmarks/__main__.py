@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import json
 import sys
 
@@ -33,9 +34,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("name", choices=sorted(BENCHMARKS),
                         help="; ".join(f"{k}: {v}" for k, v in sorted(BENCHMARKS.items())))
     parser.add_argument("--quick", action="store_true", help="a smaller run, for CI and quick checks")
+    device = parser.add_argument_group("where it runs (decode_symbolic, decode_codec)")
+    device.add_argument("--device", help="cpu (default) or cuda")
+    device.add_argument("--dtype", choices=["float32", "bfloat16", "float16"],
+                        help="default: float32 on CPU, bfloat16 on CUDA")
+    device.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                        help="compile our one-token step (default: on CUDA only, where it means CUDA graphs)")
     args = parser.parse_args(argv)
     module = importlib.import_module(f"benchmarks.{args.name}")
-    figures = module.main(args.quick)
+    options = {k: v for k, v in (("device", args.device), ("dtype", args.dtype), ("compile", args.compile))
+               if v is not None}
+    accepted = inspect.signature(module.main).parameters
+    refused = sorted(set(options) - set(accepted))
+    if refused:
+        parser.error(f"{args.name} does not take --{', --'.join(refused)}")
+    from cadenza.errors import DeviceUnavailable
+
+    try:
+        figures = module.main(args.quick, **options)
+    except DeviceUnavailable as exc:
+        print(f"python -m benchmarks: error: {exc}", file=sys.stderr)
+        return 2
     sys.stderr.flush()
     print(json.dumps({"benchmark": args.name, "quick": args.quick, **figures}), flush=True)
     return 0

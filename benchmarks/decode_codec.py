@@ -13,6 +13,11 @@ write into a preallocated cache.
 
     python -m benchmarks decode_codec --quick
     CADENZA_BENCH_THREADS=2 python -m benchmarks decode_codec     # threads for both sides (default 1)
+    python -m benchmarks decode_codec --device cuda                # on a GPU: 24 layers, bf16, CUDA graphs
+
+Also reported: the step's memory-bandwidth limit (bytes one step must read over the read bandwidth
+measured in the same run), ``x_realtime`` (50 frames per second of audio, one step per frame) and
+whether the issue's target of <= 2 ms per step is met.
 
 The last line is JSON; ``ratio`` = our steps/s / audiocraft's steps/s.
 """
@@ -21,7 +26,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 
 TEXT_STATES = 64
 
@@ -30,9 +34,9 @@ def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _fixed_condition_provider(states):
-    """A stand-in for audiocraft's ``ConditioningProvider`` that returns ``states`` [1, S, dim] for
-    every conditional row and zeros for null rows (what the T5 conditioner gives for no text)."""
+def _fixed_condition_provider(holder: dict):
+    """A stand-in for audiocraft's ``ConditioningProvider`` that returns ``holder["states"]`` [1, S, dim]
+    for every conditional row and zeros for null rows (what the T5 conditioner gives for no text)."""
     import torch
     from torch import nn
 
@@ -41,7 +45,8 @@ def _fixed_condition_provider(states):
             return conditions
 
         def forward(self, conditions):
-            rows = [states[0] if c.text.get("description") is not None else torch.zeros_like(states[0])
+            # ``states`` is read at call time, so moving the benchmark to a device/dtype moves it too
+            rows = [holder["states"][0] if c.text.get("description") is not None else torch.zeros_like(holder["states"][0])
                     for c in conditions]
             stacked = torch.stack(rows)
             return {"description": (stacked, torch.ones(stacked.shape[:2], dtype=torch.long))}
@@ -63,8 +68,18 @@ def build(num_layers: int):
         ours = CodecLM(lm_config_from_cfg(cfg))
     ours.load_state_dict(lm_state_from_audiocraft(ref.state_dict()), assign=True)
     states = torch.randn(1, TEXT_STATES, 1024, generator=torch.Generator().manual_seed(0)) * 0.5
-    ref.condition_provider = _fixed_condition_provider(states)
+    ref.condition_provider = _fixed_condition_provider(holder := {"states": states})
+    ref.states_holder = holder  # ``to_device`` swaps the tensor the provider reads
     return ref.eval(), ours.eval(), states
+
+
+def to_device(ref, ours, states, device, dtype):
+    """Move both models (they may share tensors: each is moved explicitly) and the text states."""
+    ref.to(device=device, dtype=dtype)
+    ours.to(device=device, dtype=dtype)
+    states = states.to(device=device, dtype=dtype)
+    ref.states_holder["states"] = states
+    return states
 
 
 def check_parity(ref, ours, states) -> float:
@@ -80,17 +95,20 @@ def check_parity(ref, ours, states) -> float:
     return diff
 
 
-def run_ours(ours, states, frames: int, seed: int):
+def run_ours(ours, states, frames: int, seed: int, step_fn=None, cache_len: int | None = None,
+             static: bool | None = None):
     import torch
 
-    from cadenza.engine.decode import DecodeParams, decode_codebooks
+    from cadenza.engine.decode import DecodeParams, decode_codebooks, decode_step
     from cadenza.generators.codec_lm.lm import CodecLMRunner
 
+    device = states.device
     runner = CodecLMRunner(ours, cross=torch.cat([states, torch.zeros_like(states)]))
-    prompt = torch.zeros(1, 4, 0, dtype=torch.long)
+    prompt = torch.zeros(1, 4, 0, dtype=torch.long, device=device)
     params = DecodeParams(max_new_tokens=frames, temperature=1.0, top_k=250, cfg_scale=3.0,
-                          pad_id=ours.special_token_id, rng=torch.Generator().manual_seed(seed))
-    return decode_codebooks(runner, prompt, params, uncond_prompt=prompt, start_id=ours.special_token_id)
+                          pad_id=ours.special_token_id, rng=torch.Generator(device).manual_seed(seed))
+    return decode_codebooks(runner, prompt, params, uncond_prompt=prompt, start_id=ours.special_token_id,
+                            step_fn=step_fn or decode_step, cache_len=cache_len, static=static)
 
 
 def run_audiocraft(ref, frames: int, seed: int):
@@ -103,42 +121,85 @@ def run_audiocraft(ref, frames: int, seed: int):
                         cfg_coef=3.0)
 
 
-def _timed(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
+def bytes_per_step(ours, mean_position: float, rows: int = 2) -> float:
+    """What one step must read: every weight but the embeddings (one row of each is read), the
+    cross-attention keys/values of the text states and the self-attention cache at the mean position,
+    for the ``rows`` of a CFG batch."""
+    c = ours.config
+    size = next(ours.parameters()).element_size()
+    weights = sum(p.numel() for name, p in ours.named_parameters() if not name.startswith("emb.")) * size
+    cross = rows * c.num_layers * 2 * TEXT_STATES * c.dim * size
+    cache = rows * c.num_layers * 2 * mean_position * c.dim * size
+    return weights + cross + cache
 
 
-def main(quick: bool) -> dict:
+def main(quick: bool, device: str = "cpu", dtype: str | None = None, compile: bool | None = None) -> dict:
+    """Run the benchmark and return its figures.
+
+    ``device``/``dtype``/``compile``: where both sides run, in which dtype (default ``pick_dtype``: fp32
+    on CPU, bf16 on CUDA), and whether our step is compiled (default ``DevicePolicy``: on CUDA, where it
+    means CUDA graphs over a static cache). Parity is checked in fp32 on the CPU before anything moves.
+    On CUDA the model is always the full 24 layers; ``--quick`` only shortens the piece.
+    """
     import torch
 
+    from benchmarks.hardware import bandwidth_fields, device_name, read_bandwidth_gbs, timed
+    from cadenza.engine.decode import decode_step
+    from cadenza.engine.device import DevicePolicy, pick_device, pick_dtype
+
+    target = pick_device(device)
+    run_dtype = getattr(torch, dtype) if dtype else pick_dtype(target)
     threads = int(os.environ.get("CADENZA_BENCH_THREADS", "1"))
     torch.set_num_threads(threads)
-    layers, frames, repeats = (4, 16, 2) if quick else (24, 24, 3)
+    policy = DevicePolicy(prefer=str(target), compile=compile)
+    compiled = policy.should_compile(target)
+    if target.type == "cuda":
+        layers, frames, repeats = (24, 100, 3) if quick else (24, 250, 3)
+    else:
+        layers, frames, repeats = (4, 16, 2) if quick else (24, 24, 3)
     _log(f"building a MusicGen-small-shaped LM ({layers} layers, d 1024, 4 x 2048, {TEXT_STATES} text states); "
-         f"{threads} thread(s)")
+         f"{device_name(target)}, {run_dtype}, {threads} thread(s), our step {'compiled' if compiled else 'eager'}")
     ref, ours, states = build(layers)
     diff = check_parity(ref, ours, states)
-    _log(f"logit parity with audiocraft: max |diff| {diff:.2e}")
+    _log(f"logit parity with audiocraft (fp32, CPU): max |diff| {diff:.2e}")
+    states = to_device(ref, ours, states, target, run_dtype)
     steps = frames + 3  # the delay pattern adds K - 1 steps
+    cache_len = 1 + steps  # one length for warm-up and timed runs: one graph
+    step_fn = policy.maybe_compile(decode_step, target) if compiled else None
+    static = True if compiled else None
     with torch.inference_mode():
-        _log("warm-up")
-        run_ours(ours, states, 4, 0)
+        _log("warm-up" + (" (compiling our step and capturing its graph)" if compiled else ""))
+        run_ours(ours, states, frames, 0, step_fn, cache_len, static)
+        run_ours(ours, states, frames, 0, step_fn, cache_len, static)
         run_audiocraft(ref, 4, 0)
         ours_s, theirs_s = [], []
         for r in range(repeats):
-            ours_s.append(_timed(lambda: run_ours(ours, states, frames, r)))
-            theirs_s.append(_timed(lambda: run_audiocraft(ref, frames, r)))
-            _log(f"run {r + 1}/{repeats}: ours {1000 * ours_s[-1] / steps:.1f} ms/step, "
-                 f"audiocraft {1000 * theirs_s[-1] / steps:.1f} ms/step")
+            ours_s.append(timed(lambda: run_ours(ours, states, frames, r, step_fn, cache_len, static), target))
+            theirs_s.append(timed(lambda: run_audiocraft(ref, frames, r), target))
+            _log(f"run {r + 1}/{repeats}: ours {1000 * ours_s[-1] / steps:.2f} ms/step, "
+                 f"audiocraft {1000 * theirs_s[-1] / steps:.2f} ms/step")
     ours_ms = 1000 * min(ours_s) / steps
     theirs_ms = 1000 * min(theirs_s) / steps
+    step_bytes = bytes_per_step(ours, steps / 2)
+    frame_ms = 1000.0 / 50  # MusicGen's codec: 50 frames per second, one step per frame
     return {"layers": layers, "frames": frames, "steps": steps, "cfg": 3.0, "top_k": 250, "threads": threads,
             "text_states": TEXT_STATES, "logit_max_diff": diff, "ours_ms_per_step": round(ours_ms, 2),
-            "audiocraft_ms_per_step": round(theirs_ms, 2), "ratio": round(theirs_ms / ours_ms, 3)}
+            "audiocraft_ms_per_step": round(theirs_ms, 2), "ratio": round(theirs_ms / ours_ms, 3),
+            "device": target.type, "device_name": device_name(target), "dtype": str(run_dtype).removeprefix("torch."),
+            "compiled": compiled, **bandwidth_fields(step_bytes, ours_ms, read_bandwidth_gbs(target, step_bytes)),
+            "x_realtime": round(frame_ms / ours_ms, 2), "target_ms_per_step": 2.0,
+            "meets_target": bool(ours_ms <= 2.0)}
 
 
 if __name__ == "__main__":
+    import argparse
     import json
 
-    print(json.dumps(main("--quick" in sys.argv)))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="4 layers and 16 frames on CPU; 100 frames on CUDA")
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    parser.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], help="default: fp32 on CPU, bf16 on CUDA")
+    parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                        help="compile our step (default: on CUDA only)")
+    args = parser.parse_args()
+    print(json.dumps(main(args.quick, device=args.device, dtype=args.dtype, compile=args.compile)))

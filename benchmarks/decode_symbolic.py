@@ -6,13 +6,16 @@ interleaved runs. Before timing, the HF twin's logits are checked against ours.
 
     python -m benchmarks decode_symbolic --quick       # 128 tokens, eager step
     python -m benchmarks.decode_symbolic --full        # 512 tokens, plus the compiled step
+    python -m benchmarks decode_symbolic --device cuda # bf16, compiled step (CUDA graphs) and eager, on a GPU
+
+Every run also reports the memory-bandwidth limit of a batch-1 step: the bytes it must read (weights and
+KV cache) over the read bandwidth measured in the same run (``limit_ms_per_step``, ``fraction_of_limit``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import time
 
 # Heavy imports (torch, transformers, cadenza) live inside the functions: benchmarks/__main__.py
 # imports every benchmark module, and the others should not pay for ours.
@@ -54,24 +57,22 @@ def check_parity(model, hf) -> float:
     return diff
 
 
-def _seconds(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
-
-def measure(model, hf, batch: int, n_new: int, repeats: int, step_fn=None) -> dict:
+def measure(model, hf, batch: int, n_new: int, repeats: int, step_fn=None, cache_len: int | None = None,
+            static: bool | None = None) -> dict:
     """Best-of-``repeats`` tokens/s for ours and HF; runs alternate so load drift hits both alike."""
     import torch
 
+    from benchmarks.hardware import timed
     from cadenza.engine.decode import DecodeParams, decode, decode_step
 
+    device = model.embed.weight.device
     prompt = torch.randint(0, model.vocab_size, (batch, PROMPT_LEN), generator=torch.Generator().manual_seed(batch))
+    prompt = prompt.to(device)
     mask = torch.ones_like(prompt)
 
     def ours():
-        params = DecodeParams(max_new_tokens=n_new, temperature=1.0, rng=torch.Generator().manual_seed(1))
-        out = decode(model, prompt, params, step_fn=step_fn or decode_step)
+        params = DecodeParams(max_new_tokens=n_new, temperature=1.0, rng=torch.Generator(device).manual_seed(1))
+        out = decode(model, prompt, params, step_fn=step_fn or decode_step, cache_len=cache_len, static=static)
         assert out.shape == (batch, PROMPT_LEN + n_new)
 
     def theirs():
@@ -80,55 +81,89 @@ def measure(model, hf, batch: int, n_new: int, repeats: int, step_fn=None) -> di
                               max_new_tokens=n_new, min_new_tokens=n_new, use_cache=True)
         assert out.shape == (batch, PROMPT_LEN + n_new)
 
-    ours(), theirs()  # warm-up (and, for a compiled step, compilation)
+    ours(), theirs()  # warm-up (and, for a compiled step, compilation and CUDA graph capture)
     t_ours, t_hf = [], []
     for _ in range(repeats):
-        t_ours.append(_seconds(ours))
-        t_hf.append(_seconds(theirs))
+        t_ours.append(timed(ours, device))
+        t_hf.append(timed(theirs, device))
     tokens = batch * n_new
     return {"ours": tokens / min(t_ours), "hf": tokens / min(t_hf)}
 
 
-def main(quick: bool = True, threads: int | None = 1) -> dict:
+def bytes_per_token(model, mean_position: float) -> float:
+    """What a batch-1 step must read: every weight once (the tied embedding too: it is the output
+    layer) plus the keys and values of the mean position."""
+    c = model.config
+    weights = sum(p.numel() * p.element_size() for p in model.parameters())
+    cache = 2 * c.n_layers * mean_position * c.dim * model.embed.weight.element_size()
+    return weights + cache
+
+
+def main(quick: bool = True, threads: int | None = 1, device: str = "cpu", dtype: str | None = None,
+         compile: bool | None = None) -> dict:
     """Run the benchmark and return its figures.
 
     ``threads`` defaults to 1, not to the core count: on these shared 2-core machines two threads
     under load made small decodes many times slower for both implementations, which measures the
     neighbours, not the code. ``None`` uses ``DevicePolicy``'s default (physical cores).
+    ``device``/``dtype``/``compile``: where both sides run, in which dtype (default ``pick_dtype``: fp32
+    on CPU, bf16 on CUDA), and whether our step is compiled (default ``DevicePolicy``: on CUDA, where
+    it means CUDA graphs). Parity is checked in fp32 on the CPU before anything moves.
     """
     import torch
     import transformers
 
+    from benchmarks.hardware import bandwidth_fields, read_bandwidth_gbs, device_name
     from cadenza.engine.decode import decode_step
-    from cadenza.engine.device import DevicePolicy
+    from cadenza.engine.device import DevicePolicy, pick_device, pick_dtype
     from cadenza.generators.symbolic.hf_parity import to_llama
 
-    used_threads = DevicePolicy(threads=threads).apply_threads()
+    target = pick_device(device)
+    run_dtype = getattr(torch, dtype) if dtype else pick_dtype(target)
+    policy = DevicePolicy(prefer=str(target), threads=threads, compile=compile)
+    compiled = policy.should_compile(target)
+    used_threads = policy.apply_threads()
     verbosity = transformers.logging.get_verbosity()
     transformers.logging.set_verbosity_error()  # generate() warns about unused flags on every call
     try:
         model, weights, note = load_model()
         hf = to_llama(model)
         diff = check_parity(model, hf)
-        print(f"weights: {weights} ({note}); HF twin max |logit diff| {diff:.1e}; {used_threads} thread(s)", flush=True)
+        model.to(device=target, dtype=run_dtype)
+        hf.to(device=target, dtype=run_dtype)
+        print(f"weights: {weights} ({note}); HF twin max |logit diff| {diff:.1e} (fp32); running on "
+              f"{device_name(target)} in {run_dtype}; {used_threads} thread(s)", flush=True)
         n_new, repeats = (128, 3) if quick else (512, 5)
-        variants = [("", None)]
-        if not quick:
-            # The compiled step is opt-in on CPU (DevicePolicy's default is eager); report what it buys.
-            variants.append(("compiled_", DevicePolicy(compile=True).maybe_compile(decode_step, "cpu")))
+        # (prefix, step, fixed cache length, static): the first variant is what the policy runs.
+        variants = []
+        if compiled:
+            # One cache length for every run, so the compiled step is one graph (one CUDA graph per batch).
+            variants.append(("", policy.maybe_compile(decode_step, target), PROMPT_LEN + n_new, True))
+            variants.append(("eager_", None, None, None))
+        else:
+            variants.append(("", None, None, None))
+            if not quick and target.type == "cpu":
+                # The compiled step is opt-in on CPU (DevicePolicy's default is eager); report what it buys.
+                variants.append(("compiled_", DevicePolicy(compile=True).maybe_compile(decode_step, "cpu"), None, None))
         result: dict = {}
-        for prefix, step in variants:
+        for prefix, step, cache_len, static in variants:
             for batch in (1, 16):
-                r = measure(model, hf, batch, n_new, repeats, step_fn=step)
+                r = measure(model, hf, batch, n_new, repeats, step_fn=step, cache_len=cache_len, static=static)
                 result[f"ours_{prefix}tok_s_b{batch}"] = round(r["ours"], 1)
                 if not prefix:
                     result[f"hf_tok_s_b{batch}"] = round(r["hf"], 1)
                 result[f"ratio_{prefix}b{batch}"] = round(r["ours"] / r["hf"], 3)
-                print(f"{prefix or 'eager_'}batch {batch}: ours {r['ours']:.0f} tok/s, HF generate {r['hf']:.0f} "
-                      f"tok/s, ratio {r['ours'] / r['hf']:.2f}", flush=True)
+                print(f"{prefix or ('compiled_' if compiled else 'eager_')}batch {batch}: ours {r['ours']:.0f} tok/s, "
+                      f"HF generate {r['hf']:.0f} tok/s, ratio {r['ours'] / r['hf']:.2f}", flush=True)
+        step_bytes = bytes_per_token(model, PROMPT_LEN + n_new / 2)
+        bandwidth = read_bandwidth_gbs(target, step_bytes)
+        ours_ms = 1000.0 / result["ours_tok_s_b1"]
         result.update({
             "ratio": result["ratio_b1"],
-            "device": "cpu",
+            "device": target.type,
+            "device_name": device_name(target),
+            "dtype": str(run_dtype).removeprefix("torch."),
+            "compiled": compiled,
             "threads": used_threads,
             "new_tokens": n_new,
             "prompt_tokens": PROMPT_LEN,
@@ -138,6 +173,7 @@ def main(quick: bool = True, threads: int | None = 1) -> dict:
             "parity_max_abs_logit_diff": diff,
             "torch": torch.__version__,
             "transformers": transformers.__version__,
+            **bandwidth_fields(step_bytes, ours_ms, bandwidth),
         })
         return result
     finally:
@@ -149,5 +185,10 @@ if __name__ == "__main__":
     parser.add_argument("--full", action="store_true", help="512 new tokens plus the compiled step (default: quick)")
     parser.add_argument("--quick", action="store_true", help="128 new tokens, eager step (the default)")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads for both sides (default 1)")
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    parser.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], help="default: fp32 on CPU, bf16 on CUDA")
+    parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                        help="compile our step (default: on CUDA only)")
     args = parser.parse_args()
-    print(json.dumps(main(quick=not args.full, threads=args.threads)))
+    print(json.dumps(main(quick=not args.full, threads=args.threads, device=args.device, dtype=args.dtype,
+                          compile=args.compile)))
