@@ -4,6 +4,7 @@ finds it, and small MIDI files written with symusic. No network, no GPU, no trai
 
 from __future__ import annotations
 
+import functools
 import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -115,3 +116,22 @@ def midi_file(tmp_path) -> Callable[..., Path]:
         return path
 
     return write
+
+
+@pytest.fixture
+def eager_backend_compile(monkeypatch):
+    """``torch.compile`` with the ``eager`` backend: dynamo traces the step (graph breaks and recompiles
+    behave as with inductor) without minutes of C++ compilation. A recompile raises, a compile failure
+    that ``maybe_compile`` would hide behind its eager fallback fails the test, and exactly one graph
+    must have been compiled by the end."""
+    import warnings
+
+    monkeypatch.setattr(torch, "compile", functools.partial(torch.compile, backend="eager"))
+    torch._dynamo.reset()
+    counters = torch._dynamo.utils.counters
+    counters.clear()
+    with torch._dynamo.config.patch(error_on_recompile=True), warnings.catch_warnings():
+        warnings.filterwarnings("error", message="torch.compile failed")
+        yield
+    assert counters["stats"]["unique_graphs"] == 1  # the step was compiled, once
+    torch._dynamo.reset()

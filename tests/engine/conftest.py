@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from cadenza.generators.codec_lm.lm import CodecLM, CodecLMConfig, init_weights
 from cadenza.generators.symbolic.model import SymbolicTransformer, TransformerConfig
 
 
@@ -52,3 +53,19 @@ def tiny_model() -> SymbolicTransformer:
 def make_tiny_model():
     """The ``tiny_transformer`` factory, for tests that need several sizes or seeds."""
     return tiny_transformer
+
+
+def tiny_codec_lm(**overrides) -> CodecLM:
+    """A random 2-layer codec LM (3 codebooks of 11 codes, cross-attention to 6-wide states by default)."""
+    torch.manual_seed(0)
+    config = CodecLMConfig(**{"n_q": 3, "card": 11, "dim": 16, "num_heads": 2, "num_layers": 2, "ffn_dim": 32,
+                              "cond_dim": 6, "max_seq_len": 64, **overrides})
+    lm = CodecLM(config)
+    init_weights(lm, std=0.3)
+    return lm.eval()
+
+
+@pytest.fixture
+def make_tiny_codec_lm():
+    """The ``tiny_codec_lm`` factory (keyword overrides of its config)."""
+    return tiny_codec_lm

@@ -11,18 +11,10 @@ import torch
 from cadenza.conditioning import Conditioning, Sampling
 from cadenza.engine.decode import DecodeParams, decode_codebooks, decode_step
 from cadenza.engine.device import DevicePolicy, pick_dtype
-from cadenza.generators.codec_lm.lm import CodecLM, CodecLMConfig, CodecLMRunner, init_weights
+from cadenza.generators.codec_lm.lm import CodecLM, CodecLMRunner
 from cadenza.studio import Studio
 
 pytestmark = pytest.mark.cuda
-
-
-def tiny_codec_lm() -> CodecLM:
-    torch.manual_seed(0)
-    lm = CodecLM(CodecLMConfig(n_q=4, card=32, dim=64, num_heads=4, num_layers=2, ffn_dim=128, cond_dim=8,
-                               max_seq_len=96))
-    init_weights(lm, std=0.3)
-    return lm.eval()
 
 
 def codec_run(lm: CodecLM, seed: int, step_fn) -> torch.Tensor:
@@ -35,17 +27,20 @@ def codec_run(lm: CodecLM, seed: int, step_fn) -> torch.Tensor:
     return decode_codebooks(runner, prompt, params, uncond_prompt=prompt, step_fn=step_fn, cache_len=40)
 
 
-def test_codec_graphed_step_matches_eager_on_cuda():
+CUDA_LM = dict(n_q=4, card=32, dim=64, num_heads=4, cond_dim=8, ffn_dim=128, max_seq_len=96)
+
+
+def test_codec_graphed_step_matches_eager_on_cuda(make_tiny_codec_lm):
     """fp32, so compiled and eager agree token for token; the CUDA graph is replayed across calls."""
-    lm = tiny_codec_lm().cuda()
+    lm = make_tiny_codec_lm(**CUDA_LM).cuda()
     step = DevicePolicy(prefer="cuda").maybe_compile(decode_step, "cuda")
     with torch.inference_mode():
         for seed in (0, 1, 2):
             assert torch.equal(codec_run(lm, seed, step), codec_run(lm, seed, decode_step))
 
 
-def test_codec_bf16_graphed_decode_runs():
-    lm = tiny_codec_lm().cuda().to(pick_dtype("cuda"))
+def test_codec_bf16_graphed_decode_runs(make_tiny_codec_lm):
+    lm = make_tiny_codec_lm(**CUDA_LM).cuda().to(pick_dtype("cuda"))
     step = DevicePolicy(prefer="cuda").maybe_compile(decode_step, "cuda")
     with torch.inference_mode():
         out = codec_run(lm, 0, step)

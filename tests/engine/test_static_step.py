@@ -11,15 +11,7 @@ import pytest
 import torch
 
 from cadenza.engine.decode import DecodeParams, decode, decode_codebooks, decode_step
-from cadenza.generators.codec_lm.lm import CodecLM, CodecLMConfig, CodecLMRunner, init_weights
-
-
-def tiny_codec_lm() -> CodecLM:
-    torch.manual_seed(0)
-    lm = CodecLM(CodecLMConfig(n_q=3, card=11, dim=16, num_heads=2, num_layers=2, ffn_dim=32, cond_dim=6,
-                               max_seq_len=64))
-    init_weights(lm, std=0.3)
-    return lm.eval()
+from cadenza.generators.codec_lm.lm import CodecLM, CodecLMRunner
 
 
 def one_graph_step():
@@ -80,14 +72,14 @@ def codec_run(lm: CodecLM, seed: int, step_fn=decode_step, static: bool | None =
     return decode_codebooks(runner, prompt, params, uncond_prompt=prompt, step_fn=step_fn, cache_len=20, static=static)
 
 
-def test_codec_static_path_matches_the_default():
-    lm = tiny_codec_lm()
+def test_codec_static_path_matches_the_default(make_tiny_codec_lm):
+    lm = make_tiny_codec_lm()
     for seed in (0, 1):
         assert torch.equal(codec_run(lm, seed, static=True), codec_run(lm, seed))
 
 
-def test_codec_static_step_is_one_graph_across_calls(no_recompiles):
-    lm = tiny_codec_lm()
+def test_codec_static_step_is_one_graph_across_calls(make_tiny_codec_lm, no_recompiles):
+    lm = make_tiny_codec_lm()
     step = one_graph_step()
     for seed in (0, 1, 2):  # new text states each call, copied into the kept cross-attention tensors
         assert torch.equal(codec_run(lm, seed, step, static=True), codec_run(lm, seed, static=True))
@@ -96,9 +88,9 @@ def test_codec_static_step_is_one_graph_across_calls(no_recompiles):
     assert lm._spare_cross[0][0] is kept
 
 
-def test_codec_clear_cache_leaves_no_stale_conditioning():
+def test_codec_clear_cache_leaves_no_stale_conditioning(make_tiny_codec_lm):
     """Kept tensors are for reuse only: after a decode the model must not attend to the last text."""
-    lm = tiny_codec_lm()
+    lm = make_tiny_codec_lm()
     codec_run(lm, 0, static=True)
     with torch.no_grad(), pytest.raises(RuntimeError, match="conditioning states"):
         lm(torch.zeros(1, 3, 2, dtype=torch.long))

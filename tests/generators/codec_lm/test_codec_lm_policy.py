@@ -3,11 +3,7 @@ compiled over a static cache sized for the longest window) checked without a GPU
 
 from __future__ import annotations
 
-import functools
-import warnings
-
 import numpy as np
-import pytest
 import torch
 
 from cadenza import Conditioning, Sampling
@@ -27,22 +23,6 @@ def test_bf16_policy_casts_the_lm_and_makes_audio(release_dirs):
     assert next(generator.bundle.lm.parameters()).dtype == torch.bfloat16
     out = generator.generate(Conditioning(text="calm piano", duration_s=0.5), Sampling(seed=2))[0]
     assert out.samples.dtype == np.float32 and np.isfinite(out.samples).all() and np.abs(out.samples).max() > 0
-
-
-@pytest.fixture
-def eager_backend_compile(monkeypatch):
-    """``torch.compile`` with the ``eager`` backend: dynamo traces the step (graph breaks and recompiles
-    behave as with inductor) without minutes of C++ compilation; a recompile raises."""
-    monkeypatch.setattr(torch, "compile", functools.partial(torch.compile, backend="eager"))
-    torch._dynamo.reset()
-    counters = torch._dynamo.utils.counters
-    counters.clear()
-    with torch._dynamo.config.patch(error_on_recompile=True), warnings.catch_warnings():
-        # maybe_compile falls back to eager with a warning on any compile error: here that is a failure
-        warnings.filterwarnings("error", message="torch.compile failed")
-        yield
-    assert counters["stats"]["unique_graphs"] == 1  # the step was compiled, once
-    torch._dynamo.reset()
 
 
 def test_compiled_policy_reuses_one_graph_across_windows_and_calls(release_dirs, eager_backend_compile):

@@ -3,10 +3,6 @@ step compiled over a static cache) checked without a GPU."""
 
 from __future__ import annotations
 
-import functools
-import warnings
-
-import pytest
 import torch
 
 from cadenza.conditioning import Conditioning, Sampling
@@ -26,22 +22,6 @@ def test_bf16_policy_casts_the_model_and_writes_valid_midi(studio):
     assert generator.model.embed.weight.dtype == torch.bfloat16
     out = generator.generate(Conditioning(bars=2, time_signature="3/4"), Sampling(seed=4, **FAST))[0]
     assert out.score.note_num() > 0 and out.provenance.notes["bars_written"] == 2
-
-
-@pytest.fixture
-def eager_backend_compile(monkeypatch):
-    """``torch.compile`` with the ``eager`` backend: dynamo traces the step (graph breaks and recompiles
-    behave as with inductor) without minutes of C++ compilation; a recompile raises."""
-    monkeypatch.setattr(torch, "compile", functools.partial(torch.compile, backend="eager"))
-    torch._dynamo.reset()
-    counters = torch._dynamo.utils.counters
-    counters.clear()
-    with torch._dynamo.config.patch(error_on_recompile=True), warnings.catch_warnings():
-        # maybe_compile falls back to eager with a warning on any compile error: here that is a failure
-        warnings.filterwarnings("error", message="torch.compile failed")
-        yield
-    assert counters["stats"]["unique_graphs"] == 1  # the step was compiled, once
-    torch._dynamo.reset()
 
 
 def test_compiled_policy_reuses_one_graph_across_calls(studio, eager_backend_compile):
