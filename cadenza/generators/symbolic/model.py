@@ -10,7 +10,9 @@ takes a lean path (``SymbolicTransformer._step_one``): q/k/v and gate/up fused i
 norm weights folded into the next matmul, RoPE as one multiply-add, cache writes by position and
 attention over the filled prefix without a mask. Its weights (``StepWeights``) are derived from the
 parameters at ``setup_cache`` and rebuilt whenever a parameter changes; the checkpoint format and the
-modules (training, HF parity) are untouched.
+modules (training, HF parity) are untouched. Where the C++ form of that step has been built
+(``step_kernel.py``, done by ``scripts/setup.sh``) it runs instead, on the same ``StepWeights``: the
+small ops become plain loops, which leaves the step bound by reading its weights.
 """
 
 from __future__ import annotations
@@ -223,6 +225,7 @@ class SymbolicTransformer(nn.Module):
         self._step_caches: tuple[torch.Tensor, ...] | None = None  # each layer's ``KVCache.kv`` while on
         self._static = False  # set by setup_cache: fixed shapes for a compiled / CUDA-graphed step
         self._spare_caches: list[KVCache] | None = None  # a static cache kept between calls for reuse
+        self._kernel = None  # the C++ form of the lean step over ``_step`` (step_kernel.py), when built
         self.apply(self._init_weights)
 
     @staticmethod
@@ -270,9 +273,12 @@ class SymbolicTransformer(nn.Module):
             key = _parameters_key(self)
             if self._step is None or key is None or self._step.key != key:
                 self._step = self._build_step_weights(key)
+                self._kernel = self._build_kernel(self._step)
             self._step_caches = tuple(layer.attn.kv_cache.kv for layer in self.layers)
+            if self._kernel is not None:
+                self._kernel.set_caches(list(self._step_caches))
         else:
-            self._step = self._step_caches = None
+            self._step = self._step_caches = self._kernel = None
 
     @torch.no_grad()
     def _build_step_weights(self, key: tuple | None) -> StepWeights:
@@ -300,6 +306,20 @@ class SymbolicTransformer(nn.Module):
             sin=torch.stack([sin, sin, torch.zeros_like(sin)], dim=1),
             dim_eps=torch.tensor(self.config.dim * self.config.norm_eps),
         )
+
+    def _build_kernel(self, step: StepWeights):
+        """The C++ step (``step_kernel.SymbolicStep``) over ``step``'s tensors, or None if not built."""
+        from cadenza.generators.symbolic import step_kernel
+
+        module = step_kernel.load()
+        if module is None:
+            return None
+        half = self.config.head_dim // 2
+        blocks = step.blocks
+        return module.SymbolicStep(step.embed, [w.qkv for w in blocks], [w.o for w in blocks],
+                                   [w.gate_up for w in blocks], [w.down for w in blocks], step.head,
+                                   self.rope_cos[:, :half].contiguous(), self.rope_sin[:, :half].contiguous(),
+                                   self.config.n_heads, float(step.dim_eps))
 
     def _step_one(self, token: torch.Tensor, pos: int) -> torch.Tensor:
         """One new token per row, ``token [B]`` at position ``pos`` -> logits ``[B, V]``.
@@ -335,12 +355,15 @@ class SymbolicTransformer(nn.Module):
         for layer in self.layers:
             layer.attn.kv_cache = None
         self._step_caches = None  # the step weights stay: the next setup_cache reuses them
+        if self._kernel is not None:
+            self._kernel.set_caches([])
 
     def forward(self, tokens: torch.Tensor, input_pos: torch.Tensor | None = None) -> torch.Tensor:
         """Logits ``[B, T, V]`` for ``tokens [B, T]`` at positions ``input_pos [T]`` (or 0..T-1)."""
         if (input_pos is not None and tokens.shape[1] == 1 and self._step_caches is not None
                 and not torch.is_grad_enabled()):
-            return self._step_one(tokens.view(-1), int(input_pos)).unsqueeze(1)
+            step = self._kernel or self._step_one
+            return step(tokens.view(-1), int(input_pos)).unsqueeze(1)
         kv_len = None
         if input_pos is None:
             positions = torch.arange(tokens.shape[1], device=tokens.device)

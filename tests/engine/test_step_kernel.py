@@ -1,0 +1,103 @@
+"""The C++ one-token CPU step (``step_kernel.cpp``) against the Python lean step it replaces.
+
+The kernel is built by ``scripts/setup.sh``; here ``build()`` is a no-op when it exists and compiles it
+(about 30 s) when it does not. Without a C++ toolchain these tests skip, and generation uses Python.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from cadenza.engine.decode import DecodeParams, decode
+from cadenza.generators.symbolic import step_kernel
+
+
+@pytest.fixture(scope="module")
+def kernel_module():
+    if not step_kernel.enabled():
+        pytest.skip("CADENZA_CPU_KERNEL=0")
+    try:
+        return step_kernel.build()
+    except Exception as exc:  # noqa: BLE001 - no compiler / ninja on this machine
+        pytest.skip(f"the C++ step cannot be built here: {type(exc).__name__}: {exc}")
+
+
+def steps(model, seq: torch.Tensor, t0: int, use_kernel: bool) -> torch.Tensor:
+    """Logits of positions t0.. one token at a time, through the C++ step or the Python one."""
+    b, t = seq.shape
+    pos = torch.arange(t)
+    with torch.inference_mode():
+        model.setup_cache(b, t)
+        try:
+            assert model._kernel is not None  # built, so setup_cache wired it in
+            model(seq[:, :t0], pos[:t0])
+            run = model._kernel if use_kernel else model._step_one
+            return torch.stack([run(seq[:, i], i) for i in range(t0, t)], 1)
+        finally:
+            model.clear_cache()
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_kernel_equals_the_python_step(make_tiny_model, kernel_module, batch):
+    model = make_tiny_model(seed=5)
+    seq = torch.randint(0, 64, (batch, 40), generator=torch.Generator().manual_seed(batch))
+    fast, python = steps(model, seq, 6, True), steps(model, seq, 6, False)
+    torch.testing.assert_close(fast, python, rtol=1e-5, atol=1e-4)
+    assert torch.equal(fast.argmax(-1), python.argmax(-1))
+
+
+def test_decode_uses_the_kernel_and_samples_the_same_tokens(make_tiny_model, kernel_module, monkeypatch):
+    model = make_tiny_model(seed=6)
+    prompt = torch.randint(0, 64, (2, 4), generator=torch.Generator().manual_seed(0))
+    calls = []
+    real = model._step_one
+    monkeypatch.setattr(model, "_step_one", lambda *a: calls.append(1) or real(*a))
+    with_kernel = decode(model, prompt, DecodeParams(max_new_tokens=30, rng=torch.Generator().manual_seed(3)))
+    assert not calls  # the C++ step ran every step
+    model._step = None  # rebuild the step weights, now without the kernel
+    monkeypatch.setattr(step_kernel, "load", lambda: None)
+    python = decode(model, prompt, DecodeParams(max_new_tokens=30, rng=torch.Generator().manual_seed(3)))
+    assert len(calls) == 29 and model._kernel is None
+    assert torch.equal(with_kernel, python)
+
+
+def test_kernel_follows_parameter_changes(make_tiny_model, kernel_module):
+    model = make_tiny_model(seed=7)
+    seq = torch.randint(0, 64, (1, 20), generator=torch.Generator().manual_seed(1))
+    before = steps(model, seq, 4, True)
+    with torch.no_grad():
+        model.layers[0].attn.o_proj.weight.mul_(-1.0)
+    after = steps(model, seq, 4, True)
+    assert not torch.allclose(before, after)
+    torch.testing.assert_close(after, steps(model, seq, 4, False), rtol=1e-5, atol=1e-4)
+
+
+def test_kernel_refuses_bad_inputs(make_tiny_model, kernel_module):
+    model = make_tiny_model(seed=8)
+    with torch.inference_mode():
+        model.setup_cache(2, 16)
+        kernel = model._kernel
+        with pytest.raises(RuntimeError, match="outside the cache"):
+            kernel(torch.tensor([1, 2]), 16)
+        with pytest.raises(RuntimeError, match="cache's B rows"):
+            kernel(torch.tensor([1, 2, 3]), 0)
+        with pytest.raises(RuntimeError, match="one cache per layer"):
+            kernel.set_caches([model._step_caches[0]])
+        model.clear_cache()
+        with pytest.raises(RuntimeError, match="set_caches first"):
+            kernel(torch.tensor([1, 2]), 0)
+    step = model._step
+    with pytest.raises(RuntimeError, match="contiguous float32"):
+        kernel_module.SymbolicStep(step.embed.double(), [b.qkv for b in step.blocks], [b.o for b in step.blocks],
+                                   [b.gate_up for b in step.blocks], [b.down for b in step.blocks], step.head,
+                                   step.cos, step.sin, 4, 1e-3)
+
+
+def test_disabled_by_environment(monkeypatch):
+    monkeypatch.setenv("CADENZA_CPU_KERNEL", "0")
+    step_kernel.load.cache_clear()
+    try:
+        assert step_kernel.load() is None
+    finally:
+        step_kernel.load.cache_clear()
