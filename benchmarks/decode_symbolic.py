@@ -4,11 +4,13 @@ Both sides sample ``N`` new tokens (temperature 1, no top-k/top-p, KV cache on) 
 prompt, at batch 1 and batch 16, on the same number of CPU threads, after a warm-up, best of a few
 interleaved runs. Before timing, the HF twin's logits are checked against ours.
 
-    python -m benchmarks decode_symbolic --quick       # 128 tokens, eager step
-    python -m benchmarks.decode_symbolic --full        # 512 tokens, plus the compiled step
+    python -m benchmarks decode_symbolic --quick       # 128 tokens
+    python -m benchmarks.decode_symbolic --full        # 512 tokens, best of 5
+    python -m benchmarks decode_symbolic --compile     # our step compiled by torch.compile (CPU: opt-in)
     python -m benchmarks decode_symbolic --device cuda # bf16, compiled step (CUDA graphs) and eager, on a GPU
 
-Every run also reports the memory-bandwidth limit of a batch-1 step: the bytes it must read (weights and
+On CPU in float32 our step is the C++ one when ``scripts/setup.sh`` has built it, else the Python lean step
+(``step`` in the JSON says which; ``CADENZA_CPU_KERNEL=0`` forces Python). Every run also reports the memory-bandwidth limit of a batch-1 step: the bytes it must read (weights and
 KV cache) over the read bandwidth measured in the same run (``limit_ms_per_step``, ``fraction_of_limit``).
 """
 
@@ -99,6 +101,17 @@ def bytes_per_token(model, mean_position: float) -> float:
     return weights + cache
 
 
+def _step_kind(device, dtype, compiled: bool) -> str:
+    """Which one-token step our side ran: the C++ or Python lean CPU step, or the general forward."""
+    import torch
+
+    from cadenza.generators.symbolic import step_kernel
+
+    if device.type == "cpu" and dtype == torch.float32 and not compiled:
+        return "c++" if step_kernel.load() is not None else "python"
+    return "general (static cache)" if compiled else "general"
+
+
 def main(quick: bool = True, threads: int | None = 1, device: str = "cpu", dtype: str | None = None,
          compile: bool | None = None) -> dict:
     """Run the benchmark and return its figures.
@@ -142,9 +155,6 @@ def main(quick: bool = True, threads: int | None = 1, device: str = "cpu", dtype
             variants.append(("eager_", None, None, None))
         else:
             variants.append(("", None, None, None))
-            if not quick and target.type == "cpu":
-                # The compiled step is opt-in on CPU (DevicePolicy's default is eager); report what it buys.
-                variants.append(("compiled_", DevicePolicy(compile=True).maybe_compile(decode_step, "cpu"), None, None))
         result: dict = {}
         for prefix, step, cache_len, static in variants:
             for batch in (1, 16):
@@ -164,6 +174,7 @@ def main(quick: bool = True, threads: int | None = 1, device: str = "cpu", dtype
             "device_name": device_name(target),
             "dtype": str(run_dtype).removeprefix("torch."),
             "compiled": compiled,
+            "step": _step_kind(target, run_dtype, compiled),
             "threads": used_threads,
             "new_tokens": n_new,
             "prompt_tokens": PROMPT_LEN,
@@ -182,8 +193,8 @@ def main(quick: bool = True, threads: int | None = 1, device: str = "cpu", dtype
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--full", action="store_true", help="512 new tokens plus the compiled step (default: quick)")
-    parser.add_argument("--quick", action="store_true", help="128 new tokens, eager step (the default)")
+    parser.add_argument("--full", action="store_true", help="512 new tokens, best of 5 (default: quick)")
+    parser.add_argument("--quick", action="store_true", help="128 new tokens, best of 3 (the default)")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads for both sides (default 1)")
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     parser.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], help="default: fp32 on CPU, bf16 on CUDA")

@@ -4,11 +4,18 @@ run, never a datasheet constant)."""
 
 from __future__ import annotations
 
+import contextlib
 import platform
 import time
+import warnings
 from pathlib import Path
 
 import torch
+
+# On a GPU the working set of a small model fits in L2 and one reduction is shorter than a launch and a
+# sync: measure HBM with at least this much, several reductions per clock reading.
+CUDA_BANDWIDTH_BYTES = 2**30
+CUDA_BANDWIDTH_INNER = 10
 
 
 def device_name(device: torch.device) -> str:
@@ -43,11 +50,63 @@ def read_bandwidth_gbs(device: torch.device, nbytes: float, repeats: int = 20) -
     of ``nbytes``: the speed of summing a buffer that size over and over, as a decode step streams its
     weights over and over. The size matters: 21 MB of weights stay in a large CPU L3 cache (28 GB/s on
     one core of the Xeon VM) where 256 MB come from DRAM (16 GB/s). A reduction reads without the
-    write-allocate traffic that makes a CPU copy look slower."""
+    write-allocate traffic that makes a CPU copy look slower.
+
+    On CUDA the buffer is at least ``CUDA_BANDWIDTH_BYTES`` (1 GiB: HBM, not the L2 cache) and each
+    clock reading spans ``CUDA_BANDWIDTH_INNER`` reductions, so launch and sync costs do not count."""
+    inner = 1
+    if device.type == "cuda":
+        nbytes, inner = max(nbytes, CUDA_BANDWIDTH_BYTES), CUDA_BANDWIDTH_INNER
     src = torch.ones(max(2**20, int(nbytes)) // 4, dtype=torch.float32, device=device)
     src.sum()  # warm-up (and first touch of the pages)
-    best = min(timed(src.sum, device) for _ in range(repeats))
-    return src.numel() * 4 / best / 1e9
+
+    def reductions():
+        for _ in range(inner):
+            src.sum()
+
+    best = min(timed(reductions, device) for _ in range(repeats))
+    return src.numel() * 4 * inner / best / 1e9
+
+
+def check_close(what: str, logits: torch.Tensor, reference: torch.Tensor, fp32_tolerance: float) -> float:
+    """Max |logits - reference|, raising ``RuntimeError`` above the tolerance of their dtype.
+
+    fp32: ``fp32_tolerance``. bf16/fp16: 5% of the largest reference logit (at least 0.05): two
+    implementations round differently at every layer (measured at 24 layers, d 1024: 0.03 on logits up
+    to 3), while a model left on another device, in another dtype or with other weights is off by the
+    size of the logits themselves."""
+    diff = float((logits.float() - reference.float()).abs().max())
+    if logits.dtype == torch.float32 and reference.dtype == torch.float32:
+        tolerance = fp32_tolerance
+    else:
+        tolerance = 0.05 * max(1.0, float(reference.float().abs().max()))
+    if not diff <= tolerance:  # also catches NaN
+        raise RuntimeError(f"{what}: max logit difference {diff:.2e} above {tolerance:.2e} "
+                           f"({logits.dtype} vs {reference.dtype})")
+    return diff
+
+
+@contextlib.contextmanager
+def compile_fallbacks():
+    """Collect the messages of ``maybe_compile`` falling back to eager (a "compiled" run that in fact ran
+    eager must say so); every other warning is passed on as usual. Yields the list it fills."""
+    fallbacks: list[str] = []
+    with warnings.catch_warnings(record=True) as caught:  # the filters in force still apply
+        try:
+            yield fallbacks
+        finally:
+            fallbacks.extend(str(w.message) for w in caught
+                             if issubclass(w.category, RuntimeWarning) and "torch.compile" in str(w.message))
+    for w in caught:
+        warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+
+
+def cuda_graph_skips() -> int:
+    """How many times inductor declined to use CUDA graphs for a compiled function in this process
+    (mutated inputs, CPU tensors, dynamic shapes...); the reasons are logged with ``TORCH_LOGS=perf_hints``."""
+    from torch._dynamo.utils import counters
+
+    return int(counters["inductor"]["cudagraph_skips"])
 
 
 def bandwidth_fields(bytes_per_step: float, ours_ms_per_step: float, bandwidth_gbs: float) -> dict:
