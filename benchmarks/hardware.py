@@ -30,6 +30,20 @@ def device_name(device: torch.device) -> str:
     return platform.processor() or "cpu"
 
 
+DTYPES = ("float32", "bfloat16", "float16")  # the choices of --dtype
+
+
+def parse_dtype(name: str | None, device: torch.device) -> torch.dtype:
+    """``"bfloat16"`` -> ``torch.bfloat16``; None -> ``pick_dtype(device)`` (fp32 on CPU, bf16 on CUDA)."""
+    from cadenza.engine.device import pick_dtype
+
+    if name is None:
+        return pick_dtype(device)
+    if name not in DTYPES:
+        raise ValueError(f"dtype {name!r} is not one of {', '.join(DTYPES)}")
+    return getattr(torch, name)
+
+
 def synchronize(device: torch.device) -> None:
     """Wait until the device has finished its queued work (a no-op on CPU)."""
     if device.type == "cuda":
