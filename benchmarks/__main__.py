@@ -4,6 +4,11 @@ Each benchmark is a module here with ``main(quick: bool) -> dict``. It prints pr
 goes; the runner then prints the figures it returns as one JSON object, always the last line of
 output (scripts read that line).
 
+``--device cpu|cuda``, ``--dtype float32|bfloat16|float16`` and ``--compile/--no-compile`` go only to a
+benchmark whose ``main`` takes them (decode_symbolic, decode_codec: ``python -m benchmarks decode_codec
+--device cuda``); given to another they are an error, never silently dropped. Left out, the benchmark
+picks: cpu, ``pick_dtype`` (fp32 on CPU, bf16 on CUDA), compiled on CUDA only.
+
 To add one: write ``benchmarks/NAME.py`` with that ``main`` and add its name to ``BENCHMARKS`` below.
 Only the chosen benchmark's module is imported, so one benchmark's optional dependencies never break
 another. (Worker processes started with "spawn" do not re-import a package's ``__main__``.)

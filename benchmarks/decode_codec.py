@@ -1,19 +1,27 @@
 """Codec LM decode speed: our engine against audiocraft's ``LMModel.generate`` on the same weights.
 
 A MusicGen-small-shaped LM with random weights (24 layers, d 1024, 16 heads, 4 codebooks x 2048,
-cross-attention to 64 text states; ``--quick``: 4 layers) is built by audiocraft's builders. Our
-`CodecLM` takes the very same tensors (no copy). Both sides sample ``N`` frames with CFG (batch 1 ->
-2 rows), top-k 250, temperature 1, from the same 64 conditioning states (a fixed stand-in for T5's
-output), on the same number of CPU threads (default 1: on the shared 2-core machine two threads per side
-were slower and noisier), after a warm-up, best of interleaved runs. Before timing, our logits are
-checked against audiocraft's. Where the time goes: both read every weight once per step (memory bound);
-audiocraft also recomputes the cross-attention keys/values of the 64 text states at every step (~13
-GFLOP at 24 layers) and grows its KV cache by concatenation, while we compute them once per piece and
-write into a preallocated cache.
+cross-attention to 64 text states; ``--quick`` on CPU: 4 layers) is built by audiocraft's builders. Our
+`CodecLM` takes the very same tensors. Both sides sample ``N`` frames with CFG (batch 1 -> 2 rows),
+top-k 250, temperature 1, from the same 64 conditioning states (a fixed stand-in for T5's output), on the
+same device, in the same dtype, on the same number of CPU threads (default 1: on the shared 2-core
+machine two threads per side were slower and noisier), after a warm-up, best of interleaved runs.
+Before timing, our logits are checked against audiocraft's in fp32 on the CPU, and again after both
+models moved to the device and dtype. Where the time goes: both read every weight once per step (memory
+bound); audiocraft also recomputes the cross-attention keys/values of the 64 text states at every step
+(~13 GFLOP at 24 layers) and grows its KV cache by concatenation, while we compute them once per piece
+and write into a preallocated cache.
 
     python -m benchmarks decode_codec --quick
+    python -m benchmarks decode_codec --quick --dtype bfloat16 --compile  # the GPU code path, on the CPU
     CADENZA_BENCH_THREADS=2 python -m benchmarks decode_codec     # threads for both sides (default 1)
     python -m benchmarks decode_codec --device cuda                # on a GPU: 24 layers, bf16, CUDA graphs
+
+On a GPU the model is always the full 24 layers (``--quick``: 100 frames instead of 250), in bf16 (both
+sides: audiocraft runs on bf16 weights, no autocast; ``audiocraft_precision``), with our step compiled in
+mode "reduce-overhead" (CUDA graphs) over one fixed cache length; our eager step is timed too
+(``ours_eager_ms_per_step``). Without audiocraft installed (the bare GPU image) our side is timed alone
+(``ratio`` null, ``reference_missing`` says why).
 
 Also reported: the step's memory-bandwidth limit (bytes one step must read over the read bandwidth
 measured in the same run), ``x_realtime`` (50 frames per second of audio, one step per frame) and
@@ -46,20 +54,20 @@ def _fixed_condition_provider(holder: dict):
 
         def forward(self, conditions):
             # ``states`` is read at call time, so moving the benchmark to a device/dtype moves it too
-            rows = [holder["states"][0] if c.text.get("description") is not None else torch.zeros_like(holder["states"][0])
-                    for c in conditions]
+            states = holder["states"][0]
+            rows = [states if c.text.get("description") is not None else torch.zeros_like(states) for c in conditions]
             stacked = torch.stack(rows)
-            return {"description": (stacked, torch.ones(stacked.shape[:2], dtype=torch.long))}
+            return {"description": (stacked, torch.ones(stacked.shape[:2], dtype=torch.long, device=stacked.device))}
 
     return Fixed()
 
 
-def build(num_layers: int, reference: bool = True):
-    """``(audiocraft LMModel or None, our CodecLM, cross states [1, 64, 1024])``.
+def build(num_layers: int, reference: bool = True, *, dim: int = 1024, num_heads: int = 16, card: int = 2048):
+    """``(audiocraft LMModel or None, our CodecLM, cross states [1, 64, dim])``, fp32 on the CPU.
 
     With ``reference`` our model takes the very tensors of a model built by audiocraft's builders;
     without (audiocraft not installed, e.g. on a bare GPU machine) it is our model alone, with random
-    weights of the same shape.
+    weights of the same shape. ``dim``/``num_heads``/``card`` default to MusicGen-small's (tests shrink them).
     """
     import torch
 
@@ -67,8 +75,8 @@ def build(num_layers: int, reference: bool = True):
     from cadenza.generators.codec_lm.audiocraft_load import lm_config_from_cfg, lm_state_from_audiocraft
     from cadenza.generators.codec_lm.lm import CodecLM, init_weights
 
-    cfg = musicgen_lm_cfg(n_q=4, card=2048, dim=1024, num_heads=16, num_layers=num_layers)
-    states = torch.randn(1, TEXT_STATES, 1024, generator=torch.Generator().manual_seed(0)) * 0.5
+    cfg = musicgen_lm_cfg(n_q=4, card=card, dim=dim, num_heads=num_heads, num_layers=num_layers)
+    states = torch.randn(1, TEXT_STATES, dim, generator=torch.Generator().manual_seed(0)) * 0.5
     if not reference:
         torch.manual_seed(0)
         ours = CodecLM(lm_config_from_cfg(cfg))
@@ -96,7 +104,10 @@ def reference_available() -> str | None:
 
 
 def to_device(ref, ours, states, device, dtype):
-    """Move both models (they may share tensors: each is moved explicitly) and the text states."""
+    """Move both models and the text states; returns the moved states.
+
+    The models share tensors (``build``), so each is moved explicitly: moving one alone would leave the
+    other's parameters behind. ``check_parity`` afterwards confirms both arrived."""
     ours.to(device=device, dtype=dtype)
     states = states.to(device=device, dtype=dtype)
     if ref is not None:
@@ -105,17 +116,18 @@ def to_device(ref, ours, states, device, dtype):
     return states
 
 
-def check_parity(ref, ours, states) -> float:
+def parity_logits(ref, ours, states):
+    """``(audiocraft's logits or None, ours)`` ``[2, 4, 8, card]`` on random codes, CFG rows (text, null),
+    on the models' device and in their dtype."""
     import torch
 
-    seq = torch.randint(0, 2049, (2, 4, 8), generator=torch.Generator().manual_seed(1))
+    seq = torch.randint(0, ours.config.card + 1, (2, 4, 8), generator=torch.Generator().manual_seed(1))
+    seq = seq.to(states.device)
     cross = torch.cat([states, torch.zeros_like(states)])
-    tensors = {"description": (cross, torch.ones(cross.shape[:2], dtype=torch.long))}
+    tensors = {"description": (cross, torch.ones(cross.shape[:2], dtype=torch.long, device=states.device))}
     with torch.inference_mode():
-        diff = float((ref(seq, [], condition_tensors=tensors) - ours(seq, cross=cross)).abs().max())
-    if diff > 1e-3:
-        raise RuntimeError(f"our LM disagrees with audiocraft's: max logit difference {diff:.2e}")
-    return diff
+        theirs = ref(seq, [], condition_tensors=tensors) if ref is not None else None
+        return theirs, ours(seq, cross=cross)
 
 
 def run_ours(ours, states, frames: int, seed: int, step_fn=None, cache_len: int | None = None,
@@ -161,75 +173,121 @@ def main(quick: bool, device: str = "cpu", dtype: str | None = None, compile: bo
 
     ``device``/``dtype``/``compile``: where both sides run, in which dtype (default ``pick_dtype``: fp32
     on CPU, bf16 on CUDA), and whether our step is compiled (default ``DevicePolicy``: on CUDA, where it
-    means CUDA graphs over a static cache). Parity is checked in fp32 on the CPU before anything moves.
-    On CUDA the model is always the full 24 layers; ``--quick`` only shortens the piece.
+    means CUDA graphs over a static cache). On CUDA the model is always the full 24 layers; ``--quick``
+    only shortens the piece. A device that is not there raises ``DeviceUnavailable`` before anything
+    is built.
     """
-    import torch
-
-    from benchmarks.hardware import bandwidth_fields, device_name, read_bandwidth_gbs, timed
-    from cadenza.engine.decode import decode_step
-    from cadenza.engine.device import DevicePolicy, pick_device, pick_dtype
+    from benchmarks.hardware import parse_dtype
+    from cadenza.engine.device import pick_device
 
     target = pick_device(device)
-    run_dtype = getattr(torch, dtype) if dtype else pick_dtype(target)
-    threads = int(os.environ.get("CADENZA_BENCH_THREADS", "1"))
-    torch.set_num_threads(threads)
-    policy = DevicePolicy(prefer=str(target), compile=compile)
-    compiled = policy.should_compile(target)
+    run_dtype = parse_dtype(dtype, target)
     if target.type == "cuda":
         layers, frames, repeats = (24, 100, 3) if quick else (24, 250, 3)
     else:
         layers, frames, repeats = (4, 16, 2) if quick else (24, 24, 3)
-    _log(f"building a MusicGen-small-shaped LM ({layers} layers, d 1024, 4 x 2048, {TEXT_STATES} text states); "
-         f"{device_name(target)}, {run_dtype}, {threads} thread(s), our step {'compiled' if compiled else 'eager'}")
+    threads = int(os.environ.get("CADENZA_BENCH_THREADS", "1"))
+    return run(layers=layers, frames=frames, repeats=repeats, target=target, dtype=run_dtype, compile=compile,
+               threads=threads)
+
+
+def run(*, layers: int, frames: int, repeats: int, target, dtype, compile: bool | None, threads: int,
+        dim: int = 1024, num_heads: int = 16, card: int = 2048) -> dict:
+    """Build the LM (``build``), check parity, move both sides to ``target``/``dtype``, check again, time.
+
+    ``compile`` (default ``DevicePolicy``: on CUDA only) compiles our step over one fixed cache length
+    (one graph for the warm-up and every timed run); the eager step is then timed too, after them.
+    """
+    import torch
+
+    from benchmarks.hardware import (bandwidth_fields, check_close, compile_fallbacks, cuda_graph_skips,
+                                     device_name, read_bandwidth_gbs, timed)
+    from cadenza.engine.decode import decode_step
+    from cadenza.engine.device import DevicePolicy
+
+    torch.set_num_threads(threads)
+    policy = DevicePolicy(prefer=str(target), compile=compile)
+    compiled = policy.should_compile(target)
+    _log(f"building a MusicGen-small-shaped LM ({layers} layers, d {dim}, 4 x {card}, {TEXT_STATES} text states); "
+         f"{device_name(target)}, {dtype}, {threads} thread(s), our step {'compiled' if compiled else 'eager'}")
     missing = reference_available()
     if missing:
         _log(f"no reference: {missing}; timing our side alone (ratio null)")
-    ref, ours, states = build(layers, reference=missing is None)
-    diff = check_parity(ref, ours, states) if ref is not None else None
+    ref, ours, states = build(layers, reference=missing is None, dim=dim, num_heads=num_heads, card=card)
+    theirs, fp32_logits = parity_logits(ref, ours, states)
+    diff = None
     if ref is not None:
+        diff = check_close("our LM disagrees with audiocraft's", fp32_logits, theirs, 1e-3)
         _log(f"logit parity with audiocraft (fp32, CPU): max |diff| {diff:.2e}")
-    states = to_device(ref, ours, states, target, run_dtype)
+    states = to_device(ref, ours, states, target, dtype)
+    theirs, mine = parity_logits(ref, ours, states)
+    vs_fp32 = check_close(f"our LM on {target} in {dtype} disagrees with itself in fp32 on the CPU",
+                          mine, fp32_logits.to(target), 1e-3)
+    device_diff = check_close("our LM disagrees with audiocraft's", mine, theirs, 1e-3) if ref is not None else None
+    _log(f"after the move to {target} in {dtype}: max |diff| vs our fp32 CPU logits {vs_fp32:.2e}"
+         + (f", vs audiocraft {device_diff:.2e}" if ref is not None else ""))
     steps = frames + 3  # the delay pattern adds K - 1 steps
     cache_len = 1 + steps  # one length for warm-up and timed runs: one graph
     step_fn = policy.maybe_compile(decode_step, target) if compiled else None
     static = True if compiled else None
-    with torch.inference_mode():
+    ours_s, theirs_s, eager_s = [], [], []
+    with torch.inference_mode(), compile_fallbacks() as fallbacks:
         _log("warm-up" + (" (compiling our step and capturing its graph)" if compiled else ""))
         run_ours(ours, states, frames, 0, step_fn, cache_len, static)
         run_ours(ours, states, frames, 0, step_fn, cache_len, static)
         if ref is not None:
             run_audiocraft(ref, 4, 0)
-        ours_s, theirs_s = [], []
         for r in range(repeats):
             ours_s.append(timed(lambda: run_ours(ours, states, frames, r, step_fn, cache_len, static), target))
             if ref is not None:
                 theirs_s.append(timed(lambda: run_audiocraft(ref, frames, r), target))
             _log(f"run {r + 1}/{repeats}: ours {1000 * ours_s[-1] / steps:.2f} ms/step"
                  + (f", audiocraft {1000 * theirs_s[-1] / steps:.2f} ms/step" if theirs_s else ""))
+        if compiled:  # after every compiled run: an eager run may swap the cache the graph was captured on
+            run_ours(ours, states, frames, 0)
+            for r in range(repeats):
+                eager_s.append(timed(lambda: run_ours(ours, states, frames, r), target))
+            _log(f"eager step: {1000 * min(eager_s) / steps:.2f} ms/step")
     ours_ms = 1000 * min(ours_s) / steps
     theirs_ms = 1000 * min(theirs_s) / steps if theirs_s else None
     step_bytes = bytes_per_step(ours, steps / 2)
     frame_ms = 1000.0 / 50  # MusicGen's codec: 50 frames per second, one step per frame
-    return {"layers": layers, "frames": frames, "steps": steps, "cfg": 3.0, "top_k": 250, "threads": threads,
-            "text_states": TEXT_STATES, "logit_max_diff": diff, "ours_ms_per_step": round(ours_ms, 2),
-            "audiocraft_ms_per_step": round(theirs_ms, 2) if theirs_ms else None,
-            "ratio": round(theirs_ms / ours_ms, 3) if theirs_ms else None, "reference_missing": missing,
-            "device": target.type, "device_name": device_name(target), "dtype": str(run_dtype).removeprefix("torch."),
-            "compiled": compiled, **bandwidth_fields(step_bytes, ours_ms, read_bandwidth_gbs(target, step_bytes)),
-            "x_realtime": round(frame_ms / ours_ms, 2), "target_ms_per_step": 2.0,
-            "meets_target": bool(ours_ms <= 2.0)}
+    result = {"layers": layers, "frames": frames, "steps": steps, "cfg": 3.0, "top_k": 250, "threads": threads,
+              "text_states": TEXT_STATES, "logit_max_diff": diff, "ours_ms_per_step": round(ours_ms, 2),
+              "audiocraft_ms_per_step": round(theirs_ms, 2) if theirs_ms else None,
+              "ratio": round(theirs_ms / ours_ms, 3) if theirs_ms else None, "reference_missing": missing,
+              "device": target.type, "device_name": device_name(target), "dtype": str(dtype).removeprefix("torch."),
+              "compiled": compiled and not fallbacks,
+              **bandwidth_fields(step_bytes, ours_ms, read_bandwidth_gbs(target, step_bytes)),
+              "x_realtime": round(frame_ms / ours_ms, 2), "target_ms_per_step": 2.0,
+              "meets_target": bool(ours_ms <= 2.0),
+              "device_logit_max_diff": device_diff, "device_vs_fp32_logit_max_diff": vs_fp32,
+              "audiocraft_precision": (f"{str(dtype).removeprefix('torch.')} weights, no autocast"
+                                       if ref is not None else None)}
+    if compiled:
+        result["ours_eager_ms_per_step"] = round(1000 * min(eager_s) / steps, 4)
+        result["compile_fallbacks"] = fallbacks  # empty: the compiled step really ran compiled
+    if compiled and target.type == "cuda":
+        result["cuda_graph_skips"] = cuda_graph_skips()  # 0: the step ran as CUDA graphs
+    return result
 
 
 if __name__ == "__main__":
     import argparse
     import json
 
+    from benchmarks.hardware import DTYPES
+    from cadenza.errors import DeviceUnavailable
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="4 layers and 16 frames on CPU; 100 frames on CUDA")
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
-    parser.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], help="default: fp32 on CPU, bf16 on CUDA")
+    parser.add_argument("--dtype", choices=DTYPES, help="default: fp32 on CPU, bf16 on CUDA")
     parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
-                        help="compile our step (default: on CUDA only)")
+                        help="compile our step (default: on CUDA only, where it means CUDA graphs)")
     args = parser.parse_args()
-    print(json.dumps(main(args.quick, device=args.device, dtype=args.dtype, compile=args.compile)))
+    try:
+        figures = main(args.quick, device=args.device, dtype=args.dtype, compile=args.compile)
+    except DeviceUnavailable as exc:
+        parser.exit(2, f"{parser.prog}: error: {exc}\n")
+    print(json.dumps(figures))
