@@ -35,16 +35,14 @@ BENCHMARKS: dict[str, str] = {
 
 
 def main(argv: list[str] | None = None) -> int:
+    from benchmarks.hardware import add_device_options
+
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     parser.add_argument("name", choices=sorted(BENCHMARKS),
                         help="; ".join(f"{k}: {v}" for k, v in sorted(BENCHMARKS.items())))
     parser.add_argument("--quick", action="store_true", help="a smaller run, for CI and quick checks")
     device = parser.add_argument_group("where it runs (decode_symbolic, decode_codec)")
-    device.add_argument("--device", help="cpu (default) or cuda")
-    device.add_argument("--dtype", choices=["float32", "bfloat16", "float16"],
-                        help="default: float32 on CPU, bfloat16 on CUDA")
-    device.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
-                        help="compile our one-token step (default: on CUDA only, where it means CUDA graphs)")
+    add_device_options(device)
     args = parser.parse_args(argv)
     module = importlib.import_module(f"benchmarks.{args.name}")
     options = {k: v for k, v in (("device", args.device), ("dtype", args.dtype), ("compile", args.compile))

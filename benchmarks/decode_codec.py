@@ -276,15 +276,12 @@ if __name__ == "__main__":
     import argparse
     import json
 
-    from benchmarks.hardware import DTYPES
+    from benchmarks.hardware import add_device_options
     from cadenza.errors import DeviceUnavailable
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="4 layers and 16 frames on CPU; 100 frames on CUDA")
-    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
-    parser.add_argument("--dtype", choices=DTYPES, help="default: fp32 on CPU, bf16 on CUDA")
-    parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
-                        help="compile our step (default: on CUDA only, where it means CUDA graphs)")
+    add_device_options(parser, default_device="cpu")
     args = parser.parse_args()
     try:
         figures = main(args.quick, device=args.device, dtype=args.dtype, compile=args.compile)

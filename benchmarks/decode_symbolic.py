@@ -231,17 +231,14 @@ def _log(message: str) -> None:
 
 
 if __name__ == "__main__":
-    from benchmarks.hardware import DTYPES
+    from benchmarks.hardware import add_device_options
     from cadenza.errors import DeviceUnavailable
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--full", action="store_true", help="512 new tokens, best of 5 (default: quick)")
     parser.add_argument("--quick", action="store_true", help="128 new tokens, best of 3 (the default)")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads for both sides (default 1)")
-    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
-    parser.add_argument("--dtype", choices=DTYPES, help="default: fp32 on CPU, bf16 on CUDA")
-    parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
-                        help="compile our step (default: on CUDA only, where it means CUDA graphs)")
+    add_device_options(parser, default_device="cpu")
     args = parser.parse_args()
     try:
         figures = main(quick=not args.full, threads=args.threads, device=args.device, dtype=args.dtype,

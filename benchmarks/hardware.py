@@ -33,6 +33,17 @@ def device_name(device: torch.device) -> str:
 DTYPES = ("float32", "bfloat16", "float16")  # the choices of --dtype
 
 
+def add_device_options(parser, default_device: str | None = None) -> None:
+    """``--device``, ``--dtype`` and ``--compile``, as ``python -m benchmarks`` and the decode benchmarks'
+    own command lines take them (``parser``: an argparse parser or argument group)."""
+    import argparse
+
+    parser.add_argument("--device", default=default_device, help="cpu (default) or cuda")
+    parser.add_argument("--dtype", choices=DTYPES, help="default: float32 on CPU, bfloat16 on CUDA")
+    parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                        help="compile our one-token step (default: on CUDA only, where it means CUDA graphs)")
+
+
 def parse_dtype(name: str | None, device: torch.device) -> torch.dtype:
     """``"bfloat16"`` -> ``torch.bfloat16``; None -> ``pick_dtype(device)`` (fp32 on CPU, bf16 on CUDA)."""
     from cadenza.engine.device import pick_dtype
