@@ -94,6 +94,17 @@ def test_kernel_refuses_bad_inputs(make_tiny_model, kernel_module):
                                    step.cos, step.sin, 4, 1e-3)
 
 
+def test_a_model_with_a_kernel_can_be_copied(make_tiny_model, kernel_module):
+    import copy
+
+    model = make_tiny_model(seed=9)
+    seq = torch.randint(0, 64, (1, 12), generator=torch.Generator().manual_seed(2))
+    before = steps(model, seq, 3, True)
+    twin = copy.deepcopy(model)
+    assert twin._kernel is None and model._kernel is not None
+    torch.testing.assert_close(steps(twin, seq, 3, True), before)  # the copy builds its own kernel
+
+
 def test_disabled_by_environment(monkeypatch):
     monkeypatch.setenv("CADENZA_CPU_KERNEL", "0")
     step_kernel.load.cache_clear()

@@ -228,6 +228,13 @@ class SymbolicTransformer(nn.Module):
         self._kernel = None  # the C++ form of the lean step over ``_step`` (step_kernel.py), when built
         self.apply(self._init_weights)
 
+    def __getstate__(self) -> dict:
+        # The C++ step object cannot be copied or pickled; a copy rebuilds it at its next setup_cache
+        # (its parameters are new objects, so the step weights' key no longer matches).
+        state = dict(super().__getstate__())
+        state["_kernel"] = None
+        return state
+
     @staticmethod
     def _init_weights(module: nn.Module) -> None:
         if isinstance(module, (nn.Linear, nn.Embedding)):

@@ -8,8 +8,8 @@ same; logits agree to float rounding (tested).
 Building needs a C++ compiler and ninja (Debian: ``build-essential ninja-build``) and takes about 30 s.
 It is never done implicitly while generating: ``scripts/setup.sh`` runs ``python -m
 cadenza.generators.symbolic.step_kernel`` once, which compiles into
-``~/.cache/cadenza-kernels/<name>/`` (the name carries a hash of the source, the torch version and the
-Python version, so an upgrade builds afresh). At run time ``load()`` imports that build if it exists;
+``~/.cache/cadenza-kernels/<name>/`` (the name carries a hash of the source, the flags, the CPU, the torch
+install and the Python version, so an upgrade or another environment builds its own). At run time ``load()`` imports that build if it exists;
 otherwise, or with ``CADENZA_CPU_KERNEL=0``, the Python lean step runs.
 """
 
@@ -45,8 +45,11 @@ def _cpu_signature() -> str:
 
 
 def kernel_name() -> str:
-    """``cadenza_symbolic_step_<hash>``: changes with the source, the flags, the CPU, torch and Python."""
-    key = "\n".join([SOURCE.read_text(), " ".join(CFLAGS), _cpu_signature(), torch.__version__, sys.version])
+    """``cadenza_symbolic_step_<hash>``: changes with the source, the flags, the CPU, torch (version and
+    install) and Python."""
+    # torch's location too: two environments sharing one cache dir would otherwise rebuild over each other
+    key = "\n".join([SOURCE.read_text(), " ".join(CFLAGS), _cpu_signature(), torch.__version__, torch.__file__,
+                     sys.version])
     return f"cadenza_symbolic_step_{hashlib.sha256(key.encode()).hexdigest()[:12]}"
 
 
