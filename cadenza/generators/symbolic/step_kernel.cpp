@@ -29,6 +29,8 @@ static void rms_into(const float* x, float* out, int64_t B, int64_t D, float dim
   }
 }
 
+// One model's step. Not reentrant (it owns work buffers and writes the caches it was given): one call at
+// a time, as the model's own KV cache already demands.
 class SymbolicStep {
  public:
   SymbolicStep(torch::Tensor embed, std::vector<torch::Tensor> qkv, std::vector<torch::Tensor> o,
@@ -83,22 +85,15 @@ class SymbolicStep {
 };
 
 torch::Tensor SymbolicStep::step(const torch::Tensor& token, int64_t pos) {
-  const auto& embed = embed_;
-  const auto& qkv_w = qkv_;
-  const auto& o_w = o_;
-  const auto& gate_up_w = gate_up_;
-  const auto& down_w = down_;
-  const auto& caches = caches_;
   const int64_t H = H_;
-  const int64_t B = token.size(0), D = embed.size(1), Dh = D / H, half = Dh / 2;
-  const int64_t S = caches[0].size(2);
-  const float eps = dim_eps_;
+  const int64_t B = token.size(0), D = embed_.size(1), Dh = D / H, half = Dh / 2;
+  const int64_t S = caches_[0].size(2);
   const float scale = 1.f / std::sqrt(static_cast<float>(Dh));
   const float* cosp = cos_.data_ptr<float>() + pos * half;  // [S_max, half]: this position's row
   const float* sinp = sin_.data_ptr<float>() + pos * half;
-  const int64_t F = down_w[0].size(0);
+  const int64_t F = down_[0].size(0);
   if (!x_.defined() || x_.size(0) != B) {  // work buffers, reused while the batch size stays
-    const auto options = embed.options();
+    const auto options = embed_.options();
     x_ = torch::empty({B, D}, options);
     h_ = torch::empty({B, D}, options);
     y_ = torch::empty({B, D}, options);
@@ -107,13 +102,13 @@ torch::Tensor SymbolicStep::step(const torch::Tensor& token, int64_t pos) {
     act_ = torch::empty({B, F}, options);
   }
   torch::Tensor x = x_, h = h_, y = y_, act = act_;
-  torch::index_select_out(x, embed, 0, token);  // [B, D]
+  torch::index_select_out(x, embed_, 0, token);  // [B, D]
   std::vector<float> scores(pos + 1);
-  for (size_t l = 0; l < qkv_w.size(); ++l) {
-    rms_into(x.data_ptr<float>(), h.data_ptr<float>(), B, D, eps);
-    torch::Tensor qkv = torch::mm_out(qkv_buf_, h, qkv_w[l]);  // [B, 3D]: q | k | v, each H heads of Dh
+  for (size_t l = 0; l < qkv_.size(); ++l) {
+    rms_into(x.data_ptr<float>(), h.data_ptr<float>(), B, D, dim_eps_);
+    torch::Tensor qkv = torch::mm_out(qkv_buf_, h, qkv_[l]);  // [B, 3D]: q | k | v, each H heads of Dh
     float* qp = qkv.data_ptr<float>();
-    float* cache = caches[l].data_ptr<float>();  // [B, 2H, S, Dh]: keys then values
+    float* cache = caches_[l].data_ptr<float>();  // [B, 2H, S, Dh]: keys then values
     for (int64_t b = 0; b < B; ++b) {
       float* row = qp + b * 3 * D;
       // RoPE on q and k (half-split layout), in place
@@ -158,9 +153,9 @@ torch::Tensor SymbolicStep::step(const torch::Tensor& token, int64_t pos) {
         }
       }
     }
-    x.addmm_(y, o_w[l]);
-    rms_into(x.data_ptr<float>(), h.data_ptr<float>(), B, D, eps);
-    torch::Tensor gu = torch::mm_out(gu_buf_, h, gate_up_w[l]);  // [B, 2F]: gate | up
+    x.addmm_(y, o_[l]);
+    rms_into(x.data_ptr<float>(), h.data_ptr<float>(), B, D, dim_eps_);
+    torch::Tensor gu = torch::mm_out(gu_buf_, h, gate_up_[l]);  // [B, 2F]: gate | up
     const float* g = gu.data_ptr<float>();
     float* a = act.data_ptr<float>();
     for (int64_t b = 0; b < B; ++b)
@@ -168,9 +163,9 @@ torch::Tensor SymbolicStep::step(const torch::Tensor& token, int64_t pos) {
         const float gv = g[b * 2 * F + i];
         a[b * F + i] = gv / (1.f + std::exp(-gv)) * g[b * 2 * F + F + i];
       }
-    x.addmm_(act, down_w[l]);
+    x.addmm_(act, down_[l]);
   }
-  rms_into(x.data_ptr<float>(), h.data_ptr<float>(), B, D, eps);
+  rms_into(x.data_ptr<float>(), h.data_ptr<float>(), B, D, dim_eps_);
   return torch::mm(h, head_);
 }
 
