@@ -30,6 +30,7 @@ BENCHMARKS: dict[str, str] = {
     "ddsp": "DDSP timbre transfer real-time factor on one core; f0 tracker accuracy",
     "render_batch": "batch MIDI -> audio files/s vs one fluidsynth process per file",
     "symbolic_controls": "symbolic control adherence: decode, exact bars/tempo/meter, key",
+    "symbolic_form": "whole tunes: pile-ups, form plans kept, repeated bars vs corpus, one line, infilling",
     "text_to_music": "audio defaults: prompted instrument heard (offline probe) and real-time factor",
 }
 

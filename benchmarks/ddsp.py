@@ -39,7 +39,7 @@ def log(message: str) -> None:
 
 def voice(seconds: float) -> tuple[np.ndarray, int, str]:
     """``(samples [N], rate, what)``: espeak-ng speech trimmed/padded to ``seconds``, else a sung tone."""
-    from cadenza.render.audio_io import read_audio
+    from cadenza.fileio.audio import read_audio
 
     if shutil.which("espeak-ng"):
         with tempfile.TemporaryDirectory() as tmp:
@@ -157,7 +157,7 @@ def instrument_quality(audio: np.ndarray, sr: int, names: list[str]) -> dict:
     from cadenza.generators.ddsp.export import load_instrument
     from cadenza.generators.ddsp.features import default_tracker
     from cadenza.generators.ddsp.transfer import TransferOptions, transfer_audio
-    from cadenza.render.audio_io import resample
+    from cadenza.fileio.audio import resample
 
     specs = discover(model_dirs())
     tracker = default_tracker()

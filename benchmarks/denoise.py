@@ -117,8 +117,8 @@ def _quality_backend(quick: bool):
     for spec in Studio().specs().values():
         if spec.family == "diffusion" and spec.config.get("format") == "cadenza":
             return load_cadenza_backend(spec), f"checkpoint {spec.name}"
-    from cadenza.generators.codec_lm.codec import CodecConfig, build_codec
-    from cadenza.text.encoder import TextEncoder
+    from cadenza.codec.model import CodecConfig, build_codec
+    from cadenza.tokenizers.text import TextEncoder
 
     torch.manual_seed(0)
     config = DiTConfig(layers=2, heads=2, head_dim=16, cond_dim=32, time_proj_dim=16) if quick else DiTConfig()

@@ -50,7 +50,7 @@ def codec_resynthesis_features(spec, wavs: list[np.ndarray], sample_rate: int) -
     import torch
 
     from cadenza.data.instrument_probe import clip_features
-    from cadenza.generators.codec_lm.codec import load_codec
+    from cadenza.codec.model import load_codec
 
     codec = load_codec(spec.directory / spec.files["codec"]["path"], spec.config["codec"])
     out = []

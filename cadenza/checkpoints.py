@@ -2,6 +2,8 @@
 
 A manifest names the family, the files and their sha256, the model config, the capabilities, the
 license, and how the weights were made (recipe, data, command, metrics) or where they came from.
+Any family name is read here: which families exist is the generator registry's business
+(``generators.families``), so this core module never imports a family.
 Weights load only through safetensors; a pickle is never unpickled here.
 """
 
@@ -17,14 +19,6 @@ from cadenza.conditioning import Capability
 from cadenza.errors import CheckpointError
 
 MANIFEST = "manifest.json"
-FAMILIES_OUTPUT = {"symbolic": "midi", "codec_lm": "audio", "diffusion": "audio", "ddsp": "audio"}
-# The `Sampling` fields (beyond seed and num_samples) each family honours; anything else set is refused.
-FAMILY_SAMPLING = {
-    "symbolic": frozenset({"temperature", "top_k", "top_p", "repetition_penalty", "max_tokens", "key_bias"}),
-    "codec_lm": frozenset({"temperature", "top_k", "top_p", "cfg_scale"}),
-    "diffusion": frozenset({"cfg_scale", "steps", "scheduler", "strength"}),
-    "ddsp": frozenset(),
-}
 REPO_CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
 USER_CHECKPOINTS = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "cadenza"
 
@@ -51,15 +45,6 @@ class CheckpointSpec:
     description: str = ""
     made_by: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
-
-    @property
-    def output(self) -> str:
-        return FAMILIES_OUTPUT[self.family]
-
-    @property
-    def sampling(self) -> frozenset[str]:
-        """The `Sampling` fields this model honours (see ``FAMILY_SAMPLING``)."""
-        return FAMILY_SAMPLING[self.family]
 
     @property
     def sha256(self) -> str:
@@ -102,8 +87,8 @@ def read_manifest(directory: str | os.PathLike) -> CheckpointSpec:
         raise CheckpointError(f"cannot read {directory / MANIFEST}: {exc}") from exc
     try:
         family = data["family"]
-        if family not in FAMILIES_OUTPUT:
-            raise CheckpointError(f"{directory}: unknown family {family!r} (known: {', '.join(FAMILIES_OUTPUT)})")
+        if not isinstance(family, str) or not family:
+            raise CheckpointError(f"{directory / MANIFEST}: 'family' must name a generator family, not {family!r}")
         return CheckpointSpec(
             name=data.get("name", directory.name), family=family, directory=directory,
             files={role: {"path": f["path"], "sha256": f["sha256"]} for role, f in data["files"].items()},

@@ -39,6 +39,8 @@ class Capability(str, enum.Enum):
     MELODY_MIDI = "melody_midi"
     MELODY_AUDIO = "melody_audio"
     SOURCE_AUDIO = "source_audio"
+    FORM = "form"
+    REGENERATE = "regenerate"
 
 
 def _file_kind(path: str) -> str:
@@ -58,7 +60,7 @@ def _check_input_file(name: str, path: str) -> None:
     if os.path.getsize(path) == 0:
         raise CorruptInput(f"{name}: {path!r} is empty")
     if _file_kind(path) == "midi":
-        from cadenza.render.midi_io import load_midi
+        from cadenza.fileio.midi import load_midi
         load_midi(path)
     else:
         import soundfile
@@ -78,6 +80,9 @@ class Conditioning:
     ``bars`` 1-256. ``key`` like 'D major' or 'F# minor'; ``time_signature`` like '6/8'.
     ``prompt`` is a MIDI or audio file to continue; ``melody`` a MIDI or audio file to follow;
     ``source_audio`` the recording for timbre transfer.
+    ``form`` a plan of lettered sections such as 'AABB', 'A8 B8' or "A A' B B'" (see ``cadenza.music.form``);
+    ``regenerate`` ``(first, last)``: bars of the MIDI ``prompt`` to write anew, 1-based and inclusive,
+    keeping every other note as it is.
     """
 
     text: str | None = None
@@ -94,6 +99,8 @@ class Conditioning:
     prompt: str | None = None
     melody: str | None = None
     source_audio: str | None = None
+    form: str | None = None
+    regenerate: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         for name in ("tags", "instruments", "chords"):
@@ -120,6 +127,19 @@ class Conditioning:
         if self.duration_s is not None:
             if not isinstance(self.duration_s, (int, float)) or not math.isfinite(self.duration_s) or not 0 < self.duration_s <= 600:
                 raise InvalidConditioning(f"duration {self.duration_s!r} s must be more than 0 and at most 600 seconds")
+        if self.form is not None:
+            from cadenza.music.form import parse_form
+
+            parse_form(self.form, self.bars)  # raises on a plan that cannot be read or does not add up
+        if self.regenerate is not None:
+            span = self.regenerate
+            if (isinstance(span, str) or len(span) != 2
+                    or not all(isinstance(v, int) and not isinstance(v, bool) for v in span)
+                    or not 1 <= span[0] <= span[1]):
+                raise InvalidConditioning(f"regenerate {span!r} must be (first, last) bar numbers, 1 <= first <= last")
+            object.__setattr__(self, "regenerate", (int(span[0]), int(span[1])))
+            if self.prompt is None or _file_kind(self.prompt) != "midi":
+                raise InvalidConditioning("regenerate rewrites bars of a MIDI file: set prompt to one")
         for name in ("prompt", "melody", "source_audio"):
             value = getattr(self, name)
             if value is not None:
@@ -134,7 +154,8 @@ class Conditioning:
                   "style": Capability.STYLE, "tempo_bpm": Capability.TEMPO, "key": Capability.KEY,
                   "time_signature": Capability.TIME_SIGNATURE, "bars": Capability.BARS,
                   "duration_s": Capability.DURATION, "instruments": Capability.INSTRUMENTS,
-                  "chords": Capability.CHORDS, "source_audio": Capability.SOURCE_AUDIO}
+                  "chords": Capability.CHORDS, "source_audio": Capability.SOURCE_AUDIO, "form": Capability.FORM,
+                  "regenerate": Capability.REGENERATE}
         for name, cap in simple.items():
             if getattr(self, name) not in (None, ()):
                 used.add(cap)

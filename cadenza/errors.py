@@ -17,6 +17,15 @@ class CorruptInput(CadenzaError, ValueError):
     """An input file (MIDI, audio) is empty, truncated, or not what its name says."""
 
 
+class CorruptMidi(CorruptInput):
+    """A MIDI file is empty, truncated, not MIDI at all, or has no notes to play."""
+
+
+class InputNotFound(CorruptInput, FileNotFoundError):
+    """An input file does not exist: a ``CorruptInput`` (callers that catch bad inputs catch this too)
+    and a ``FileNotFoundError`` (callers that think in OS terms can too)."""
+
+
 class CheckpointError(CadenzaError, RuntimeError):
     """A checkpoint is missing, malformed, or its files do not match the sha256 in its manifest."""
 

@@ -8,6 +8,7 @@ everything needed to make the same file again.
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import json
 import os
 import platform
@@ -71,10 +72,31 @@ AUDIO_FORMATS = (".wav", ".flac", ".ogg")
 
 @dataclass
 class MidiOutput:
-    """A generated score. ``save('x.mid')`` writes MIDI; ``save('x.wav'|'x.flac')`` renders with FluidSynth."""
+    """A score: generated, or read from a file with ``MidiOutput.load``. ``save('x.mid')`` writes MIDI;
+    ``Studio.render(output)`` turns it into an ``AudioOutput`` (then ``.save('x.wav')``)."""
 
     score: symusic.Score
     provenance: Provenance
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> MidiOutput:
+        """Read a Standard MIDI File, to render it, continue it or use it as a melody.
+
+        The provenance says where it came from: family ``"file"``, ``model`` the path, and
+        ``notes["loaded_from"]`` / ``notes["sha256"]`` (of the file's bytes).
+
+        Raises:
+            CorruptMidi: the file is empty, not MIDI, cannot be parsed, or has no notes.
+            CorruptInput: the file does not exist (an ``InputNotFound``).
+        """
+        from cadenza.fileio.midi import load_midi
+
+        source = Path(path)
+        score = load_midi(source)
+        digest = hashlib.sha256(source.read_bytes()).hexdigest()
+        notes = {"loaded_from": str(source), "sha256": digest}
+        return cls(score, Provenance(model=str(source), family="file", checkpoint_sha256=None, conditioning={},
+                                     sampling={}, seed=None, notes=notes))
 
     def save(self, path: str | os.PathLike, sidecar: bool = True) -> Path:
         target = Path(path)
@@ -83,47 +105,45 @@ class MidiOutput:
             with atomic_path(target) as tmp:
                 self.score.dump_midi(tmp)
         elif suffix in AUDIO_FORMATS:
-            return self.render().save(target, sidecar=sidecar)
+            raise InvalidConditioning(f"cannot save MIDI as {target.name!r}: render it first, "
+                                      f"studio.render(output).save({target.name!r}), or save it as .mid")
         else:
-            raise InvalidConditioning(f"cannot save MIDI as {target.name!r}: use .mid, or .wav/.flac/.ogg to render it")
+            raise InvalidConditioning(f"cannot save MIDI as {target.name!r}: use .mid (or render it to audio with "
+                                      "Studio.render)")
         if sidecar:
             self.provenance.write_sidecar(target)
         return target
 
-    def render(self, options=None) -> AudioOutput:
-        """Render through FluidSynth with ``options`` (a ``RenderOptions``; default GM SoundFont)."""
-        from cadenza.render.fluidsynth import FluidSynthRenderer, RenderOptions
-
-        options = options or RenderOptions()
-        with FluidSynthRenderer(options) as renderer:
-            samples = renderer.render(self.score)
-        notes = {**self.provenance.notes, "rendered_with": "fluidsynth", "render_options": asdict(options)}
-        return AudioOutput(samples, options.sample_rate, Provenance(**{**asdict(self.provenance), "notes": notes}))
-
     def piano_roll(self, path: str | os.PathLike) -> Path:
         """Write a piano-roll PNG of the score."""
-        from cadenza.render.images import piano_roll_png
+        from cadenza.fileio.images import piano_roll_png
 
         piano_roll_png(self.score, path)
         return Path(path)
 
     @property
     def duration_s(self) -> float:
-        from cadenza.render.midi_io import midi_duration_s
+        from cadenza.fileio.midi import midi_duration_s
 
         return midi_duration_s(self.score)
 
 
 @dataclass
 class AudioOutput:
-    """Generated audio ``samples [C, N] float32`` in [-1, 1] at ``sample_rate`` Hz."""
+    """Generated audio ``samples [C, N] float32`` in [-1, 1] at ``sample_rate`` Hz.
+
+    ``stems``: the parts it was mixed from, when the renderer made them (a DDSP instrument plays each
+    voice of a score separately: one mono stem per voice, named by ``provenance.notes["voice"]``, that
+    sum to the mix); empty otherwise.
+    """
 
     samples: np.ndarray
     sample_rate: int
     provenance: Provenance
+    stems: tuple[AudioOutput, ...] = ()
 
     def save(self, path: str | os.PathLike, sidecar: bool = True) -> Path:
-        from cadenza.render.audio_io import write_audio
+        from cadenza.fileio.audio import write_audio
 
         target = Path(path)
         if target.suffix.lower() not in AUDIO_FORMATS:
@@ -134,7 +154,7 @@ class AudioOutput:
         return target
 
     def spectrogram(self, path: str | os.PathLike) -> Path:
-        from cadenza.render.images import spectrogram_png
+        from cadenza.fileio.images import spectrogram_png
 
         spectrogram_png(self.samples, self.sample_rate, path)
         return Path(path)

@@ -10,20 +10,30 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cadenza.checkpoints import CheckpointSpec, discover, read_manifest
 from cadenza.checkpoints import model_dirs as default_model_dirs
 from cadenza.conditioning import Conditioning, Sampling, require_sampling_supported, require_supported
 from cadenza.errors import CheckpointError, UnsupportedConditioning
-from cadenza.generators.base import Callbacks, Generator, load_generator
+from cadenza.generators.base import Callbacks, Generator
+from cadenza.generators.families import families, family, find_folder, load_generator, pullable, train_recipes
+from cadenza.generators.family import Family, Recipe
 from cadenza.outputs import AudioOutput, MidiOutput, Provenance
+
+if TYPE_CHECKING:
+    from cadenza.render.batch import BatchSummary
+    from cadenza.runners import Runner
 
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """What ``cadenza models`` lists."""
+    """What ``cadenza models`` lists. From the model's family: ``output`` ('midi' or 'audio'),
+    ``sampling`` (the `Sampling` fields it honours beyond seed and num_samples) and ``choices``
+    (suggested values for free-text settings, e.g. ``{"scheduler": ("dpm++", ...)}``)."""
 
     name: str
     family: str
@@ -33,10 +43,12 @@ class ModelInfo:
     description: str
     path: str
     sampling: tuple[str, ...] = ()
+    choices: Mapping[str, tuple[str, ...]] = field(default_factory=dict, hash=False)
 
     def to_dict(self) -> dict:
         return {"name": self.name, "family": self.family, "output": self.output,
-                "capabilities": list(self.capabilities), "sampling": list(self.sampling), "license": self.license,
+                "capabilities": list(self.capabilities), "sampling": list(self.sampling),
+                "choices": {k: list(v) for k, v in self.choices.items()}, "license": self.license,
                 "description": self.description, "path": self.path}
 
 
@@ -62,33 +74,66 @@ class Studio:
 
     # ---- discovery ------------------------------------------------------------------------------
     def specs(self) -> dict[str, CheckpointSpec]:
-        return discover(self._dirs)
+        """Every installed model of a known family, by name (a model of a family this installation does not
+        have is left out here and explained by ``spec(name)``)."""
+        known = families()
+        return {name: s for name, s in discover(self._dirs).items() if s.family in known}
 
     def models(self) -> list[ModelInfo]:
         """Every installed model, sorted by family then name."""
-        infos = [ModelInfo(s.name, s.family, s.output, tuple(sorted(c.value for c in s.capabilities)), s.license,
-                           s.description, str(s.directory), tuple(sorted(s.sampling))) for s in self.specs().values()]
-        return sorted(infos, key=lambda m: (m.family, m.name))
+        return sorted((self.info(s) for s in self.specs().values()), key=lambda m: (m.family, m.name))
+
+    def info(self, model: str | CheckpointSpec) -> ModelInfo:
+        """What ``cadenza models`` says about one model (a name, a path, or a spec)."""
+        spec = model if isinstance(model, CheckpointSpec) else self.spec(model)
+        fam = family(spec.family)
+        return ModelInfo(spec.name, spec.family, fam.output, tuple(sorted(c.value for c in spec.capabilities)),
+                         spec.license, spec.description, str(spec.directory), tuple(sorted(fam.sampling)),
+                         dict(fam.choices))
+
+    @staticmethod
+    def families() -> Mapping[str, Family]:
+        """The generator families this installation has (the built-in four and any plugins), by name."""
+        return families()
+
+    @staticmethod
+    def train_recipes() -> dict[str, Recipe]:
+        """``cadenza train`` recipes by name: each has ``help``, ``description``, ``add_arguments(parser)``
+        and ``run(args)`` (its module is imported by the first of those calls)."""
+        return train_recipes()
+
+    @staticmethod
+    def pullable() -> dict[str, str]:
+        """The pretrained models ``pull`` can download: name -> one line."""
+        return pullable()
+
+    def pull(self, name: str, root: str | os.PathLike | None = None,
+             log: Callable[[str], None] = print) -> CheckpointSpec:
+        """Download the pretrained model ``name`` (see ``pullable``) into ``root/name`` (default
+        ``~/.cache/cadenza``) with a manifest pinning every file by sha256. The only call that downloads."""
+        from cadenza.generators.families import pull
+
+        return pull(name, root=None if root is None else os.fspath(root), log=log)
+
+    @staticmethod
+    def soundfonts() -> dict[str, Path]:
+        """SoundFonts on this machine by name, the one FluidSynth uses by default first."""
+        from cadenza.render.soundfonts import installed_soundfonts
+
+        return installed_soundfonts()
 
     def spec(self, name: str) -> CheckpointSpec:
         specs = self.specs()
         if name in specs:
             return specs[name]
-        for root in self._dirs:  # a folder that exists but did not parse: say why
+        for root in self._dirs:  # a folder that exists but did not parse, or is of an unknown family: say why
             if (root / name / "manifest.json").exists():
-                return read_manifest(root / name)
+                return _known_family(read_manifest(root / name))
         if Path(name, "manifest.json").exists():  # a path to a checkpoint folder
-            return read_manifest(name)
-        from cadenza.generators.codec_lm.release_dir import find_release, spec_for_release
-
-        release = find_release(name)  # a bare audiocraft MusicGen folder, HF-cache snapshot, or cached hub id
-        if release is not None:
-            return spec_for_release(release, name=name)
-        from cadenza.generators.diffusion.pipeline_dir import find_pipeline, spec_for_folder
-
-        pipeline = find_pipeline(name)  # a bare diffusers folder, HF-cache snapshot, or cached hub id
-        if pipeline is not None:
-            return spec_for_folder(pipeline, name=name)
+            return _known_family(read_manifest(name))
+        found = find_folder(name)  # a bare pretrained folder, HF-cache snapshot or cached hub id some family reads
+        if found is not None:
+            return found
         known = ", ".join(sorted(specs)) or "none installed"
         raise CheckpointError(f"no model named {name!r} (installed: {known})")
 
@@ -119,78 +164,142 @@ class Studio:
         any set field the model cannot honour."""
         spec = self.spec(model)
         require_supported(conditioning, spec.capabilities, spec.name)
-        require_sampling_supported(sampling, spec.sampling, spec.name)
+        require_sampling_supported(sampling, family(spec.family).sampling, spec.name)
         generator = self.load(model)  # by what was asked for: a name here, or a checkpoint folder's path
         with self._lock(model):
             return generator.generate(conditioning, sampling, callbacks)
 
-    def render(self, output: MidiOutput | AudioOutput, synth: str = "fluidsynth", soundfont: str | None = None,
-               **options) -> AudioOutput:
-        """Audio for ``output``: MIDI is rendered with ``synth``: 'fluidsynth' (``options``: RenderOptions
-        fields) or 'ddsp:NAME', a DDSP instrument such as 'ddsp:violin' (``options``: NoteRenderOptions
-        fields; polyphony is split into voices, see ``render_voices``); audio passes through."""
-        if isinstance(output, AudioOutput):
-            return output
-        if synth.startswith("ddsp:"):
-            if soundfont is not None:
-                raise UnsupportedConditioning(f"a SoundFont is for synth 'fluidsynth'; {synth!r} plays its learned timbre")
-            return self.render_voices(output, synth, **options)[0]
-        if synth != "fluidsynth":
+    def render(self, source: MidiOutput | AudioOutput | str | os.PathLike, synth: str = "fluidsynth",
+               soundfont: str | None = None, *, seed: int | None = None, **options) -> AudioOutput:
+        """Audio for ``source``: the one way to turn MIDI into sound.
+
+        ``source``: a ``MidiOutput``, a MIDI file's path (read with ``MidiOutput.load``), or an
+        ``AudioOutput`` (returned as it is). ``synth``:
+
+        - ``"fluidsynth"``: a General MIDI SoundFont (``soundfont``: another .sf2/.sf3); ``options`` are
+          ``render.fluidsynth.RenderOptions`` fields (sample_rate, gain, reverb, normalize_lufs, ...).
+        - ``"ddsp:NAME"``: a learned DDSP instrument, e.g. ``"ddsp:violin"``; ``options`` are
+          ``generators.ddsp.midi.NoteRenderOptions`` fields (vibrato_cents, attack_s, ...), ``seed``
+          (default 0) seeds the noise part of its sound. Chords are split into monophonic voices, each
+          played on its own: the result is their mix, and its ``stems`` hold one AudioOutput per voice.
+
+        Raises:
+            UnsupportedConditioning: an unknown synth, an option that synth does not have, a SoundFont
+                or a seed given to a synth that does not use it.
+            CorruptMidi: the file is not MIDI, cannot be parsed or has no notes (CorruptInput if missing).
+            MissingDependency: FluidSynth or a SoundFont is not installed.
+        """
+        if isinstance(source, AudioOutput):
+            return source
+        ddsp = synth.startswith("ddsp:")
+        if not ddsp and synth != "fluidsynth":
             raise UnsupportedConditioning(f"synth {synth!r} is not available; use 'fluidsynth' or 'ddsp:NAME' "
                                           f"(e.g. ddsp:violin)")
-        from cadenza.render.fluidsynth import RenderOptions
+        if ddsp and soundfont is not None:
+            raise UnsupportedConditioning(f"a SoundFont is for synth 'fluidsynth'; {synth!r} plays its learned timbre")
+        if not ddsp and seed is not None:
+            raise UnsupportedConditioning("FluidSynth plays the same every time: a seed is for 'ddsp:NAME' synths")
+        output = source if isinstance(source, MidiOutput) else MidiOutput.load(source)
+        if ddsp:
+            return self._render_ddsp(output, synth, 0 if seed is None else seed, options)
+        from cadenza.render.fluidsynth import RenderOptions, render_output
 
-        return output.render(RenderOptions(soundfont=soundfont, **options))
+        return render_output(output, _synth_options(RenderOptions, synth, {"soundfont": soundfont, **options}))
 
-    def render_batch(self, input_dir: str | os.PathLike, output_dir: str | os.PathLike, *, fmt: str = "wav",
-                     workers: int = 2, soundfont: str | None = None, progress: bool = True, force: bool = False,
-                     **options):
-        """Render every MIDI file under ``input_dir`` into ``output_dir``; see ``render.batch.render_batch``."""
+    def render_batch(self, input_dir: str | os.PathLike, output_dir: str | os.PathLike, *, synth: str = "fluidsynth",
+                     soundfont: str | None = None, fmt: str = "wav", workers: int = 2, progress: bool = True,
+                     force: bool = False, runner: Runner | None = None, **options) -> BatchSummary:
+        """Render every MIDI file under ``input_dir`` into the same tree under ``output_dir`` as ``fmt``
+        files, with a progress bar, resume (finished files are skipped unless ``force``) and a JSONL
+        report of every file; a broken file is reported, never stops the batch. ``options`` as for
+        ``render`` with FluidSynth. ``runner`` runs the renders (default: ``workers`` local processes,
+        each keeping one synth loaded). See ``render.batch.render_batch``.
+
+        Raises:
+            UnsupportedConditioning: a synth other than 'fluidsynth' (render those files one by one).
+            InvalidConditioning: ``input_dir`` is not a folder, or ``fmt`` is unknown.
+            MissingDependency: FluidSynth or a SoundFont is not installed.
+        """
+        if synth != "fluidsynth":
+            raise UnsupportedConditioning(f"folders render with synth 'fluidsynth'; {synth!r} renders one MIDI file "
+                                          "at a time (give a .mid file)")
         from cadenza.render.batch import render_batch
         from cadenza.render.fluidsynth import RenderOptions
 
-        return render_batch(input_dir, output_dir, options=RenderOptions(soundfont=soundfont, **options), fmt=fmt,
-                            workers=workers, progress=progress, force=force)
+        render_options = _synth_options(RenderOptions, synth, {"soundfont": soundfont, **options})
+        return render_batch(input_dir, output_dir, options=render_options, fmt=fmt, workers=workers,
+                            progress=progress, force=force, runner=runner)
 
-    def _ddsp_spec(self, instrument: str) -> tuple[str, CheckpointSpec]:
-        """``(key, spec)`` of the ddsp model ``instrument``: 'ddsp-violin', a short name 'violin' /
-        'ddsp:violin', or a checkpoint folder's path; ``key`` is what `load` takes."""
-        name = instrument.removeprefix("ddsp:")
-        if name not in self.specs() and f"ddsp-{name}" in self.specs():
-            name = f"ddsp-{name}"
-        spec = self.spec(name)
-        if spec.family != "ddsp":
-            raise UnsupportedConditioning(f"model {name!r} is a {spec.family} model; this needs a ddsp instrument")
-        return name, spec
-
-    def transfer(self, source_audio: str | os.PathLike, instrument: str, options=None, sampling: Sampling = Sampling(),
-                 callbacks: Callbacks = Callbacks()) -> AudioOutput:
-        """Timbre transfer of a monophonic recording onto a DDSP instrument ('ddsp-violin' or 'violin');
-        ``options``: a ``generators.ddsp.transfer.TransferOptions`` (pitch/loudness shift, autotune, ...)."""
-        key, spec = self._ddsp_spec(instrument)
-        conditioning = Conditioning(source_audio=os.fspath(source_audio))
-        require_supported(conditioning, spec.capabilities, spec.name)
-        require_sampling_supported(sampling, spec.sampling, spec.name)
-        generator = self.load(key)
-        with self._lock(key):
-            return generator.generate(conditioning, sampling, callbacks, options=options)[0]
-
-    def render_voices(self, output: MidiOutput, synth: str, seed: int = 0, **options) -> tuple[AudioOutput, list[AudioOutput]]:
-        """MIDI played by a DDSP instrument (``synth`` 'ddsp:NAME'): ``(mix, one stem per voice)``;
-        ``options`` are ``generators.ddsp.midi.NoteRenderOptions`` fields."""
-        from dataclasses import asdict
-
+    def _render_ddsp(self, output: MidiOutput, synth: str, seed: int, options: dict) -> AudioOutput:
+        """``output`` played by the DDSP instrument ``synth``: the mix, with one stem per voice."""
         from cadenza.generators.ddsp.midi import NoteRenderOptions
 
         key, spec = self._ddsp_spec(synth)
-        note_options = NoteRenderOptions(**options)
+        note_options = _synth_options(NoteRenderOptions, synth, options)
         generator = self.load(key)
         with self._lock(key):
             rendered = generator.render_midi(output.score, note_options, seed=seed)
         base = asdict(output.provenance)
         notes = {**output.provenance.notes, "rendered_with": f"ddsp:{spec.name}", "ddsp_sha256": spec.sha256,
                  "render_options": note_options.to_dict(), "render_seed": seed}
-        mix = AudioOutput(rendered.mix, rendered.sample_rate, Provenance(**{**base, "notes": {**notes, "voices": rendered.voice_names}}))
-        stems = [AudioOutput(stem, rendered.sample_rate, Provenance(**{**base, "notes": {**notes, "voice": name}}))
-                 for stem, name in zip(rendered.stems, rendered.voice_names, strict=True)]
-        return mix, stems
+        stems = tuple(AudioOutput(stem, rendered.sample_rate, Provenance(**{**base, "notes": {**notes, "voice": name}}))
+                      for stem, name in zip(rendered.stems, rendered.voice_names, strict=True))
+        return AudioOutput(rendered.mix, rendered.sample_rate,
+                           Provenance(**{**base, "notes": {**notes, "voices": rendered.voice_names}}), stems=stems)
+
+    def _ddsp_spec(self, instrument: str) -> tuple[str, CheckpointSpec]:
+        """``(key, spec)`` of the ddsp model ``instrument``: 'ddsp-violin', a short name 'violin' /
+        'ddsp:violin', or a checkpoint folder's path; ``key`` is what `load` takes."""
+        name = instrument.removeprefix("ddsp:")
+        prefix = family("ddsp").name_prefix
+        if name not in self.specs() and f"{prefix}{name}" in self.specs():
+            name = f"{prefix}{name}"
+        spec = self.spec(name)
+        if spec.family != "ddsp":
+            raise UnsupportedConditioning(f"model {name!r} is a {spec.family} model; this needs a ddsp instrument")
+        return name, spec
+
+    def transfer(self, source_audio: str | os.PathLike, instrument: str, options=None, sampling: Sampling = Sampling(),
+                 callbacks: Callbacks = Callbacks(), **option_values) -> AudioOutput:
+        """Timbre transfer of a monophonic recording onto a DDSP instrument ('ddsp-violin' or 'violin').
+
+        How, as keywords (all optional): ``pitch_shift`` (semitones, after the automatic octave shift),
+        ``loudness_shift`` (dB), ``quiet_db`` (how much softer unpitched parts are played),
+        ``autotune_key`` ('D major') and ``autotune_amount`` (0-1), ``auto_adjust`` (False keeps the
+        recording's octave and loudness), ...: the instrument family's options (for DDSP,
+        ``TransferOptions`` fields); or the options object itself as ``options``.
+
+        Raises:
+            UnsupportedConditioning: ``instrument`` is not a DDSP model, or an option it does not have.
+        """
+        key, spec = self._ddsp_spec(instrument)
+        fam = family(spec.family)
+        if options is not None and option_values:
+            raise UnsupportedConditioning("give the transfer options as keywords or as one options object, not both")
+        if options is None:
+            options = fam.make_options(option_values)
+        conditioning = Conditioning(source_audio=os.fspath(source_audio))
+        require_supported(conditioning, spec.capabilities, spec.name)
+        require_sampling_supported(sampling, fam.sampling, spec.name)
+        generator = self.load(key)
+        with self._lock(key):
+            return generator.generate(conditioning, sampling, callbacks, options=options)[0]
+
+
+def _known_family(spec: CheckpointSpec) -> CheckpointSpec:
+    """``spec``, or CheckpointError saying its family is not one this installation has."""
+    try:
+        family(spec.family)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{spec.directory}: {exc}") from None
+    return spec
+
+
+def _synth_options(cls: type, synth: str, options: dict):
+    """``cls(**options)``, or a message naming the options ``synth`` does have."""
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise UnsupportedConditioning(f"synth {synth!r} has no option {', '.join(map(repr, unknown))}; "
+                                      f"its options: {', '.join(sorted(known))}")
+    return cls(**options)

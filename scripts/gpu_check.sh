@@ -13,7 +13,8 @@ export PYTHONPATH=".:${PYTHONPATH:-}" PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
 nvidia-smi -L | tee "$OUT/device.txt"
 python3 -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)" | tee -a "$OUT/device.txt"
 status=0
-python3 -m pytest -q -m cuda -p no:cacheprovider tests/engine/test_cuda_paths.py tests/engine/test_decode.py tests/engine/test_device.py 2>&1 | tee "$OUT/cuda_tests.log" || status=1
+python3 -m pytest -q -m cuda -p no:cacheprovider tests/generators/codec_lm/test_lm_cuda.py \
+  tests/generators/symbolic/test_symbolic_cuda.py tests/engine/test_decode.py tests/engine/test_device.py 2>&1 | tee "$OUT/cuda_tests.log" || status=1
 for name in decode_codec decode_symbolic; do
   python3 -m benchmarks "$name" --device cuda "$@" 2>&1 | tee "$OUT/$name.log" || status=1
   tail -n 1 "$OUT/$name.log" > "$OUT/$name.json"

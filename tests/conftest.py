@@ -1,6 +1,7 @@
 """Shared fixtures: a tiny random symbolic checkpoint built in code (through the same path as a real
 one: RemiTokenizer -> SymbolicTransformer -> safetensors + tokenizer.json + manifest), a Studio that
-finds it, and small MIDI files written with symusic. No network, no GPU, no trained weights."""
+finds it, tiny random LMs for the decode tests, and small MIDI files written with symusic. No network,
+no GPU, no trained weights; tests marked ``cuda`` skip without one."""
 
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ import torch
 from safetensors.torch import save_file
 
 from cadenza.checkpoints import CheckpointSpec, write_manifest
-from cadenza.generators.symbolic.generator import CAPABILITIES
+from cadenza.engine.decode import decode_step
+from cadenza.generators.codec_lm.lm import CodecLM, CodecLMConfig, init_weights
+from cadenza.generators.symbolic.generator import capabilities_of
 from cadenza.generators.symbolic.model import SymbolicTransformer, TransformerConfig
 from cadenza.studio import Studio
 from cadenza.tokenizers.remi import RemiTokenizer
@@ -24,6 +27,78 @@ TINY_NAME = "tiny-remi"
 
 # (start tick, duration in ticks, MIDI pitch, velocity)
 NoteSpec = tuple[int, int, int, int]
+
+
+def pytest_collection_modifyitems(config, items):
+    # The marker is registered in pyproject.toml; here tests marked ``cuda`` skip on CPU-only machines.
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def one_thread():
+    """Run a decode test on one CPU thread: on a busy 2-core box, 2 threads made tiny decodes ~20x
+    slower (threads spin waiting for each other), and one thread keeps timings steady."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def tiny_transformer(vocab_size: int = 64, seed: int = 0, max_seq_len: int = 128) -> SymbolicTransformer:
+    """A random 2-layer model, small enough that a decode takes milliseconds."""
+    torch.manual_seed(seed)  # model init only; the decode tests pass explicit generators
+    config = TransformerConfig(vocab_size=vocab_size, dim=32, n_layers=2, n_heads=4, ffn_dim=64,
+                               max_seq_len=max_seq_len)
+    model = SymbolicTransformer(config).eval()
+    # Larger weights than the 0.02 init give peaked, distinguishable logits, so greedy comparisons
+    # are not decided by float noise between near-equal candidates.
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() > 1:
+                p.mul_(20.0)
+    return model
+
+
+@pytest.fixture
+def tiny_model() -> SymbolicTransformer:
+    return tiny_transformer()
+
+
+@pytest.fixture
+def make_tiny_model():
+    """The ``tiny_transformer`` factory, for tests that need several sizes or seeds."""
+    return tiny_transformer
+
+
+def tiny_codec_lm(**overrides) -> CodecLM:
+    """A random 2-layer codec LM (3 codebooks of 11 codes, cross-attention to 6-wide states by default)."""
+    torch.manual_seed(0)
+    config = CodecLMConfig(**{"n_q": 3, "card": 11, "dim": 16, "num_heads": 2, "num_layers": 2, "ffn_dim": 32,
+                              "cond_dim": 6, "max_seq_len": 64, **overrides})
+    lm = CodecLM(config)
+    init_weights(lm, std=0.3)
+    return lm.eval()
+
+
+@pytest.fixture
+def make_tiny_codec_lm():
+    """The ``tiny_codec_lm`` factory (keyword overrides of its config)."""
+    return tiny_codec_lm
+
+
+@pytest.fixture
+def one_graph_step():
+    """``decode_step`` compiled as a single graph (``eager`` backend: dynamo's tracing without C++
+    compilation); a recompile raises instead of passing quietly."""
+    torch._dynamo.reset()
+    with torch._dynamo.config.patch(error_on_recompile=True):
+        yield torch.compile(decode_step, backend="eager", fullgraph=True, dynamic=False)
+    torch._dynamo.reset()
 
 
 def build_tiny_checkpoint(directory: Path, name: str = TINY_NAME, seed: int = 0, max_seq_len: int = 1024) -> CheckpointSpec:
@@ -39,7 +114,7 @@ def build_tiny_checkpoint(directory: Path, name: str = TINY_NAME, seed: int = 0,
     tokenizer.save(directory / "tokenizer.json")
     return write_manifest(directory, name=name, family="symbolic",
                           files={"weights": "model.safetensors", "tokenizer": "tokenizer.json"},
-                          config={"model": config.to_dict(), "train": {}}, capabilities=list(CAPABILITIES),
+                          config={"model": config.to_dict(), "train": {}}, capabilities=list(capabilities_of(tokenizer)),
                           license="test weights (random)", description="tiny random model for tests")
 
 

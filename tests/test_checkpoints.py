@@ -26,7 +26,7 @@ def test_write_read_roundtrip(tmp_path):
                           description="d", made_by={"recipe": "r"}, metrics={"val_loss": 1.5})
     again = read_manifest(tmp_path)
     assert again == spec
-    assert again.name == "demo" and again.family == "symbolic" and again.output == "midi"
+    assert again.name == "demo" and again.family == "symbolic"
     assert again.capabilities == frozenset({Capability.KEY, Capability.BARS})
     assert again.files["weights"]["sha256"] == sha256_of(tmp_path / "w.safetensors")
     assert again.sha256 == again.files["weights"]["sha256"]
@@ -79,13 +79,27 @@ def test_missing_manifest_raises(tmp_path):
     (json.dumps({"family": "symbolic", "files": {}}), "malformed"),  # no license
     (json.dumps({"family": "symbolic", "license": "x", "files": {"weights": {"path": "w"}}}), "malformed"),  # no sha256
     (json.dumps({"family": "symbolic", "license": "x", "files": {}, "capabilities": ["telepathy"]}), "malformed"),
-    (json.dumps({"family": "theremin", "license": "x", "files": {}}), "unknown family"),
+    (json.dumps({"family": 7, "license": "x", "files": {}}), "must name a generator family"),
     (json.dumps(["a", "list"]), "malformed"),
 ])
 def test_malformed_manifest_raises(tmp_path, content, reason):
     (tmp_path / MANIFEST).write_text(content)
     with pytest.raises(CheckpointError, match=reason):
         read_manifest(tmp_path)
+
+
+def test_any_family_is_read_and_studio_says_which_it_knows(tmp_path, copy_tiny):
+    """Which families exist is the registry's business: a manifest of another family reads, is left out of
+    the model list, and asking for it by name says which families this installation has."""
+    copy_tiny(tmp_path, "good-one")
+    (tmp_path / "theremin-1").mkdir()
+    (tmp_path / "theremin-1" / MANIFEST).write_text(json.dumps({"family": "theremin", "license": "x", "files": {}}))
+    assert read_manifest(tmp_path / "theremin-1").family == "theremin"
+    studio = Studio(model_dirs=[tmp_path])
+    assert "good-one" in studio.specs() and "theremin-1" not in studio.specs()
+    assert "theremin-1" not in {m.name for m in studio.models()}
+    with pytest.raises(CheckpointError, match=r"theremin-1.*unknown family 'theremin'.*symbolic, codec_lm"):
+        studio.spec("theremin-1")
 
 
 def test_discover_skips_broken_but_spec_says_why(tmp_path, copy_tiny):

@@ -17,7 +17,7 @@ def studio():
 
 def test_default_symbolic_model_is_listed_and_verified(studio):
     spec = studio.spec(DEFAULT_SYMBOLIC)
-    assert spec.family == "symbolic" and spec.output == "midi"
+    assert spec.family == "symbolic" and studio.info(spec).output == "midi"
     assert spec.directory.parent == REPO_CHECKPOINTS
     spec.verify()
     assert spec.made_by["recipe"] == "cadenza train symbolic"
@@ -46,7 +46,7 @@ DEFAULT_AUDIO = {"musicgen-folk-small": ("codec_lm", "cadenza train codec-lm"),
 def test_default_audio_model_is_listed_verified_and_made_by_its_recipe(studio, name):
     family, recipe = DEFAULT_AUDIO[name]
     spec = studio.spec(name)
-    assert spec.family == family and spec.output == "audio"
+    assert spec.family == family and studio.info(spec).output == "audio"
     assert spec.directory.parent == REPO_CHECKPOINTS
     spec.verify()
     assert spec.made_by["recipe"] == recipe and recipe in spec.made_by["command"]

@@ -77,13 +77,55 @@ def test_audio_save_unknown_suffix_raises(tmp_path):
         out.save(tmp_path / "a.mid")
 
 
-def test_midi_save_wav_renders_with_fluidsynth(tmp_path, score_of):
+def test_midi_save_as_audio_says_to_render_first(tmp_path, score_of):
+    with pytest.raises(InvalidConditioning, match=r"studio\.render\(output\)\.save\('x\.wav'\)"):
+        MidiOutput(score_of(), make_provenance()).save(tmp_path / "x.wav")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_studio_render_then_save_writes_audio_and_sidecar(tmp_path, score_of, studio):
     pytest.importorskip("fluidsynth", reason="needs libfluidsynth + pyfluidsynth")
     score = score_of([(0, 480, 60, 100), (480, 480, 67, 100)], qpm=120)
-    path = MidiOutput(score, make_provenance()).save(tmp_path / "x.wav")
+    path = studio.render(MidiOutput(score, make_provenance())).save(tmp_path / "x.wav")
     data, sr = soundfile.read(path, always_2d=True)
     assert sr == 44100
     assert data.shape[0] >= sr * 1.0  # two quarter notes at 120 BPM = 1 s, plus a release tail
     assert np.abs(data).max() > 0.01  # not silence
     sidecar = json.loads((tmp_path / "x.wav.json").read_text())
     assert sidecar["notes"]["rendered_with"] == "fluidsynth" and sidecar["notes"]["style"] == "irish"
+
+
+def test_midi_load_reads_a_file_with_file_provenance(midi_file):
+    import hashlib
+
+    path = midi_file("song.mid", notes=[(0, 480, 60, 90), (480, 480, 67, 90)], qpm=100)
+    out = MidiOutput.load(path)
+    assert [(n.time, n.duration, n.pitch) for n in out.score.tracks[0].notes] == [(0, 480, 60), (480, 480, 67)]
+    prov = out.provenance
+    assert prov.family == "file" and prov.model == str(path) and prov.seed is None and prov.checkpoint_sha256 is None
+    assert prov.notes == {"loaded_from": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+    assert out.duration_s == pytest.approx(1.2)  # two quarter notes at 100 BPM
+
+
+@pytest.mark.parametrize("content, message", [(b"", "empty"), (b"RIFF....WAVEfmt ", "not a MIDI file"),
+                                              (b"MThd\x00\x00\x00\x06garbage", "cannot parse")])
+def test_midi_load_refuses_corrupt_files(tmp_path, content, message):
+    from cadenza.errors import CorruptInput, CorruptMidi
+
+    bad = tmp_path / "bad.mid"
+    bad.write_bytes(content)
+    with pytest.raises(CorruptMidi, match=message):
+        MidiOutput.load(bad)
+    with pytest.raises(CorruptInput, match="not found"):
+        MidiOutput.load(tmp_path / "missing.mid")
+
+
+def test_midi_load_refuses_a_file_without_notes(midi_file):
+    from cadenza.errors import CorruptMidi
+
+    with pytest.raises(CorruptMidi, match="no notes"):
+        MidiOutput.load(midi_file("silent.mid", notes=[]))
+
+
+def test_audio_output_has_no_stems_unless_a_renderer_made_them():
+    assert AudioOutput(np.zeros((1, 10), np.float32), 8000, make_provenance()).stems == ()

@@ -9,7 +9,10 @@ import pytest
 import cadenza.checkpoints
 from cadenza.conditioning import Conditioning, Sampling
 from cadenza.errors import CheckpointError, UnsupportedConditioning
-from cadenza.generators.symbolic.generator import CAPABILITIES, SymbolicGenerator
+from cadenza.generators.symbolic.generator import SymbolicGenerator, capabilities_of
+from cadenza.tokenizers.remi import RemiTokenizer
+
+CAPABILITIES = capabilities_of(RemiTokenizer())  # the tiny test model has the infilling tokens
 from cadenza.outputs import MidiOutput
 from cadenza.studio import Studio
 
@@ -132,3 +135,38 @@ def test_a_checkpoint_folder_given_by_path_generates(isolated, tiny_root, tmp_pa
     out = studio.generate(path, Conditioning(bars=2), Sampling(seed=0))
     assert len(out) == 1 and isinstance(out[0], MidiOutput)
     assert studio.load(path) is studio.load(path)
+
+
+def test_render_a_midi_file_by_path(studio, midi_file, tmp_path):
+    pytest.importorskip("fluidsynth", reason="needs libfluidsynth + pyfluidsynth")
+    from cadenza.errors import CorruptMidi
+
+    path = midi_file("song.mid", notes=[(0, 480, 60, 100), (480, 480, 64, 100)], qpm=120)
+    audio = studio.render(path, sample_rate=22050, reverb=False, normalize_lufs=None, tail_s=0.2)
+    assert audio.sample_rate == 22050 and audio.samples.shape[0] == 2 and audio.stems == ()
+    assert audio.duration_s == pytest.approx(1.2, abs=0.01)  # two quarter notes at 120 BPM + the tail
+    notes = audio.provenance.notes
+    assert notes["rendered_with"] == "fluidsynth" and notes["loaded_from"] == str(path)
+    assert audio.provenance.family == "file" and len(notes["sha256"]) == 64
+    with pytest.raises(UnsupportedConditioning, match="has no option 'reverb_level'"):
+        studio.render(path, reverb_level=0.3)
+    with pytest.raises(UnsupportedConditioning, match="seed"):
+        studio.render(path, seed=3)
+    (tmp_path / "notes.mid").write_text("not midi")
+    with pytest.raises(CorruptMidi, match="not a MIDI file"):
+        studio.render(tmp_path / "notes.mid")
+
+
+def test_render_a_midi_file_with_a_ddsp_instrument(studio, midi_file, tmp_path):
+    if "ddsp-violin" not in studio.specs():
+        pytest.skip("checkpoints/ddsp-violin is not installed")
+    path = midi_file("duet.mid", notes=[(0, 480, 67, 100), (0, 480, 76, 90), (480, 480, 69, 100)], qpm=120)
+    audio = studio.render(str(path), synth="ddsp:violin", normalize_lufs=None, tail_s=0.1, seed=1)
+    assert audio.sample_rate == 16000 and audio.samples.shape[0] == 1
+    assert audio.duration_s == pytest.approx(1.1, abs=0.05) and audio.samples.std() > 1e-4
+    notes = audio.provenance.notes
+    assert notes["rendered_with"] == "ddsp:ddsp-violin" and notes["loaded_from"] == str(path)
+    assert notes["render_seed"] == 1 and len(audio.stems) == 2  # a two-note chord: two voices
+    assert abs(sum(s.samples for s in audio.stems) - audio.samples).max() < 1e-4
+    with pytest.raises(UnsupportedConditioning, match="one MIDI file at a time"):
+        studio.render_batch(tmp_path, tmp_path / "out", synth="ddsp:violin")

@@ -7,8 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from cadenza.conditioning import Conditioning, Sampling
-from cadenza.errors import CadenzaError
+from cadenza import CadenzaError, Callbacks, Conditioning, Sampling, Studio
 
 DESCRIPTION = """Cadenza: make music with AI models on your own computer.
 
@@ -39,7 +38,11 @@ def _add_generate(sub) -> None:
     music.add_argument("--bars", type=int, help="number of bars to write (1-256)")
     music.add_argument("--duration", type=float, help="length in seconds (audio models)")
     music.add_argument("--instrument", action="append", default=[], help="instrument (repeat for several), e.g. violin, flute")
+    music.add_argument("--form", help="form of the piece (symbolic): AABB, AABA, ABAC, 'A8 B8', \"A A' B B'\" "
+                                      "(default: the style's usual form)")
     music.add_argument("--prompt", help="a MIDI or audio file to continue")
+    music.add_argument("--regenerate", type=_bar_range, metavar="FIRST-LAST",
+                       help="with a MIDI --prompt (symbolic): write bars FIRST..LAST anew (e.g. 5-8), keep the rest")
     music.add_argument("--melody", help="a MIDI or audio melody to follow (audio models)")
     how = p.add_argument_group("how to sample")
     how.add_argument("--seed", type=int, help="same seed + same settings = same music (default: a new seed, printed)")
@@ -68,10 +71,10 @@ def _add_render(sub) -> None:
                    help="fluidsynth (default, General MIDI SoundFont) or ddsp:NAME, a learned instrument "
                         "(ddsp:violin, ddsp:flute, ddsp:trumpet, ddsp:clarinet); chords are split into voices")
     p.add_argument("--stems", metavar="DIR", help="ddsp: also write each voice as its own file into DIR")
-    p.add_argument("--vibrato", type=float, default=0.0, metavar="CENTS", help="ddsp: vibrato depth (0 = none)")
-    p.add_argument("--attack", type=float, default=0.04, metavar="SEC", help="ddsp: note attack time")
-    p.add_argument("--release", type=float, default=0.15, metavar="SEC", help="ddsp: note release time")
-    p.add_argument("--seed", type=int, default=0, help="ddsp: seed of the noise part of the sound")
+    p.add_argument("--vibrato", type=float, metavar="CENTS", help="ddsp: vibrato depth (default 0: none)")
+    p.add_argument("--attack", type=float, metavar="SEC", help="ddsp: note attack time (default 0.04)")
+    p.add_argument("--release", type=float, metavar="SEC", help="ddsp: note release time (default 0.15)")
+    p.add_argument("--seed", type=int, help="ddsp: seed of the noise part of the sound (default 0)")
     p.add_argument("--soundfont", help="an .sf2/.sf3 SoundFont (default: FluidR3_GM if installed)")
     p.add_argument("--format", default="wav", choices=["wav", "flac", "ogg"], help="audio format for folders")
     p.add_argument("--workers", type=int, default=2, help="files rendered in parallel (folders)")
@@ -87,36 +90,22 @@ def _add_render(sub) -> None:
     _add_device(p)
 
 
-# recipe -> (module with ``add_arguments(parser)`` and ``run(args) -> int``, one line of help). Recipe
-# modules import nothing heavy at module level: building the parser imports all of them.
-TRAIN_RECIPES: dict[str, tuple[str, str]] = {
-    "symbolic": ("cadenza.generators.symbolic.recipe", "the REMI Transformer (remi-folk-small) from the music21 corpus"),
-    "audio-data": ("cadenza.data.audio_recipe", "render corpus MIDI into captioned audio clips (codec, diffusion, ddsp data)"),
-    "codec": ("cadenza.generators.codec_lm.codec_recipe", "the small neural audio codec (SEANet + RVQ)"),
-    "codec-lm": ("cadenza.generators.codec_lm.lm_recipe", "the small text-to-music codec language model"),
-    "diffusion": ("cadenza.generators.diffusion.recipe", "the small text-to-music latent diffusion model"),
-    "ddsp": ("cadenza.generators.ddsp.recipe", "a DDSP instrument from recordings of one instrument"),
-}
-
-
 def _add_train(sub) -> None:
-    import importlib
-
     p = sub.add_parser("train", help="rebuild a built-in model from scratch",
                        description="Training recipes: each rebuilds one built-in model (seeded, resumable: run it "
                                    "again to continue). `cadenza train RECIPE --help` for its steps.")
     recipes = p.add_subparsers(dest="recipe", required=True, metavar="RECIPE")
-    for name, (module_name, help_line) in TRAIN_RECIPES.items():
+    for name, recipe in Studio.train_recipes().items():
         try:
-            module = importlib.import_module(module_name)
+            description = recipe.description  # imports the recipe's module (they keep heavy imports inside run)
         except ModuleNotFoundError as exc:
-            if exc.name is not None and module_name.startswith(exc.name):
+            if exc.name is not None and recipe.module.startswith(exc.name):
                 continue  # that family is not part of this checkout
             raise
-        recipe = recipes.add_parser(name, help=help_line, description=(module.__doc__ or help_line).strip(),
+        parser = recipes.add_parser(name, help=recipe.help, description=description,
                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-        module.add_arguments(recipe)
-        recipe.set_defaults(recipe_module=module_name)
+        recipe.add_arguments(parser)
+        parser.set_defaults(recipe_name=name)
 
 
 def _add_device(p: argparse.ArgumentParser) -> None:
@@ -155,8 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "sha256. Nothing else in Cadenza touches the network. You can also point `cadenza "
                                    "generate` at a MusicGen folder you already have (state_dict.bin + "
                                    "compression_state_dict.bin).")
-    p.add_argument("name", help="musicgen-small, musicgen-medium, musicgen-large, musicgen-melody, musicgen-stereo-small, ...; "
-                                "diffusion: audioldm2-music, audioldm2, stable-audio-open-1.0")
+    p.add_argument("name", help="one of: " + ", ".join(Studio.pullable()))
     p.add_argument("--dir", help="download into DIR/NAME instead of ~/.cache/cadenza/NAME")
     p = sub.add_parser("app", help="open the web studio",
                        description="Serve the web studio and open http://HOST:PORT in your browser: pick a model, set "
@@ -192,23 +180,35 @@ def cmd_generate(args, studio) -> int:
     conditioning = Conditioning(
         text=args.text, negative_text=args.negative_text, style=args.style, tempo_bpm=args.tempo, key=args.key,
         time_signature=args.time_signature, bars=args.bars, duration_s=args.duration, instruments=tuple(args.instrument),
-        prompt=args.prompt, melody=args.melody)
+        prompt=args.prompt, melody=args.melody, form=args.form, regenerate=args.regenerate)
     sampling = Sampling(seed=args.seed, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
                         cfg_scale=args.cfg, steps=args.steps, scheduler=args.scheduler, strength=args.strength,
                         num_samples=args.samples, key_bias=args.key_bias)
-    from cadenza.generators.base import Callbacks
-
     interactive = sys.stderr.isatty()  # a progress line only where \r redraws it (not in logs or pipes)
     outputs = studio.generate(args.model, conditioning, sampling,
                               Callbacks(progress=_progress_printer() if interactive else None))
     if interactive:
         print(file=sys.stderr)
     for index, output in enumerate(outputs):
-        path = output.save(_numbered(Path(args.output), index, len(outputs)))
+        target = _numbered(Path(args.output), index, len(outputs))
+        if target.suffix.lower() in (".wav", ".flac", ".ogg"):
+            output = studio.render(output)  # MIDI is played with FluidSynth; audio passes through as it is
+        path = output.save(target)
         notes = output.provenance.notes
-        described = ", ".join(f"{k} {v}" for k, v in notes.items() if k in ("style", "key", "time_signature", "bars", "tempo_bpm"))
+        shown = ("style", "key", "time_signature", "bars", "tempo_bpm", "form", "instruments", "regenerated_bars")
+        described = ", ".join(f"{k} {v}" for k, v in notes.items() if k in shown and v not in ([], None))
         print(f"wrote {path} (seed {output.provenance.seed}{'; ' + described if described else ''})")
     return 0
+
+
+def _bar_range(text: str) -> tuple[int, int]:
+    """``"5-8"`` -> (5, 8); ``"5"`` -> (5, 5)."""
+    first, _, last = text.partition("-")
+    try:
+        span = (int(first), int(last or first))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: write bar numbers as FIRST-LAST, e.g. 5-8") from None
+    return span
 
 
 def _progress_printer():
@@ -219,63 +219,46 @@ def _progress_printer():
 
 
 def cmd_render(args, studio) -> int:
-    options = dict(sample_rate=args.sample_rate, gain=args.gain, reverb=not args.no_reverb, chorus=args.chorus,
-                   stereo=not args.mono, normalize_lufs=None if args.no_normalize else args.loudness, tail_s=args.tail)
-    if args.synth.startswith("ddsp:"):
-        return _render_ddsp(args, studio)
-    if args.synth != "fluidsynth":
-        from cadenza.errors import UnsupportedConditioning
+    """`cadenza render IN.mid|DIR`: one file through Studio.render, a folder through Studio.render_batch."""
+    from cadenza import UnsupportedConditioning
 
-        raise UnsupportedConditioning(f"synth {args.synth!r} is not available; use fluidsynth or ddsp:NAME")
+    ddsp = args.synth.startswith("ddsp:")
+    shared = dict(sample_rate=args.sample_rate, normalize_lufs=None if args.no_normalize else args.loudness,
+                  tail_s=args.tail)
+    if ddsp:
+        if args.soundfont or args.chorus or args.gain != 0.5:
+            raise UnsupportedConditioning(f"--soundfont, --chorus and --gain are for --synth fluidsynth; {args.synth} "
+                                          "plays its learned timbre, dry and mono (set the level with --loudness)")
+        ddsp_flags = dict(vibrato_cents=args.vibrato, attack_s=args.attack, release_s=args.release)
+        options = shared | {name: value for name, value in ddsp_flags.items() if value is not None}
+    else:
+        if args.stems or any(v is not None for v in (args.seed, args.vibrato, args.attack, args.release)):
+            raise UnsupportedConditioning("--stems, --vibrato, --attack, --release and --seed are for --synth ddsp:NAME")
+        options = shared | dict(soundfont=args.soundfont, gain=args.gain, reverb=not args.no_reverb,
+                                chorus=args.chorus, stereo=not args.mono)
     source = Path(args.input)
     if source.is_dir():
-        summary = studio.render_batch(source, args.output, fmt=args.format, workers=args.workers,
-                                      soundfont=args.soundfont, force=args.force, **options)
+        summary = studio.render_batch(source, args.output, synth=args.synth, fmt=args.format, workers=args.workers,
+                                      force=args.force, **options)
         print(f"{summary.ok} rendered, {summary.skipped} already done, {summary.failed} failed of {summary.total} "
               f"in {summary.seconds:.1f} s ({summary.files_per_s:.1f} files/s); report: {summary.report_path}")
         return 0 if summary.failed == 0 else 1
-    from cadenza.render.batch import render_file
-    from cadenza.render.fluidsynth import RenderOptions
-
-    out = render_file(source, args.output, RenderOptions(soundfont=args.soundfont, **options))
-    print(f"wrote {out}")
-    return 0
-
-
-def _render_ddsp(args, studio) -> int:
-    """`cadenza render FILE.mid --synth ddsp:NAME`: one file, voices mixed (and written as stems)."""
-    from cadenza.errors import UnsupportedConditioning
-    from cadenza.outputs import MidiOutput, Provenance
-    from cadenza.render.midi_io import load_midi
-
-    source = Path(args.input)
-    if source.is_dir():
-        raise UnsupportedConditioning("--synth ddsp:NAME renders one MIDI file at a time; give a .mid file")
-    if args.soundfont or args.chorus or args.gain != 0.5:
-        raise UnsupportedConditioning(f"--soundfont, --chorus and --gain are for --synth fluidsynth; {args.synth} plays "
-                                      "its learned timbre, dry and mono (set the level with --loudness)")
-    output = MidiOutput(load_midi(source), Provenance(model=str(source), family="file", checkpoint_sha256=None,
-                                                      conditioning={}, sampling={}, seed=None))
-    mix, stems = studio.render_voices(output, args.synth, seed=args.seed, sample_rate=args.sample_rate,
-                                      normalize_lufs=None if args.no_normalize else args.loudness, tail_s=args.tail,
-                                      vibrato_cents=args.vibrato, attack_s=args.attack, release_s=args.release)
-    print(f"wrote {mix.save(args.output)} ({len(stems)} voice{'s' if len(stems) != 1 else ''})")
+    audio = studio.render(source, synth=args.synth, seed=args.seed, **options)
+    voices = f" ({len(audio.stems)} voice{'s' if len(audio.stems) != 1 else ''})" if ddsp else ""
+    print(f"wrote {audio.save(args.output)}{voices}")
     if args.stems:
         suffix = Path(args.output).suffix or ".wav"
-        for index, stem in enumerate(stems):
+        for index, stem in enumerate(audio.stems):
             name = "".join(c if c.isalnum() or c in "-_" else "_" for c in stem.provenance.notes["voice"])
             print(f"wrote {stem.save(Path(args.stems) / f'{index + 1:02d}-{name}{suffix}')}")
     return 0
 
 
 def cmd_transfer(args, studio) -> int:
-    from cadenza.conditioning import Sampling
-    from cadenza.generators.ddsp.transfer import TransferOptions
-
-    options = TransferOptions(pitch_shift=args.pitch_shift, loudness_shift=args.loudness_shift, quiet_db=args.quiet,
-                              autotune_key=args.autotune, autotune_amount=args.autotune_amount,
-                              auto_adjust=not args.no_auto_adjust)
-    output = studio.transfer(args.input, args.instrument, options=options, sampling=Sampling(seed=args.seed))
+    output = studio.transfer(args.input, args.instrument, sampling=Sampling(seed=args.seed),
+                             pitch_shift=args.pitch_shift, loudness_shift=args.loudness_shift, quiet_db=args.quiet,
+                             autotune_key=args.autotune, autotune_amount=args.autotune_amount,
+                             auto_adjust=not args.no_auto_adjust)
     notes = output.provenance.notes
     print(f"wrote {output.save(args.output)} (octave shift {notes['octave_shift']:+d}, "
           f"{notes['voiced_fraction']:.0%} of frames pitched, seed {output.provenance.seed})")
@@ -283,19 +266,11 @@ def cmd_transfer(args, studio) -> int:
 
 
 def cmd_train(args, studio) -> int:
-    import importlib
-
-    return importlib.import_module(args.recipe_module).run(args)
+    return studio.train_recipes()[args.recipe_name].run(args)
 
 
 def cmd_pull(args, studio) -> int:
-    from cadenza.generators.codec_lm.release_dir import pull
-    from cadenza.generators.diffusion.pull import PULLABLE as DIFFUSION_PIPELINES
-    from cadenza.generators.diffusion.pull import pull_pipeline
-
-    if args.name in DIFFUSION_PIPELINES:
-        pull = pull_pipeline
-    spec = pull(args.name, root=args.dir, log=lambda line: print(line, file=sys.stderr))
+    spec = studio.pull(args.name, root=args.dir, log=lambda line: print(line, file=sys.stderr))
     print(f"{spec.name} is ready in {spec.directory} (try: cadenza generate {spec.name} --text '...' -o out.wav)")
     return 0
 
@@ -304,7 +279,7 @@ def cmd_app(args, studio) -> int:
     try:
         import gradio  # noqa: F401
     except ModuleNotFoundError as exc:
-        from cadenza.errors import MissingDependency
+        from cadenza import MissingDependency
 
         raise MissingDependency("the web studio needs Gradio: pip install 'cadenza[app]'") from exc
     from cadenza.app.web import launch
@@ -322,8 +297,6 @@ COMMANDS = {"models": cmd_models, "generate": cmd_generate, "render": cmd_render
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from cadenza.studio import Studio
-
     try:
         return COMMANDS[args.command](args, Studio(device=getattr(args, "device", None)))
     except CadenzaError as exc:

@@ -16,7 +16,6 @@ Layout of ``out_dir``::
 from __future__ import annotations
 
 import json
-import math
 import os
 import random
 from dataclasses import asdict, dataclass, field
@@ -24,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cadenza.data.splits import SPLITS, split_of
 from cadenza.errors import CorruptInput, InvalidConditioning
 
 # Collections used by default: public-domain sources distributed with music21. Essen (non-commercial),
@@ -215,13 +215,12 @@ def build_audio_corpus(corpus_dir: str | os.PathLike, out_dir: str | os.PathLike
     Resumable: clips already listed in ``clips.jsonl`` are kept and numbering continues. Deterministic
     for a given config (clip i uses ``Random(seed * 1_000_003 + i)``). Returns a summary dict.
     """
+    from cadenza.data.corpus import read_manifest
     from cadenza.fileio import atomic_write_text
-    from cadenza.generators.symbolic.corpus import read_manifest
-    from cadenza.generators.symbolic.dataset import split_of
     from cadenza.music.theory import estimate_key, score_pitch_class_histogram
-    from cadenza.render.audio_io import loudness_normalize, write_audio
+    from cadenza.fileio.audio import loudness_normalize, write_audio
     from cadenza.render.fluidsynth import FluidSynthRenderer, RenderOptions
-    from cadenza.render.midi_io import load_midi
+    from cadenza.fileio.midi import load_midi
 
     corpus_dir, out_dir = Path(corpus_dir), Path(out_dir)
     entries = [e for e in read_manifest(corpus_dir) if e.collection in config.collections]
@@ -279,7 +278,7 @@ def build_audio_corpus(corpus_dir: str | os.PathLike, out_dir: str | os.PathLike
         bar.close()
     records = read_clips(out_dir)
     return {"clips": len(records), "hours": round(sum(r.seconds for r in records) / 3600, 2),
-            "splits": {s: sum(r.split == s for r in records) for s in ("train", "validation", "test")},
+            "splits": {s: sum(r.split == s for r in records) for s in SPLITS},
             "skipped_works": failures, "sample_rate": config.sample_rate}
 
 
@@ -291,7 +290,3 @@ def load_clip(corpus_dir: str | os.PathLike, record: ClipRecord) -> np.ndarray:
     if sr != record.sample_rate:
         raise CorruptInput(f"{record.path}: sample rate {sr}, the index says {record.sample_rate}")
     return data.T[:1]
-
-
-def seconds_to_frames(seconds: float, rate: float) -> int:
-    return int(math.ceil(seconds * rate))

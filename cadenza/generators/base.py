@@ -1,13 +1,18 @@
-"""The contract every generator family fulfils, and the explicit table of families."""
+"""The contract every generator family fulfils (the families themselves are listed in ``families``)."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import TYPE_CHECKING, Callable, Protocol
 
 from cadenza.checkpoints import CheckpointSpec
-from cadenza.conditioning import Capability, Conditioning, Sampling
-from cadenza.outputs import AudioOutput, MidiOutput
+from cadenza.conditioning import Capability, Conditioning, Sampling, require_supported
+from cadenza.outputs import AudioOutput, MidiOutput, Provenance
+
+if TYPE_CHECKING:
+    import torch
 
 ProgressFn = Callable[[int, int], None]
 CancelFn = Callable[[], bool]
@@ -33,27 +38,77 @@ class Generator(Protocol):
                  callbacks: Callbacks = Callbacks()) -> list[MidiOutput | AudioOutput]: ...
 
 
-# family -> "module:Class" with a ``from_checkpoint(spec, device=None)`` classmethod. Each family's code
-# is imported only when one of its models is loaded, so a missing optional dependency of one family
-# never breaks another.
-FAMILIES: dict[str, str] = {
-    "symbolic": "cadenza.generators.symbolic.generator:SymbolicGenerator",
-    "codec_lm": "cadenza.generators.codec_lm.generator:CodecLMGenerator",
-    "diffusion": "cadenza.generators.diffusion.generator:DiffusionGenerator",
-    "ddsp": "cadenza.generators.ddsp.generator:DDSPGenerator",
-}
+# ---- the per-call prologue and epilogue every generator shares ------------------------------------------
+# torch is imported inside these functions: ``import cadenza`` (which imports this module) stays free of it,
+# so ``cadenza models`` and ``--help`` start fast.
+
+def resolve_seed(sampling: Sampling) -> int:
+    """The call's seed: ``sampling.seed``, or a fresh one drawn from torch's global generator (each output's
+    provenance records it, so a drawn seed reproduces too)."""
+    if sampling.seed is not None:
+        return sampling.seed
+    import torch
+
+    return int(torch.randint(0, 2**31 - 1, (1,)).item())
 
 
-def load_generator(spec: CheckpointSpec, device: str | None = None) -> Generator:
-    """Build the generator for ``spec.family`` (imports only that family's code)."""
-    import importlib
+def make_rng(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
+    """The call's random source: a ``torch.Generator`` on ``device`` (where the model samples) seeded
+    with ``seed``; never torch's global generator."""
+    import torch
 
-    from cadenza.errors import CheckpointError
+    return torch.Generator(device=device).manual_seed(seed)
 
-    target = FAMILIES.get(spec.family)
-    if target is None:
-        raise CheckpointError(f"model {spec.name!r}: unknown family {spec.family!r} "
-                              f"(this version of Cadenza knows {', '.join(sorted(FAMILIES))})")
-    module_name, class_name = target.split(":")
-    generator_class = getattr(importlib.import_module(module_name), class_name)
-    return generator_class.from_checkpoint(spec, device=device)
+
+def begin_call(spec: CheckpointSpec, conditioning: Conditioning, sampling: Sampling) -> int:
+    """What every ``generate`` does first: check ``conditioning`` against the model's capabilities again
+    (a generator can be called without a ``Studio``, which checks too) and settle the call's seed."""
+    require_supported(conditioning, spec.capabilities, spec.name)
+    return resolve_seed(sampling)
+
+
+@contextlib.contextmanager
+def cpu_threads(n: int | None, device: torch.device | str | None = None) -> Iterator[None]:
+    """Run the block on at most ``n`` torch intra-op CPU threads (None: the physical cores), never more
+    than are set already (a caller's own limit holds); the count is restored afterwards, as torch's
+    setting is process-wide. With ``device`` off the CPU the block runs unchanged."""
+    import torch
+
+    from cadenza.engine.device import physical_cores
+
+    if device is not None and torch.device(device).type != "cpu":
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(min(physical_cores() if n is None else max(1, n), before))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+class Progress:
+    """The decode steps of a call's windows (or passes) as one running ``callbacks.progress(done, total)``.
+
+    ``total`` is exact, or with ``estimate`` a guess that grows with the count, so the caller never sees
+    a call reported finished while it still runs. ``step`` fits ``DecodeParams.progress``.
+    """
+
+    def __init__(self, callbacks: Callbacks, total: int, *, estimate: bool = False) -> None:
+        self.callbacks, self.total, self.estimate, self.done = callbacks, total, estimate, 0
+
+    def step(self, _step: int, _total: int) -> None:
+        self.done += 1
+        if self.callbacks.progress is not None:
+            if self.estimate:
+                self.total = max(self.total, self.done + 1)
+            self.callbacks.progress(self.done, self.total)
+
+
+def provenance(spec: CheckpointSpec, conditioning: Conditioning, sampling: Sampling, *, seed: int | None,
+               sample_index: int, timings_s: dict, notes: dict) -> Provenance:
+    """How one output of a call was made: the model, the request as given and what the family adds
+    (``timings_s`` in seconds, ``notes``)."""
+    return Provenance(model=spec.name, family=spec.family, checkpoint_sha256=spec.sha256,
+                      conditioning=conditioning.to_dict(), sampling=sampling.to_dict(), seed=seed,
+                      sample_index=sample_index, timings_s=timings_s, notes=notes)

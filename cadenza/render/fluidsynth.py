@@ -15,15 +15,16 @@ import importlib.util
 import math
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import symusic
 
 from cadenza.errors import CorruptInput, InvalidConditioning, MissingDependency
-from cadenza.render.audio_io import loudness_normalize
-from cadenza.render.midi_io import load_midi, midi_duration_s, to_seconds
+from cadenza.outputs import AudioOutput, MidiOutput, Provenance
+from cadenza.fileio.audio import loudness_normalize
+from cadenza.fileio.midi import load_midi, midi_duration_s, to_seconds
 
 INSTALL_HINT = (
     "FluidSynth rendering needs the FluidSynth library, a General MIDI SoundFont and pyfluidsynth: "
@@ -262,6 +263,20 @@ class FluidSynthRenderer:
                 self._presets[key] = 0
                 self._lib.pin_preset(self._owner.synth, self._sfid, bank, 0)
         return self._presets[key]
+
+
+def render_output(output: MidiOutput, options: RenderOptions = RenderOptions()) -> AudioOutput:
+    """``output`` played through FluidSynth with ``options``; its provenance gains ``rendered_with``
+    and ``render_options``. ``Studio.render`` is the public way; this is its FluidSynth half.
+
+    Raises:
+        CorruptInput: the score has no notes.
+        MissingDependency: FluidSynth or a SoundFont is not installed.
+    """
+    with FluidSynthRenderer(options) as renderer:
+        samples = renderer.render(output.score)
+    notes = {**output.provenance.notes, "rendered_with": "fluidsynth", "render_options": asdict(options)}
+    return AudioOutput(samples, options.sample_rate, Provenance(**{**asdict(output.provenance), "notes": notes}))
 
 
 def _play(lib: _Lib, synth: int, events: np.ndarray, out: np.ndarray) -> None:

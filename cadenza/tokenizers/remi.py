@@ -26,9 +26,13 @@ from miditok import REMI, TokenizerConfig
 from cadenza.errors import CheckpointError, InvalidConditioning
 from cadenza.fileio import atomic_write_text
 from cadenza.music.theory import ALL_KEYS, Key, TimeSignature
+from cadenza.tokenizers.styles import STYLES
 
-STYLES: tuple[str, ...] = ("irish", "scottish", "chorale", "string-quartet", "renaissance", "folk-song", "classical")
 MAX_BARS_TOKEN = 64
+# Fill-in-the-middle sentinels (appended last, so a vocabulary without them is a prefix of one with them).
+# An infilling sequence is  controls prefix-bars Infill_Suffix suffix-bars Infill_Middle Bars_M middle-bars EOS:
+# the model reads what comes before and after the gap, then writes the gap's M bars.
+INFILL_TOKENS = ("Infill_Suffix", "Infill_Middle")
 
 DEFAULT_MIDITOK_CONFIG = dict(
     pitch_range=(21, 109),
@@ -59,9 +63,10 @@ class ControlPrefix:
 class RemiTokenizer:
     """miditok REMI with Cadenza's control tokens appended to its vocabulary."""
 
-    def __init__(self, miditok_config: dict | None = None) -> None:
+    def __init__(self, miditok_config: dict | None = None, infill: bool = True) -> None:
+        """``infill``: add the fill-in-the-middle sentinels (tokenizers saved before they existed load without)."""
         params = dict(DEFAULT_MIDITOK_CONFIG if miditok_config is None else miditok_config)
-        self.params = params
+        self.params, self.infill = params, infill
         self.remi = REMI(TokenizerConfig(**params))
         base = [None] * len(self.remi.vocab)
         for token, idx in self.remi.vocab.items():
@@ -69,6 +74,8 @@ class RemiTokenizer:
         controls = [f"Style_{s}" for s in STYLES] + [key_token(k) for k in ALL_KEYS]
         controls += [f"Meter_{t.split('_', 1)[1]}" for t in base if t.startswith("TimeSig_")]
         controls += [f"Bars_{n}" for n in range(1, MAX_BARS_TOKEN + 1)]
+        if infill:
+            controls += list(INFILL_TOKENS)
         self.id_to_token: list[str] = base + controls
         self.vocab: dict[str, int] = {t: i for i, t in enumerate(self.id_to_token)}
         self.base_vocab_size = len(base)
@@ -79,6 +86,8 @@ class RemiTokenizer:
             if token.startswith("Pitch_"):
                 self.pitch_of_id[idx] = int(token.split("_")[1])
         self.id_of_pitch = {int(p): i for i, p in enumerate(self.pitch_of_id) if p >= 0}
+        self.suffix_id = self.vocab.get(INFILL_TOKENS[0], -1)
+        self.middle_id = self.vocab.get(INFILL_TOKENS[1], -1)
 
     # ---- vocabulary ---------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -109,6 +118,14 @@ class RemiTokenizer:
             raise InvalidConditioning(f"this tokenizer has no token for {', '.join(missing)}; "
                                       f"meters: {', '.join(self.meters())}; styles: {', '.join(STYLES)}")
         return [self.vocab[n] for n in names]
+
+    def infill_ids(self, bars: int) -> list[int]:
+        """``[Infill_Middle, Bars_M]``: what opens the gap of ``bars`` bars after the suffix."""
+        if not self.infill:
+            raise InvalidConditioning("this model was trained without infilling tokens: it cannot regenerate bars")
+        if not 1 <= bars <= MAX_BARS_TOKEN:
+            raise InvalidConditioning(f"a gap of {bars} bars: choose 1..{MAX_BARS_TOKEN}")
+        return [self.middle_id, self.vocab[f"Bars_{bars}"]]
 
     # ---- scores <-> ids -----------------------------------------------------------------------
     @staticmethod
@@ -164,7 +181,7 @@ class RemiTokenizer:
     # ---- persistence --------------------------------------------------------------------------
     def to_dict(self) -> dict:
         return {"class": "RemiTokenizer", "miditok_class": "REMI", "miditok_params": _params_to_json(self.params),
-                "vocab": self.id_to_token}
+                "infill": self.infill, "vocab": self.id_to_token}
 
     def save(self, path: str | os.PathLike) -> None:
         atomic_write_text(path, json.dumps(self.to_dict(), indent=1))
@@ -176,7 +193,7 @@ class RemiTokenizer:
             data = json.loads(Path(path).read_text())
             if data.get("class") != "RemiTokenizer":
                 raise CheckpointError(f"{path} is not a RemiTokenizer file (class={data.get('class')!r})")
-            tokenizer = cls(_params_from_json(data["miditok_params"]))
+            tokenizer = cls(_params_from_json(data["miditok_params"]), infill=bool(data.get("infill", False)))
         except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             raise CheckpointError(f"cannot read tokenizer {path}: {exc}") from exc
         if tokenizer.id_to_token != data["vocab"]:

@@ -10,16 +10,21 @@ Per row the grammar tracks where it is in the sequence and allows only the token
   below the bar's length;
 - exactly N bars: Bar is refused after the N-th, EOS is refused before it; and when the remaining token
   budget only just covers the bars still owed, new notes are refused so the count is always reached;
-- at least one note is written, so no output is empty.
+- at least one note is written, so no output is empty;
+- the row's style limits what its data shows (``STYLE_LIMITS``): distinct pitches per onset, notes per
+  bar, and for straight styles onsets and durations on the sixteenth grid; a pitch is never written
+  twice at one onset; in a single-line style (one pitch per onset) a note ends by its bar line. So a bar cannot fill up with a pile of notes when the model would rather go on.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 
 from cadenza.tokenizers.remi import MAX_BARS_TOKEN, RemiTokenizer
+from cadenza.tokenizers.styles import STYLE_LIMITS, StyleLimits
 
 # Grammar states: what the previous token was.
 CONTROL_STYLE, CONTROL_KEY, CONTROL_METER, CONTROL_BARS, NEED_BAR, AFTER_BAR, AFTER_TIMESIG, AFTER_POSITION, \
@@ -44,6 +49,9 @@ class GrammarSpec:
     start_state: int = CONTROL_STYLE
     window: bool = False  # the budget is one window of a longer piece: stop at a bar line when it runs low
     key_bias: float = 0.0  # strength of the row key's pitch-class log-prior on Pitch logits (0 = off)
+    bars_control: int | None = None  # the Bars_N control written (default total_bars): a section of a longer piece
+    open_end: bool = False  # the piece goes on after total_bars: the next Bar ends this call instead of EOS
+    straight: bool | None = None  # sixteenth-grid rhythm: None follows the style (STYLE_LIMITS), False allows triplets
 
 
 WINDOW_RESERVE = 48  # tokens kept free in a window: below this a window closes its bar and stops
@@ -80,7 +88,23 @@ class RemiGrammar:
             value = tokenizer.value_of(idx)
             self.timesig_of_meter[idx] = tokenizer.vocab[f"TimeSig_{value}"]
             self.positions_of_meter[idx] = tokenizer.positions_per_bar(parse_time_signature(value))
-        self.bars_token = tokenizer.vocab[f"Bars_{min(spec.total_bars, MAX_BARS_TOKEN)}"]
+        bars_control = spec.total_bars if spec.bars_control is None else spec.bars_control
+        self.bars_token = tokenizer.vocab[f"Bars_{min(bars_control, MAX_BARS_TOKEN)}"]
+        # Style control id -> limits; a row whose style is unknown gets the loosest (-1).
+        self._limits: dict[int, StyleLimits] = {tokenizer.vocab[f"Style_{name}"]: limits
+                                                for name, limits in STYLE_LIMITS.items()}
+        self._limits[-1] = StyleLimits(max(x.notes_per_onset for x in STYLE_LIMITS.values()),
+                                       max(x.notes_per_quarter for x in STYLE_LIMITS.values()), False)
+        self._style_ids = set(tokenizer.ids_of_type("Style"))
+        self._quarters_of_meter = {idx: parse_time_signature(tokenizer.value_of(idx)).quarters_per_bar
+                                   for idx in tokenizer.ids_of_type("Meter")}
+        # sixteenth-grid step in Position ticks per meter (12 ticks per beat of the denominator)
+        self._grid_of_meter = {idx: max(1, 12 * parse_time_signature(tokenizer.value_of(idx)).denominator // 16)
+                               for idx in tokenizer.ids_of_type("Meter")}
+        self.duration_ticks = torch.zeros(v, dtype=torch.long)
+        for idx in tokenizer.ids_of_type("Duration"):
+            whole, sub, res = (int(x) for x in tokenizer.value_of(idx).split("."))
+            self.duration_ticks[idx] = whole * 12 + sub * 12 // res
         # Host-side lookups for the per-step state machine (Python ints, no tensor ops per row).
         self._position_of = self.position_value.tolist()
         self._positions_per_bar = dict(zip(tokenizer.ids_of_type("Meter"),
@@ -119,15 +143,21 @@ class RemiGrammar:
         self.notes = [0] * b
         self.meter = [-1 if spec.meter_id is None else spec.meter_id] * b
         self.key = [-1 if spec.key_id is None else spec.key_id] * b
-        if spec.start_state != CONTROL_STYLE:  # controls are in the prompt: read meter and key from it
-            ids = prompt[0].tolist()
-            meters = [t for t in ids if t in self._meter_ids]
-            if not meters:
-                raise ValueError("a continuation prompt must contain its Meter control token")
-            keys = [t for t in ids if t in self._key_ids]
-            self.meter = [meters[-1]] * b
-            self.key = [keys[-1] if keys else -1] * b
-            self.notes = [sum(t in self._pitch_ids for t in ids)] * b
+        self.style = [-1 if spec.style_id is None else spec.style_id] * b
+        self.onset_pitches: list[tuple[int, ...]] = [()] * b  # pitch ids written at the current position
+        self.bar_notes = [0] * b
+        if spec.start_state != CONTROL_STYLE:  # controls are in the prompt: read each row's meter, key and style
+            for row in range(b):
+                ids = prompt[row if prompt.shape[0] == b else 0].tolist()
+                meters = [t for t in ids if t in self._meter_ids]
+                if not meters:
+                    raise ValueError("a continuation prompt must contain its Meter control token")
+                keys = [t for t in ids if t in self._key_ids]
+                styles = [t for t in ids if t in self._style_ids]
+                self.meter[row] = meters[-1]
+                self.key[row] = keys[-1] if keys else -1
+                self.style[row] = styles[-1] if styles else -1
+                self.notes[row] = sum(t in self._pitch_ids for t in ids)
         self.step = 0
         self._rows: dict[tuple, torch.Tensor] = {}
         self._bias: dict[tuple[int, ...], torch.Tensor] = {}
@@ -145,6 +175,8 @@ class RemiGrammar:
             if s in (CONTROL_STYLE, CONTROL_KEY, CONTROL_BARS):
                 if s == CONTROL_KEY:
                     self.key[row] = t
+                elif s == CONTROL_STYLE:
+                    self.style[row] = t
                 self.state[row] = s + 1 if s != CONTROL_BARS else NEED_BAR
             elif s == CONTROL_METER:
                 self.meter[row] = t
@@ -153,17 +185,23 @@ class RemiGrammar:
                 self.state[row] = FINISHED
             elif t == tok.bar_id and spec.window and spec.max_new_tokens - self.step <= WINDOW_RESERVE:
                 self.state[row] = FINISHED  # window full: this Bar is dropped and the next window goes on
+            elif t == tok.bar_id and self.bars[row] >= spec.total_bars:
+                self.state[row] = FINISHED  # open end: the bars asked of this call are written; the Bar is dropped
             elif t == tok.bar_id:
                 self.bars[row] += 1
                 self.position[row] = -1
+                self.bar_notes[row] = 0
                 self.state[row] = AFTER_BAR
             elif s == AFTER_BAR:
                 self.state[row] = AFTER_TIMESIG
             elif self._position_of[t] >= 0:
                 self.position[row] = self._position_of[t]
+                self.onset_pitches[row] = ()
                 self.state[row] = AFTER_POSITION
             elif t in self._pitch_ids:
                 self.notes[row] += 1
+                self.bar_notes[row] += 1
+                self.onset_pitches[row] = self.onset_pitches[row] + (t,)
                 self.state[row] = AFTER_PITCH
             elif t in self._duration_ids:
                 self.state[row] = AFTER_DURATION
@@ -190,10 +228,23 @@ class RemiGrammar:
             owed = max(self.spec.total_bars - self.bars[row], 0)
             # Bar + TimeSig per owed bar + EOS, plus Pitch + Duration to finish a note started now.
             room = in_bar and remaining > (WINDOW_RESERVE if self.spec.window else 2 * owed + 3)
-            limit = self._positions_per_bar[self.meter[row]] if room else 0
-            key = (s, room, self.position[row] if room else 0, limit, owed > 0, self.notes[row] > 0)
+            meter, limits = self.meter[row], self._limits_of(row)
+            bar_full = self.bar_notes[row] >= math.ceil(limits.notes_per_quarter * self._quarters_of_meter[meter] - 1e-9)
+            new_onsets = room and not bar_full
+            limit = self._positions_per_bar[meter] if new_onsets else 0
+            grid = self._grid_of_meter[meter] if self._straight(limits) else 1
+            chord = ()
+            if s == AFTER_DURATION and room and len(self.onset_pitches[row]) < limits.notes_per_onset and not bar_full:
+                chord = (True,) + self.onset_pitches[row]  # another note may join this onset, but no pitch twice
+            key = (s, new_onsets, self.position[row] if new_onsets else 0, limit, grid, chord, owed > 0,
+                   self.notes[row] > 0)
         elif s == AFTER_BAR:
             key = (s, self.meter[row])
+        elif s == AFTER_PITCH:
+            meter, limits = self.meter[row], self._limits_of(row)
+            # one line (a single-line style): a note ends by the bar line, so no note is held under the next ones
+            room_left = self._positions_per_bar[meter] - self.position[row] if limits.notes_per_onset == 1 else 0
+            key = (s, self._grid_of_meter[meter] if self._straight(limits) else 1, room_left)
         else:
             key = (s,)
         mask = self._rows.get(key)
@@ -216,20 +267,32 @@ class RemiGrammar:
         elif s == AFTER_POSITION:
             return self.m_pitch
         elif s == AFTER_PITCH:
-            return self.m_duration
+            grid, room_left = args
+            allowed = self.m_duration & (self.duration_ticks % grid == 0)
+            if room_left > 0:
+                allowed &= self.duration_ticks <= room_left
+            return allowed
         elif s == FINISHED:
             allowed[self.tok.pad_id] = True
         else:  # NEED_BAR, AFTER_TIMESIG, AFTER_DURATION
-            room, position, limit, owes_bars, has_notes = args
-            if room:
-                allowed |= (self.position_value > position) & (self.position_value < limit)
-                if s == AFTER_DURATION:
-                    allowed |= self.m_pitch  # another note at the same position (a chord)
-            if owes_bars:
-                allowed |= self.m_bar
+            new_onsets, position, limit, grid, chord, owes_bars, has_notes = args
+            if new_onsets:
+                allowed |= ((self.position_value > position) & (self.position_value < limit)
+                            & (self.position_value % grid == 0))
+            if chord:  # another note at the same position (a chord), never a pitch already there
+                allowed |= self.m_pitch
+                allowed[list(chord[1:])] = False
+            if owes_bars or (self.spec.open_end and has_notes):
+                allowed |= self.m_bar  # with an open end, the Bar after the last bar ends the call
             elif has_notes or not allowed.any():  # out of room and still silent: cannot happen with sane budgets
                 allowed |= self.m_eos
         return allowed
+
+    def _limits_of(self, row: int) -> StyleLimits:
+        return self._limits.get(self.style[row], self._limits[-1])
+
+    def _straight(self, limits: StyleLimits) -> bool:
+        return limits.straight if self.spec.straight is None else self.spec.straight
 
     def _forced_or(self, forced: int | None, type_mask: torch.Tensor) -> torch.Tensor:
         if forced is None:

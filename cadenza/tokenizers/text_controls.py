@@ -10,10 +10,12 @@ It understands, anywhere in the text (case-insensitive):
 - style: irish (irish, reel, jig, hornpipe, polka), scottish (scottish, strathspey, air), chorale
   (chorale, hymn), string-quartet (quartet), renaissance (renaissance, madrigal, motet), folk-song
   (folk), classical (classical);
-- instruments: any General MIDI name from ``cadenza.music.instruments`` ("for violin", "on flute").
+- instruments: any General MIDI name from ``cadenza.music.instruments`` ("for violin", "on flute");
+- form: a letter plan in capitals ("AABB", "AABA", "A8 B8") or a name ("two-part", "verse chorus", "rondo";
+  see ``cadenza.music.form.FORM_NAMES``).
 
-Two different values for one field ("in D major ... in A minor") raise InvalidConditioning; so does
-text in which nothing is recognised (it would otherwise be silently ignored).
+Two different values for one field ("in D major ... in A minor", "a reel in 3/4", "a waltz in 6/8") raise
+InvalidConditioning; so does text in which nothing is recognised (it would otherwise be silently ignored).
 """
 
 from __future__ import annotations
@@ -22,12 +24,15 @@ import re
 from dataclasses import dataclass
 
 from cadenza.errors import InvalidConditioning
+from cadenza.music.form import FORM_NAMES
 from cadenza.music.instruments import GM_PROGRAMS
 from cadenza.music.theory import parse_key, parse_time_signature
 
 TEMPO_WORDS = {"very slow": 56, "slow": 66, "moderate": 96, "lively": 132, "very fast": 168, "fast": 144}
-FORM_METER = {"slip jig": "9/8", "jig": "6/8", "reel": "4/4", "hornpipe": "4/4", "waltz": "3/4", "polka": "2/4",
-              "march": "2/4"}
+# The meters a dance is written in (the first is the one it implies); a written meter outside them is a
+# contradiction ("a reel in 3/4"), one inside them is the musician's choice ("a jig in 12/8").
+FORM_METERS = {"slip jig": ("9/8",), "jig": ("6/8", "12/8"), "reel": ("4/4", "2/2"), "hornpipe": ("4/4", "2/4"),
+               "waltz": ("3/4", "3/8"), "polka": ("2/4",), "march": ("2/4", "4/4", "6/8")}
 STYLE_WORDS = {"irish": "irish", "reel": "irish", "jig": "irish", "hornpipe": "irish", "polka": "irish",
                "scottish": "scottish", "strathspey": "scottish", "air": "scottish", "chorale": "chorale",
                "hymn": "chorale", "quartet": "string-quartet", "renaissance": "renaissance",
@@ -42,6 +47,7 @@ class TextControls:
     bars: int | None = None
     style: str | None = None
     instruments: tuple[str, ...] = ()
+    form: str | None = None
 
 
 def _one(field: str, values: list) -> object:
@@ -49,6 +55,18 @@ def _one(field: str, values: list) -> object:
     if len(distinct) > 1:
         raise InvalidConditioning(f"the text names more than one {field}: {', '.join(map(str, distinct))}")
     return distinct[0] if distinct else None
+
+
+def _meter(written: list[str], dances: list[str]) -> str | None:
+    """The meter: a written one if it fits every dance named, else what the dance implies; raises on a clash."""
+    meter = _one("meter", written)
+    for dance in dict.fromkeys(dances):
+        allowed = FORM_METERS[dance]
+        if meter is None:
+            meter = allowed[0]
+        elif meter not in allowed:
+            raise InvalidConditioning(f"the text asks for a {dance} in {meter}; a {dance} is in {' or '.join(allowed)}")
+    return meter
 
 
 def _words(text: str, table: dict) -> list:
@@ -72,15 +90,18 @@ def parse_text(text: str) -> TextControls:
     numbers = [float(m.group(1)) for m in re.finditer(r"(\d{2,3})\s*bpm\b", lower)]
     tempo_words = [float(t) for t in _words(lower, TEMPO_WORDS)]
     meters = [parse_time_signature(m.group(1)).name for m in re.finditer(r"\b(\d{1,2}/\d{1,2})\b", lower)]
-    forms = _words(lower, FORM_METER)
+    forms = _words(lower, {name: name for name in FORM_METERS})
     bars = [int(m.group(1)) for m in re.finditer(r"\b(\d{1,3})\s*(?:bars|measures|bar|measure)\b", lower)]
     styles = _words(lower, STYLE_WORDS)
     instruments = tuple(dict.fromkeys(_words(lower, {name: name for name in GM_PROGRAMS if "(" not in name})))
+    plans = [m.group(1) for m in re.finditer(r"(?<![\w'])([A-F]'?\d{1,2}(?:\s+[A-F]'?\d{1,2})+|(?:[A-F]'?\d{0,2}){2,})"
+                                             r"(?![\w'])", text)]
+    plans += _words(lower, {name: name for name in FORM_NAMES})
     result = TextControls(
         key=_one("key", keys), tempo_bpm=_one("tempo", numbers) if numbers else _one("tempo", tempo_words),
-        time_signature=_one("meter", meters or forms[:1]), bars=_one("bar count", bars), style=_one("style", styles),
-        instruments=instruments)
+        time_signature=_meter(meters, forms), bars=_one("bar count", bars), style=_one("style", styles),
+        instruments=instruments, form=_one("form", plans))
     if result == TextControls():
-        raise InvalidConditioning(f"nothing in the text {text!r} names a key, tempo, meter, bar count, style or "
-                                  "instrument this model understands; see `cadenza generate --help`")
+        raise InvalidConditioning(f"nothing in the text {text!r} names a key, tempo, meter, bar count, style, "
+                                  "form or instrument this model understands; see `cadenza generate --help`")
     return result

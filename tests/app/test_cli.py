@@ -143,3 +143,18 @@ def test_render_folder_reports_corrupt_files(tmp_path, midi_file, capsys):
     assert "1 failed" in out and "2 already done" in out
     report = [json.loads(line) for line in (outdir / "render_report.jsonl").read_text().splitlines()]
     assert {r["status"] for r in report if r["input"].endswith("broken.mid")} == {"error"}
+
+
+def test_render_refuses_ddsp_flags_with_fluidsynth(tmp_path, midi_file, capsys):
+    src = midi_file("in.mid", notes=[(0, 480, 60, 100)])
+    assert main(["render", str(src), "-o", str(tmp_path / "out.wav"), "--stems", str(tmp_path / "stems")]) == 2
+    assert "--stems" in capsys.readouterr().err and not (tmp_path / "out.wav").exists()
+
+
+def test_generate_midi_model_to_audio_renders_through_studio(tmp_path, capsys):
+    pytest.importorskip("fluidsynth", reason="needs libfluidsynth + pyfluidsynth")
+    out = tmp_path / "out.flac"
+    assert main(["generate", "tiny-remi", "--bars", "2", "--seed", "1", "-o", str(out)]) == 0
+    assert soundfile.info(out).samplerate == 44100
+    sidecar = json.loads((tmp_path / "out.flac.json").read_text())
+    assert sidecar["seed"] == 1 and sidecar["notes"]["rendered_with"] == "fluidsynth"

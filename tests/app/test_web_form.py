@@ -13,15 +13,15 @@ from cadenza.app.web.controls import (CONDITIONING_WIDGETS, SAMPLING_WIDGETS, UN
                                       visible_widgets)
 from cadenza.app.web.form import conditioning_from_form, sampling_from_form
 from cadenza.app.web.uploads import UploadPolicy
-from cadenza.checkpoints import FAMILY_SAMPLING
 from cadenza.conditioning import Capability, Conditioning, Sampling, require_sampling_supported, require_supported
 from cadenza.errors import CorruptInput, InvalidConditioning
-from cadenza.studio import ModelInfo
+from cadenza.studio import ModelInfo, Studio
 
 
 def info(name: str, family: str, output: str, caps: set[str]) -> ModelInfo:
     return ModelInfo(name=name, family=family, output=output, capabilities=tuple(sorted(caps)), license="test",
-                     description="", path="", sampling=tuple(sorted(FAMILY_SAMPLING[family])))
+                     description="", path="", sampling=tuple(sorted(Studio.families()[family].sampling)),
+                     choices=dict(Studio.families()[family].choices))
 
 
 SYMBOLIC = info("folk", "symbolic", "midi", {"text", "style", "key", "tempo_bpm", "time_signature", "bars",

@@ -152,9 +152,11 @@ def test_transfer_runs_on_a_checked_upload(studio, tmp_path, monkeypatch):
 
     calls = []
 
+    from cadenza.generators.ddsp.transfer import TransferOptions
+
     class FakeStudio:
-        def transfer(self, source, instrument, options=None, callbacks=None):
-            calls.append((source, instrument, options))
+        def transfer(self, source, instrument, callbacks=None, **options):
+            calls.append((source, instrument, TransferOptions(**options)))  # checks the values as Studio does
             return _audio_output()
 
         def render(self, output, synth="fluidsynth"):
@@ -200,7 +202,7 @@ def test_a_sample_is_made_again_by_its_seed_and_batch_size(studio, tmp_path):
 
 
 def test_synth_choices_resolve_on_the_server(studio, tmp_path):
-    from cadenza.app.web.context import AppContext, AppSettings, installed_soundfonts
+    from cadenza.app.web.context import AppContext, AppSettings
     from cadenza.app.web.uploads import UploadPolicy
     from cadenza.errors import InvalidConditioning
 
@@ -208,7 +210,7 @@ def test_synth_choices_resolve_on_the_server(studio, tmp_path):
                      uploads=UploadPolicy(roots=(tmp_path,)))
     values = [value for _, value in ctx.synth_choices()]
     assert values[0] == "fluidsynth" and ctx.render_args("fluidsynth") == {"synth": "fluidsynth"}
-    fonts = installed_soundfonts()
+    fonts = studio.soundfonts()
     for name in list(fonts)[1:]:
         assert f"soundfont:{name}" in values
         assert ctx.render_args(f"soundfont:{name}")["soundfont"] == str(fonts[name])

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
-import cadenza.render.batch as batch
+import cadenza.render.jobs as jobs
 from cadenza.errors import CorruptInput, InvalidConditioning
-from cadenza.render.batch import render_batch, render_file
+from cadenza.render.batch import plan_batch, render_batch, render_file
+from cadenza.runners import InlineRunner, Outcome
 
 SHORT = [(0, 240, 60, 100), (240, 240, 64, 100)]  # 0.5 s at the default 120 BPM
 
@@ -49,7 +50,7 @@ def test_tree_with_good_and_bad_files(tree, tmp_path, fast_options):
     assert {name for name, r in rows.items() if r["status"] == "ok"} == {"top.mid", "one.mid", "two.MIDI"}
     assert "no notes" in rows["silent.mid"]["reason"] and "empty" in rows["empty.mid"]["reason"]
     assert "not a MIDI file" in rows["text.midi"]["reason"] and "cannot parse" in rows["cut.mid"]["reason"]
-    assert all(r["reason"].startswith("CorruptInput") for r in rows.values() if r["status"] == "error")
+    assert all(r["reason"].startswith("CorruptMidi") for r in rows.values() if r["status"] == "error")
 
 
 def test_resume_skips_done_files_and_redoes_touched_ones(tree, tmp_path, fast_options):
@@ -88,7 +89,7 @@ def test_interrupted_run_keeps_its_report_and_resumes(tmp_path, write_midi, fast
     for i in range(4):
         write_midi(f"in/{i}.mid", notes=SHORT)
     out = tmp_path / "out"
-    real = batch._render_job
+    real = jobs.render_job
     done = []
 
     def interrupt_after_two(renderer, job):
@@ -97,13 +98,13 @@ def test_interrupted_run_keeps_its_report_and_resumes(tmp_path, write_midi, fast
         done.append(job)
         return real(renderer, job)
 
-    monkeypatch.setattr(batch, "_render_job", interrupt_after_two)
+    monkeypatch.setattr(jobs, "render_job", interrupt_after_two)
     with pytest.raises(KeyboardInterrupt):
         render_batch(tmp_path / "in", out, options=fast_options, workers=1, progress=False)
     assert [r["status"] for r in report_rows(out / "render_report.jsonl").values()] == ["ok", "ok"]
     assert len(list(out.glob("*.wav"))) == 2
 
-    monkeypatch.setattr(batch, "_render_job", real)
+    monkeypatch.setattr(jobs, "render_job", real)
     resumed = render_batch(tmp_path / "in", out, options=fast_options, workers=1, progress=False)
     assert (resumed.ok, resumed.skipped, resumed.failed) == (2, 2, 0)
 
@@ -220,3 +221,47 @@ def test_a_soundfont_fluidsynth_cannot_load_stops_the_batch(tmp_path, write_midi
     options = RenderOptions(**{**fast_options.__dict__, "soundfont": str(broken)})
     with pytest.raises(MissingDependency, match="SoundFont"):
         render_batch(tmp_path / "in", tmp_path / "out", options=options, workers=workers, progress=False)
+
+
+def test_plan_mirrors_the_tree_and_settles_done_files(tree, tmp_path):
+    out = tmp_path / "out"
+    plan = plan_batch(tree, out, ".flac")
+    assert plan.total == 7 and plan.settled == []
+    assert sorted(Path(job.output).relative_to(out).as_posix() for job in plan.jobs) == [
+        "a/b/empty.flac", "a/b/two.flac", "a/cut.flac", "a/one.flac", "a/silent.flac", "text.flac", "top.flac"]
+    (out / "top.flac").parent.mkdir(parents=True)
+    (out / "top.flac").write_bytes(b"done")
+    later = (tree / "top.mid").stat().st_mtime_ns + 10**9
+    os.utime(out / "top.flac", ns=(later, later))  # newer than its input
+    plan = plan_batch(tree, out, ".flac")
+    assert [(Path(e["input"]).name, e["status"]) for e in plan.settled] == [("top.mid", "skipped")]
+    assert len(plan.jobs) == 6 and plan_batch(tree, out, ".flac", force=True).settled == []
+
+
+class RecordingRunner:
+    """A runner of our own: in this process, remembering what it ran; its second job's worker 'dies'."""
+
+    def __init__(self):
+        self.jobs = []
+
+    def map(self, task, jobs):
+        state = task.setup(*task.setup_args)
+        try:
+            for index, job in enumerate(jobs):
+                self.jobs.append(job)
+                yield Outcome(job, lost="the node went away") if index == 1 else Outcome(job, task.run(state, job))
+        finally:
+            task.teardown(state)
+
+
+def test_any_runner_plugs_into_the_batch(tmp_path, write_midi, fast_options):
+    for i in range(3):
+        write_midi(f"in/{i}.mid", notes=SHORT)
+    runner = RecordingRunner()
+    summary = render_batch(tmp_path / "in", tmp_path / "out", options=fast_options, runner=runner, progress=False)
+    assert len(runner.jobs) == 3 and (summary.ok, summary.failed) == (2, 1)
+    lost = [r for r in report_rows(summary.report_path).values() if r["status"] == "error"]
+    assert lost[0]["reason"] == "WorkerLost: the node went away; run again to retry it"
+    again = render_batch(tmp_path / "in", tmp_path / "out", options=fast_options, runner=InlineRunner(),
+                         progress=False)
+    assert (again.ok, again.skipped, again.failed) == (1, 2, 0)  # the lost file is retried

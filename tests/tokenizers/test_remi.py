@@ -77,7 +77,8 @@ def test_vocabulary_layout(tokenizer):
     assert len(tokenizer) == len(tokenizer.id_to_token) == len(tokenizer.vocab)
     assert tokenizer.id_to_token[tokenizer.bos_id] == "BOS_None" and tokenizer.id_to_token[tokenizer.eos_id] == "EOS_None"
     controls = tokenizer.id_to_token[tokenizer.base_vocab_size:]
-    assert all(t.split("_")[0] in ("Style", "Key", "Meter", "Bars") for t in controls)
+    assert all(t.split("_")[0] in ("Style", "Key", "Meter", "Bars") for t in controls[:-2])
+    assert controls[-2:] == ["Infill_Suffix", "Infill_Middle"]  # appended last: older vocabularies are a prefix
     assert len(tokenizer.ids_of_type("Key")) == 24 and len(tokenizer.ids_of_type("Style")) == len(STYLES)
     assert len(tokenizer.ids_of_type("Bars")) == MAX_BARS_TOKEN
     assert {"4/4", "3/4", "2/4", "6/8", "9/8"} <= set(tokenizer.meters())
@@ -155,3 +156,16 @@ def test_transpose_out_of_range_raises(tokenizer, melody):
     with pytest.raises(ValueError, match="range"):
         tokenizer.transpose(body, 1)
     assert tokenizer.transpose(body, 0).tolist() == body.tolist()
+
+
+def test_tokenizer_saved_without_infill_tokens_loads_as_such(tmp_path):
+    """A tokenizer.json written before the infilling sentinels existed (no "infill" key) still loads."""
+    old = RemiTokenizer(infill=False)
+    data = old.to_dict()
+    del data["infill"]
+    (tmp_path / "tokenizer.json").write_text(json.dumps(data))
+    loaded = RemiTokenizer.load(tmp_path / "tokenizer.json")
+    assert not loaded.infill and loaded.id_to_token == old.id_to_token and loaded.middle_id == -1
+    with pytest.raises(InvalidConditioning, match="without infilling"):
+        loaded.infill_ids(2)
+    assert RemiTokenizer().infill_ids(3) == [RemiTokenizer().middle_id, RemiTokenizer().vocab["Bars_3"]]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import random
+
 import pytest
 import torch
 
@@ -10,6 +13,7 @@ from cadenza.generators.symbolic.model import SymbolicTransformer, TransformerCo
 from cadenza.music.theory import parse_time_signature
 from cadenza.tokenizers.remi import MAX_BARS_TOKEN
 from cadenza.tokenizers.remi_grammar import NEED_BAR, GrammarSpec, RemiGrammar
+from cadenza.tokenizers.styles import STYLE_LIMITS
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +40,10 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-def check_body(tok, body: list[int], meter: str, total_bars: int, bars_before: int = 0, notes_before: int = 0) -> dict:
-    """Walk a generated REMI body (after the controls) and assert every rule of the grammar."""
+def check_body(tok, body: list[int], meter: str, total_bars: int, bars_before: int = 0, notes_before: int = 0,
+               style: str | None = None) -> dict:
+    """Walk a generated REMI body (after the controls) and assert every rule of the grammar (with a
+    ``style``, also its limits: pitches per onset, notes per bar, the straight grid)."""
     name = lambda i: tok.id_to_token[i]  # noqa: E731
     assert tok.eos_id in body, "the sequence must end with EOS"
     end = body.index(tok.eos_id)
@@ -45,6 +51,11 @@ def check_body(tok, body: list[int], meter: str, total_bars: int, bars_before: i
     body = body[:end]
     ppb = tok.positions_per_bar(parse_time_signature(meter))
     bars, notes, position, expect = bars_before, notes_before, -1, "bar"
+    limits = STYLE_LIMITS[style] if style else None
+    ts = parse_time_signature(meter)
+    bar_cap = math.ceil(limits.notes_per_quarter * ts.quarters_per_bar - 1e-9) if limits else None
+    grid = max(1, 12 * ts.denominator // 16) if limits and limits.straight else 1
+    onset, bar_notes = [], 0
     for i, token_id in enumerate(body):
         token = name(token_id)
         kind = token.split("_")[0]
@@ -54,25 +65,35 @@ def check_body(tok, body: list[int], meter: str, total_bars: int, bars_before: i
         elif expect == "pitch":
             assert kind == "Pitch", f"Position must be followed by a Pitch, got {token} at {i}"
             notes += 1
+            onset, bar_notes = [token_id], bar_notes + 1
             expect = "duration"
         elif expect == "duration":
             assert kind == "Duration", f"Pitch must be followed by a Duration, got {token} at {i}"
+            if limits:
+                whole, sub, res = (int(x) for x in token.split("_")[1].split("."))
+                assert (whole * 12 + sub * 12 // res) % grid == 0, f"{token} off the {style} grid at {i}"
             expect = "after_note"
         elif kind == "Bar":
             assert expect in ("bar", "in_bar", "after_note"), f"Bar at {i} in state {expect}"
             bars += 1
-            position, expect = -1, "timesig"
+            position, expect, bar_notes = -1, "timesig", 0
         elif kind == "Position":
             assert expect in ("in_bar", "after_note"), f"Position at {i} in state {expect}"
             value = int(token.split("_")[1])
             assert position < value < ppb, f"Position {value} after {position} in a bar of {ppb} positions"
+            assert value % grid == 0, f"Position {value} off the {style} grid"
             position, expect = value, "pitch"
         elif kind == "Pitch":
             assert expect == "after_note", f"a chord Pitch must follow a Duration ({token} at {i})"
+            assert token_id not in onset, f"{token} written twice at one onset ({i})"
             notes += 1
+            onset, bar_notes = onset + [token_id], bar_notes + 1
             expect = "duration"
         else:
             raise AssertionError(f"unexpected token {token} at {i} in state {expect}")
+        if limits:
+            assert len(onset) <= limits.notes_per_onset, f"{len(onset)} notes on one onset in {style} ({i})"
+            assert bar_notes <= bar_cap, f"{bar_notes} notes in a bar of {style} in {meter} (cap {bar_cap})"
     assert expect in ("in_bar", "after_note", "bar"), f"sequence ends inside a note/bar header ({expect})"
     assert bars == total_bars, f"{bars} Bar tokens, asked for {total_bars}"
     assert notes >= 1, "no notes were written"
@@ -206,3 +227,67 @@ def test_cached_mask_rows_do_not_leak_between_rows_or_steps(tokenizer):
     rows = grammar.mask(5)
     assert bool(rows[0, tok.vocab["Position_2"]]) and not bool(rows[1, tok.vocab["Position_2"]])
     assert not grammar.done().any()
+
+
+def adversarial_walk(tok, spec: GrammarSpec, seed: int) -> list[int]:
+    """Drive the grammar as a model that piles notes on would: a Pitch whenever one is allowed, else a
+    Position, else a Bar, else EOS (random among the allowed of that kind). Returns the ids written."""
+    rng = random.Random(seed)
+    grammar = RemiGrammar(tok, spec)
+    grammar.start(1, torch.tensor([[tok.bos_id]]))
+    kinds = [tok.ids_of_type("Pitch"), tok.ids_of_type("Position"), [tok.bar_id], [tok.eos_id]]
+    out = []
+    for step in range(spec.max_new_tokens):
+        allowed = grammar.mask(step)[0]
+        if int(allowed.sum()) == 1 or not any(bool(allowed[k].any()) for k in kinds):
+            choice = int(torch.nonzero(allowed)[rng.randrange(int(allowed.sum()))])
+        else:
+            ids = next(k for k in kinds if bool(allowed[k].any()))
+            choice = rng.choice([i for i in ids if bool(allowed[i])])
+        out.append(choice)
+        grammar.advance(torch.tensor([choice]))
+        if bool(grammar.done()[0]):
+            break
+    return out
+
+
+@pytest.mark.parametrize("style", sorted(STYLE_LIMITS))
+def test_no_pileups_in_any_meter_or_bar_count(tokenizer, style):
+    """Property: whatever the model prefers, every meter, bar counts 1-64, many seeds: no onset above the
+    style's cap, no pitch twice at an onset, no bar above its notes cap, straight styles on the grid."""
+    tok = tokenizer
+    rng = random.Random(style)
+    for meter in tok.meters():
+        for seed in range(3):
+            bars = rng.choice([1, 2, 3, rng.randint(4, 64)])
+            spec = GrammarSpec(tok.vocab[f"Style_{style}"], None, tok.vocab[f"Meter_{meter}"], bars,
+                               max_new_tokens=4 + bars * 200)
+            row = adversarial_walk(tok, spec, seed)
+            check_body(tok, row[4:], meter, bars, style=style)
+
+
+def test_limits_checker_fails_on_a_pileup(tokenizer):
+    tok, v = tokenizer, tokenizer.vocab
+    chord = [v[f"Pitch_{p}"] if k % 2 == 0 else v["Duration_1.0.12"] for p in (60, 64, 67) for k in range(2)]
+    seq = [tok.bar_id, v["TimeSig_4/4"], v["Position_0"]] + chord + [tok.eos_id]
+    check_body(tok, seq, "4/4", 1, style="chorale")
+    for style, bad in (("irish", seq),  # three notes on one onset
+                       ("chorale", seq[:3] + [v["Pitch_60"], v["Duration_1.0.12"]] * 2 + [tok.eos_id]),  # a pitch twice
+                       ("irish", [tok.bar_id, v["TimeSig_4/4"], v["Position_4"], v["Pitch_60"], v["Duration_1.0.12"],
+                                  tok.eos_id])):  # a triplet position in a straight style
+        with pytest.raises(AssertionError):
+            check_body(tok, bad, "4/4", 1, style=style)
+            pytest.fail(f"checker accepted {style}")
+
+
+def test_open_end_stops_at_the_next_bar_line(tokenizer, models):
+    """A section of a longer piece: the Bar after its last bar ends the call, EOS is never written."""
+    tok = tokenizer
+    spec = GrammarSpec(tok.vocab["Style_irish"], None, tok.vocab["Meter_6/8"], total_bars=3, max_new_tokens=200,
+                       bars_control=16, open_end=True)
+    for seed, model in enumerate(models):
+        for row in run(tok, model, spec, seed=seed, n=3).tolist():
+            assert tok.id_to_token[row[4]] == "Bars_16" and tok.eos_id not in row
+            body = [i for i in row[5:] if i != tok.pad_id]
+            assert body.count(tok.bar_id) == 4 and body[-1] == tok.bar_id  # the closing Bar is the last token
+            check_body(tok, body[:-1] + [tok.eos_id], "6/8", 3, style="irish")

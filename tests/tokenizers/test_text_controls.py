@@ -48,3 +48,20 @@ def test_explicit_meter_wins_over_a_form():
 
 def test_bpm_wins_over_tempo_word():
     assert parse_text("a slow air at 70 bpm").tempo_bpm == 70
+
+
+@pytest.mark.parametrize("text", ["a reel in 3/4", "a waltz in 6/8", "a slip jig in 6/8", "a polka in 3/4 time"])
+def test_a_dance_in_a_meter_it_is_never_in_is_refused(text):
+    with pytest.raises(InvalidConditioning, match="is in"):
+        parse_text(text)
+
+
+@pytest.mark.parametrize("text, form", [("a two-part reel", "two-part"), ("an AABA tune in G", "AABA"),
+                                        ("a jig, A8 B8", "A8 B8"), ("AA'BB' hornpipe", "AA'BB'"),
+                                        ("verse chorus song in C major", "verse chorus")])
+def test_form_is_read_from_text(text, form):
+    assert parse_text(text).form == form
+
+
+def test_a_capital_letter_alone_is_not_a_form():
+    assert parse_text("A jig in D").form is None and parse_text("a hornpipe in C. A B").form is None

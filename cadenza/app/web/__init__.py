@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # Gradio is imported only when the app is built
     from cadenza.app.web.app import StudioApp
     from cadenza.app.web.context import AppSettings
-    from cadenza.studio import Studio
+    from cadenza import Studio
 
 
 def build_app(studio: Studio, settings: AppSettings | None = None) -> StudioApp:

@@ -6,12 +6,12 @@ from dataclasses import dataclass
 
 import gradio as gr
 
+from cadenza import Studio
 from cadenza.app.web.batch_tab import build_batch_tab
 from cadenza.app.web.context import AppContext, AppSettings
 from cadenza.app.web.generate_tab import build_generate_tab
 from cadenza.app.web.uploads import UploadPolicy
 from cadenza.app.web.workspace import Workspace
-from cadenza.studio import Studio
 
 INTRO = ("Pick a model, say what you want (only the settings that model understands are shown), press "
          "**Generate**, listen, then download it or press **Continue this** to write more.")

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import gradio as gr
 
+from cadenza import CadenzaError
 from cadenza.app.web.context import AppContext
 from cadenza.app.web.controls import MIDI_TYPES
 from cadenza.app.web.uploads import public_message
-from cadenza.errors import CadenzaError
 
 MAX_BATCH_FILES = 200
 

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
+from cadenza import CheckpointError, InvalidConditioning, ModelInfo, Studio
 from cadenza.app.web.jobs import JobBoard, ModelGates
 from cadenza.app.web.uploads import DEFAULT_MAX_UPLOAD_BYTES, UploadPolicy
 from cadenza.app.web.workspace import Workspace
-from cadenza.errors import CheckpointError, InvalidConditioning, MissingDependency
-from cadenza.studio import ModelInfo, Studio
 
 MAX_SAMPLES = 4  # result slots on the page (and the most samples one click asks for)
 
@@ -58,7 +54,7 @@ class AppContext:
         """How MIDI becomes audio, as (label, value): FluidSynth with the default SoundFont
         ('fluidsynth'), with another installed SoundFont ('soundfont:NAME'), or a DDSP instrument
         ('ddsp:NAME')."""
-        fonts = installed_soundfonts()
+        fonts = self.studio.soundfonts()
         default = next(iter(fonts), None)
         choices = [(f"FluidSynth · {default} (General MIDI)" if default else "FluidSynth", "fluidsynth")]
         choices += [(f"FluidSynth · {name}", f"soundfont:{name}") for name in list(fonts)[1:]]
@@ -71,7 +67,7 @@ class AppContext:
         if choice == "fluidsynth":
             return {"synth": "fluidsynth"}
         if choice.startswith("soundfont:"):
-            fonts = installed_soundfonts()
+            fonts = self.studio.soundfonts()
             name = choice.removeprefix("soundfont:")
             if name not in fonts:
                 raise InvalidConditioning(f"no SoundFont named {name!r}; installed: {', '.join(fonts) or 'none'}")
@@ -79,30 +75,3 @@ class AppContext:
         if choice.startswith("ddsp:") and choice.removeprefix("ddsp:") in {m.name for m in self.ddsp_models()}:
             return {"synth": choice}
         raise InvalidConditioning(f"unknown synth {choice!r}")
-
-
-def installed_soundfonts() -> dict[str, Path]:
-    """SoundFonts on this machine by name, the one FluidSynth uses by default first
-    (``render.fluidsynth.find_soundfont``), then Debian's sf2/sf3 folders and pretty_midi's TimGM6mb;
-    the same file under two names (Debian's default-GM link) is listed once."""
-    from cadenza.render.fluidsynth import find_soundfont
-
-    candidates: list[Path] = []
-    try:
-        candidates.append(find_soundfont())
-    except MissingDependency:
-        pass
-    for folder, pattern in ((Path("/usr/share/sounds/sf2"), "*.sf2"), (Path("/usr/share/sounds/sf3"), "*.sf3")):
-        if folder.is_dir():
-            candidates += sorted(folder.glob(pattern))
-    spec = importlib.util.find_spec("pretty_midi")  # located, not imported
-    if spec is not None and spec.submodule_search_locations:
-        candidates += [Path(d) / "TimGM6mb.sf2" for d in spec.submodule_search_locations]
-    fonts: dict[str, Path] = {}
-    seen: set[str] = set()
-    for path in candidates:
-        real = os.path.realpath(path)
-        if path.is_file() and real not in seen and path.stem not in fonts:
-            seen.add(real)
-            fonts[path.stem] = path
-    return fonts

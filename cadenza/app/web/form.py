@@ -14,11 +14,10 @@ import typing
 from collections.abc import Mapping
 from typing import Any
 
-from cadenza.app.web.controls import AUDIO_TYPES, MIDI_TYPES, SAMPLING_WIDGETS, prompt_file_types, visible_widgets
+from cadenza import Conditioning, InvalidConditioning, ModelInfo, Sampling
+from cadenza.app.web.controls import (AUDIO_TYPES, MIDI_TYPES, SAMPLING_WIDGETS, can_regenerate, prompt_file_types,
+                                      visible_widgets)
 from cadenza.app.web.uploads import UploadPolicy
-from cadenza.conditioning import Conditioning, Sampling
-from cadenza.errors import InvalidConditioning
-from cadenza.studio import ModelInfo
 
 _LABELS = {"tempo_bpm": "tempo", "duration_s": "duration", "num_samples": "samples", "top_k": "top-k",
            "top_p": "top-p", "cfg_scale": "guidance (cfg)", "key_bias": "key bias", "max_tokens": "max tokens"}
@@ -54,10 +53,38 @@ def conditioning_from_form(info: ModelInfo, form: Mapping[str, Any], uploads: Up
         style=_text(get("style")), key=_text(get("key")), time_signature=_text(get("time_signature")),
         tempo_bpm=_number(get("tempo_bpm"), "tempo_bpm"), bars=_whole(get("bars"), "bars"),
         duration_s=_number(get("duration_s"), "duration_s"), instruments=_items(get("instruments")),
-        chords=_items(get("chords"), split=r"[\s,|]+"),
+        chords=_items(get("chords"), split=r"[\s,|]+"), form=_text(get("form")),
         prompt=uploads.check(prompt, "prompt", prompt_file_types(info.capabilities)) if _text(prompt) else None,
         melody=melody,
         source_audio=uploads.check(source, "source audio", AUDIO_TYPES) if _text(source) else None)
+
+
+def regenerate_conditioning(info: ModelInfo, source: str, span: Any, uploads: UploadPolicy) -> Conditioning:
+    """The `Conditioning` that writes bars ``span`` (the "Regenerate bars" box: '5-8', '5 to 8' or '5') of
+    the MIDI result ``source`` anew with ``info``'s model, keeping every other note. ``source`` must be a
+    file the app wrote (inside ``uploads``' roots, which hold the app's workspace).
+
+    Raises:
+        InvalidConditioning: ``info`` cannot regenerate bars, the span cannot be read, or the file is gone.
+    """
+    if not can_regenerate(info.capabilities, info.output):
+        raise InvalidConditioning(f"{info.name} cannot regenerate bars; generate with a model that can")
+    return Conditioning(prompt=uploads.check(source, "result", MIDI_TYPES), regenerate=bar_range(span))
+
+
+def bar_range(value: Any) -> tuple[int, int]:
+    """``'5-8'`` (or with an en dash, ``'5 to 8'``, ``'5..8'``) -> (5, 8); ``'5'`` -> (5, 5). Bars count from 1."""
+    text = _text(value)
+    if text is None:
+        raise InvalidConditioning("say which bars to write anew, e.g. 5-8")
+    match = re.fullmatch(r"(\d+)\s*(?:(?:-|\u2013|\u2014|\.\.|to)\s*(\d+))?", text, flags=re.IGNORECASE)
+    if not match:
+        raise InvalidConditioning(f"bars {text!r}: write the first and last bar, e.g. 5-8")
+    first = int(match.group(1))
+    last = int(match.group(2)) if match.group(2) else first
+    if not 1 <= first <= last:
+        raise InvalidConditioning(f"bars {text!r}: the first bar is 1 or more and not after the last")
+    return first, last
 
 
 def sampling_from_form(info: ModelInfo, form: Mapping[str, Any]) -> Sampling:

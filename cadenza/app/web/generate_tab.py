@@ -9,15 +9,13 @@ from dataclasses import dataclass
 
 import gradio as gr
 
+from cadenza import CadenzaError, Callbacks, Cancelled, Conditioning, ModelInfo
 from cadenza.app.web.context import MAX_SAMPLES, AppContext
 from cadenza.app.web.controls import prompt_file_types
 from cadenza.app.web.form import conditioning_from_form, sampling_from_form
 from cadenza.app.web.results import ResultFiles, reload_midi_output, save_result
 from cadenza.app.web.uploads import public_message
 from cadenza.app.web.widgets import build_conditioning_widgets, build_sampling_widgets, visibility_updates
-from cadenza.errors import CadenzaError, Cancelled
-from cadenza.generators.base import Callbacks
-from cadenza.studio import ModelInfo
 
 
 @dataclass
@@ -89,8 +87,6 @@ def build_generate_tab(ctx: AppContext) -> None:
         info = ctx.model(name)
         try:
             checked = ctx.uploads.check(path, "prompt", prompt_file_types(info.capabilities))
-            from cadenza.conditioning import Conditioning
-
             Conditioning(prompt=checked)
         except CadenzaError as exc:
             gr.Warning(public_message(exc, ctx.uploads.roots))

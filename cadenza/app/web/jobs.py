@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from cadenza.errors import Cancelled
+from cadenza import Cancelled
 
 
 class JobBoard:

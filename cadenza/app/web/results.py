@@ -6,8 +6,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from cadenza.outputs import AudioOutput, MidiOutput, Provenance
-from cadenza.studio import Studio
+from cadenza import AudioOutput, MidiOutput, Provenance, Studio
 
 _SUMMARY_NOTES = (("style", "{}"), ("key", "{}"), ("time_signature", "{}"), ("bars_written", "{} bars"),
                   ("tempo_bpm", "{:g} BPM"))
@@ -33,6 +32,8 @@ class ResultFiles:
     seed: int | None
     summary: str
     batch_size: int = 1  # the num_samples it was drawn with: same seed + same batch size = the same sample
+    model: str = ""  # the model that made it (a "Regenerate bars" of it asks the same model)
+    regenerated: tuple[int, int] | None = None  # the bars written anew, when it is another result's bars rewritten
 
 
 def save_result(studio: Studio, output: MidiOutput | AudioOutput, folder: Path, index: int,
@@ -55,17 +56,24 @@ def save_result(studio: Studio, output: MidiOutput | AudioOutput, folder: Path, 
         image = output.spectrogram(folder / f"{stem}.png")
         downloads = (wav, flac, Path(f"{wav}.json"))
         kind = "audio"
+    regenerated = prov.notes.get("regenerated_bars")
     return ResultFiles(kind=kind, source=source, audio=wav, downloads=downloads, image=image,
                        provenance_json=prov.to_json(), seed=prov.seed, summary=_summary(output, index),
-                       batch_size=int(prov.sampling.get("num_samples") or 1))
+                       batch_size=int(prov.sampling.get("num_samples") or 1), model=prov.model,
+                       regenerated=(int(regenerated[0]), int(regenerated[1])) if regenerated else None)
 
 
 def _summary(output: MidiOutput | AudioOutput, index: int) -> str:
     notes = output.provenance.notes
     parts = [f"**Sample {index + 1}**", f"seed {output.provenance.seed}"]
     parts += [fmt.format(notes[k]) for k, fmt in _SUMMARY_NOTES if notes.get(k) not in (None, "")]
+    if notes.get("form") not in (None, "", "through-composed"):
+        parts.append(f"form {notes['form']}")
     if notes.get("continued_bars"):
         parts.append(f"after {notes['continued_bars']} bars of prompt")
+    if notes.get("regenerated_bars"):
+        first, last = notes["regenerated_bars"]
+        parts.append(f"bar {first} written anew" if first == last else f"bars {first}-{last} written anew")
     parts.append(f"{output.duration_s:.1f} s")
     return " · ".join(parts)
 
@@ -76,7 +84,5 @@ def _safe(name: str) -> str:
 
 def reload_midi_output(source: str | Path) -> MidiOutput:
     """A MIDI result written by ``save_result`` read back with its provenance (to render it again)."""
-    from cadenza.render.midi_io import load_midi
-
     provenance = Provenance.from_json(Path(f"{source}.json").read_text(encoding="utf-8"))
-    return MidiOutput(load_midi(source), provenance)
+    return MidiOutput(MidiOutput.load(source).score, provenance)

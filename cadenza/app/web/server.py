@@ -7,8 +7,8 @@ import signal
 import threading
 from typing import TYPE_CHECKING
 
+from cadenza import Studio
 from cadenza.app.web.context import AppSettings
-from cadenza.studio import Studio
 
 if TYPE_CHECKING:
     from cadenza.app.web.app import StudioApp

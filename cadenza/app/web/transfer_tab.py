@@ -7,12 +7,11 @@ from dataclasses import dataclass
 
 import gradio as gr
 
+from cadenza import CadenzaError, Callbacks, Cancelled
 from cadenza.app.web.context import AppContext
 from cadenza.app.web.controls import AUDIO_TYPES
 from cadenza.app.web.results import ResultFiles, save_result
 from cadenza.app.web.uploads import public_message
-from cadenza.errors import CadenzaError, Cancelled
-from cadenza.generators.base import Callbacks
 
 
 @dataclass(frozen=True)
@@ -35,13 +34,10 @@ def run_transfer(ctx: AppContext, request: TransferRequest, session: str,
         CadenzaError: no or a bad recording, an unknown instrument, or options out of range;
             ``Cancelled`` when ``callbacks.should_cancel()`` turns true.
     """
-    from cadenza.generators.ddsp.transfer import TransferOptions
-
     source = ctx.uploads.check(request.source, "recording", AUDIO_TYPES)
     instrument = ctx.model(request.instrument)
-    options = TransferOptions(pitch_shift=float(request.pitch_shift), loudness_shift=float(request.loudness_shift),
-                              quiet_db=float(request.quiet_db))
-    output = ctx.studio.transfer(source, instrument.name, options=options, callbacks=callbacks)
+    output = ctx.studio.transfer(source, instrument.name, callbacks=callbacks, pitch_shift=float(request.pitch_shift),
+                                 loudness_shift=float(request.loudness_shift), quiet_db=float(request.quiet_db))
     return save_result(ctx.studio, output, ctx.workspace.new_job(session), 0)
 
 

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from cadenza.errors import CorruptInput, InvalidConditioning
+from cadenza import CorruptInput, InvalidConditioning
 
 DEFAULT_MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 

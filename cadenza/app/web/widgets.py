@@ -5,25 +5,20 @@ from __future__ import annotations
 
 import gradio as gr
 
-from cadenza.app.web.controls import AUDIO_TYPES, MIDI_TYPES, SAMPLING_WIDGETS, prompt_file_types, visible_widgets
-from cadenza.conditioning import Sampling
+from cadenza import ModelInfo, Sampling
+from cadenza.app.web.controls import (AUDIO_TYPES, CONDITIONING_WIDGETS, FAMILY_CHOICE_WIDGETS, MIDI_TYPES,
+                                      RESULT_WIDGETS, SAMPLING_WIDGETS, prompt_file_types, visible_widgets,
+                                      widget_choices)
 from cadenza.music.instruments import GM_PROGRAMS
 from cadenza.music.theory import ALL_KEYS
-from cadenza.studio import ModelInfo
 
 METERS = ("4/4", "3/4", "2/4", "2/2", "6/8", "9/8", "12/8", "3/8", "5/4", "7/8")
-SCHEDULERS = ("dpm++", "ddim", "euler", "heun")  # diffusion models name theirs; others may be typed
-
-
-def _styles() -> list[str]:
-    from cadenza.tokenizers.remi import STYLES  # the styles the symbolic tokenizer knows; others may be typed
-
-    return list(STYLES)
 
 
 def build_conditioning_widgets(info: ModelInfo | None) -> dict[str, gr.components.Component]:
     """The "what to make" and "start from" widgets, visible as ``info`` supports them."""
     shown = visible_widgets(info.capabilities, info.sampling) if info else set()
+    choices = info.choices if info else {}
 
     def vis(name: str) -> bool:
         return name in shown
@@ -34,7 +29,7 @@ def build_conditioning_widgets(info: ModelInfo | None) -> dict[str, gr.component
     w["negative_text"] = gr.Textbox(label="Avoid", placeholder="drums, distortion", visible=vis("negative_text"),
                                     elem_id="negative_text")
     with gr.Row():
-        w["style"] = gr.Dropdown(label="Style", choices=[("any", "")] + [(s, s) for s in _styles()], value="",
+        w["style"] = gr.Dropdown(label="Style", choices=widget_choices("style", choices), value="",
                                  allow_custom_value=True, visible=vis("style"), elem_id="style")
         w["key"] = gr.Dropdown(label="Key", choices=[("any", "")] + [(k.name, k.name) for k in ALL_KEYS], value="",
                                visible=vis("key"), elem_id="key")
@@ -47,6 +42,9 @@ def build_conditioning_widgets(info: ModelInfo | None) -> dict[str, gr.component
                               visible=vis("bars"), elem_id="bars")
         w["duration_s"] = gr.Textbox(label="Length (seconds)", placeholder="auto", visible=vis("duration_s"),
                                      elem_id="duration")
+    w["form"] = gr.Textbox(label="Form (sections by letter)",
+                           placeholder="AABB, AABA, A8 B8, A A' B B' (empty: the style's usual form)",
+                           visible=vis("form"), elem_id="form")
     w["instruments"] = gr.Dropdown(label="Instruments", choices=sorted(GM_PROGRAMS), value=[], multiselect=True,
                                    allow_custom_value=True, visible=vis("instruments"), elem_id="instruments")
     w["tags"] = gr.Textbox(label="Tags (comma separated)", placeholder="folk, dance", visible=vis("tags"),
@@ -69,6 +67,7 @@ def build_sampling_widgets(info: ModelInfo | None) -> tuple[dict[str, gr.compone
     """The "how to sample" widgets and the seed's re-roll button. Every widget starts at the
     `Sampling` default (or empty where the default is None), so an untouched widget changes nothing."""
     shown = visible_widgets(info.capabilities, info.sampling) if info else set()
+    choices = info.choices if info else {}
     d = Sampling()
 
     def vis(name: str) -> bool:
@@ -95,9 +94,8 @@ def build_sampling_widgets(info: ModelInfo | None) -> tuple[dict[str, gr.compone
     with gr.Row():
         w["steps"] = gr.Textbox(label="Steps (1-1000)", placeholder="the model's default", visible=vis("steps"),
                                 elem_id="steps")
-        schedulers = [("model's default", "")] + [(s, s) for s in SCHEDULERS]
-        w["scheduler"] = gr.Dropdown(label="Scheduler", choices=schedulers, value="", allow_custom_value=True,
-                                     visible=vis("scheduler"), elem_id="scheduler")
+        w["scheduler"] = gr.Dropdown(label="Scheduler", choices=widget_choices("scheduler", choices), value="",
+                                     allow_custom_value=True, visible=vis("scheduler"), elem_id="scheduler")
     with gr.Row():
         w["strength"] = gr.Textbox(label="Strength: how far from the prompt audio (0-1)",
                                    placeholder="the model's default", visible=vis("strength"), elem_id="strength")
@@ -112,9 +110,13 @@ def build_sampling_widgets(info: ModelInfo | None) -> tuple[dict[str, gr.compone
 
 
 def visibility_updates(widgets: dict[str, gr.components.Component], info: ModelInfo) -> dict:
-    """Show exactly the widgets ``info`` supports; the prompt upload takes the suffixes it continues."""
+    """Show exactly the widgets ``info`` supports; the prompt upload takes the suffixes it continues, and
+    the style and scheduler lists offer what ``info``'s family suggests."""
     shown = visible_widgets(info.capabilities, info.sampling)
     updates = {comp: gr.update(visible=name in shown) for name, comp in widgets.items()}
+    for name in FAMILY_CHOICE_WIDGETS:
+        if name in widgets:
+            updates[widgets[name]] = gr.update(visible=name in shown, choices=widget_choices(name, info.choices))
     updates[widgets["prompt"]] = gr.update(visible="prompt" in shown, file_types=prompt_file_types(info.capabilities)
                                            or list(MIDI_TYPES + AUDIO_TYPES))
     return updates

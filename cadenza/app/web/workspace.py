@@ -4,10 +4,12 @@ when the session ends or the app closes. Nothing else on disk is written by the 
 from __future__ import annotations
 
 import atexit
+import os
 import re
 import shutil
 import tempfile
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 
 
@@ -20,16 +22,20 @@ class Workspace:
         self._lock = threading.Lock()
         self._counter = 0
 
-    def new_job(self, session: str) -> Path:
+    def new_job(self, session: str, keep: Iterable[str | os.PathLike] = ()) -> Path:
         """An empty folder for one job of ``session``; the session's earlier jobs are removed (their
-        files were already handed to the page, which keeps its own copies)."""
+        files were already handed to the page, which keeps its own copies), except the jobs that hold a
+        file in ``keep``: results still on the page that a later action reads again (a "Regenerate bars"
+        adds a result and keeps the others)."""
         folder = self._session_dir(session)
         with self._lock:
             self._counter += 1
             job = folder / f"job-{self._counter}"
         if folder.exists():
+            kept = {self._job_of(folder, path) for path in keep}
             for old in folder.iterdir():
-                shutil.rmtree(old, ignore_errors=True)
+                if old.name not in kept:
+                    shutil.rmtree(old, ignore_errors=True)
         job.mkdir(parents=True)
         return job
 
@@ -43,6 +49,14 @@ class Workspace:
 
     def close(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
+
+    @staticmethod
+    def _job_of(folder: Path, path: str | os.PathLike) -> str | None:
+        """The name of the job folder under the session ``folder`` that holds ``path`` (None: not in one)."""
+        real, root = Path(os.path.realpath(path)), Path(os.path.realpath(folder))
+        if root not in real.parents:
+            return None
+        return real.relative_to(root).parts[0]
 
     def _session_dir(self, session: str) -> Path:
         # a session id comes from the client: keep only safe characters so it can never leave root

@@ -169,12 +169,6 @@ class AudiocraftRelease:
         stereo = self.lm_cfg.get("interleave_stereo_codebooks")
         return bool(stereo is not None and stereo.get("use", False))
 
-    @property
-    def conditioner_kinds(self) -> dict[str, str]:
-        """Condition name -> conditioner type (``t5``, ``lut``, ``chroma_stem``)."""
-        conds = self.lm_cfg.get("conditioners") or {}
-        return {str(name): str(spec.model) for name, spec in conds.items() if name != "args"}
-
 
 def read_release(lm_path: str | os.PathLike, compression_path: str | os.PathLike | None = None,
                  lm_sha256: str | None = None, compression_sha256: str | None = None) -> AudiocraftRelease:

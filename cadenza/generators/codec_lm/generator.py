@@ -33,15 +33,15 @@ import numpy as np
 import torch
 
 from cadenza.checkpoints import CheckpointSpec
-from cadenza.conditioning import Capability, Conditioning, Sampling, require_supported
+from cadenza.conditioning import Capability, Conditioning, Sampling
 from cadenza.engine.decode import DecodeParams, decode_codebooks, decode_step
 from cadenza.engine.device import DevicePolicy
 from cadenza.errors import InvalidConditioning
-from cadenza.generators.base import Callbacks
+from cadenza.generators.base import Callbacks, Progress, begin_call, make_rng, provenance
 from cadenza.generators.codec_lm.conditioners import ConditionInputs
 from cadenza.generators.codec_lm.loading import OVERLAP_FRACTION, CodecLMBundle, load_bundle
 from cadenza.generators.codec_lm.lm import CodecLMRunner
-from cadenza.outputs import AudioOutput, Provenance
+from cadenza.outputs import AudioOutput
 
 DEFAULT_DURATION_S = 10.0
 
@@ -116,13 +116,12 @@ class CodecLMGenerator:
     def generate(self, conditioning: Conditioning, sampling: Sampling,
                  callbacks: Callbacks = Callbacks()) -> list[AudioOutput]:
         """``sampling.num_samples`` clips of ``conditioning.duration_s`` seconds (prompt included)."""
-        require_supported(conditioning, self.capabilities, self.spec.name)
+        seed = begin_call(self.spec, conditioning, sampling)
         started = time.perf_counter()
         bundle, lm, codec = self.bundle, self.bundle.lm, self.bundle.codec
         device = next(lm.parameters()).device
         used = resolve_sampling(sampling, bundle.defaults)
-        seed = sampling.seed if sampling.seed is not None else int(torch.randint(0, 2**31 - 1, (1,)).item())
-        rng = torch.Generator(device=device).manual_seed(seed)
+        rng = make_rng(seed, device)
         n = sampling.num_samples
         duration = conditioning.duration_s if conditioning.duration_s is not None else DEFAULT_DURATION_S
         total_frames = math.ceil(duration * self.frame_rate - 1e-6)
@@ -136,7 +135,7 @@ class CodecLMGenerator:
         windows = plan_windows(prompt_codes.shape[-1], total_frames, window_frames, overlap)
         conditioned = conditioning.text is not None or melody is not None
         use_cfg = conditioned and used["cfg_scale"] != 1.0
-        progress = _Progress(callbacks, sum(w.new + lm.config.pattern.max_delay for w in windows))
+        progress = Progress(callbacks, sum(w.new + lm.config.pattern.max_delay for w in windows))
 
         codes = prompt_codes.to(device)
         notes_windows = []
@@ -163,10 +162,9 @@ class CodecLMGenerator:
                  "prompt_s": round(prompt_codes.shape[-1] / self.frame_rate, 3)}
         if melody is not None:
             notes["melody_chroma"] = "whole mix (no stem separation)" if not _is_midi(conditioning.melody) else "piano rendering of the MIDI"
-        return [AudioOutput(np.ascontiguousarray(wav[i], dtype=np.float32), self.sample_rate, Provenance(
-            model=self.spec.name, family=self.family, checkpoint_sha256=self.spec.sha256,
-            conditioning=conditioning.to_dict(), sampling=sampling.to_dict(), seed=seed, sample_index=i,
-            timings_s=timings, notes=notes)) for i in range(n)]
+        return [AudioOutput(np.ascontiguousarray(wav[i], dtype=np.float32), self.sample_rate,
+                            provenance(self.spec, conditioning, sampling, seed=seed, sample_index=i,
+                                       timings_s=timings, notes=notes)) for i in range(n)]
 
     # ---- pieces ---------------------------------------------------------------------------------
     def _step_options(self, runner: CodecLMRunner, window_frames: int) -> dict:
@@ -220,15 +218,3 @@ def _is_midi(path: str | None) -> bool:
     from cadenza.conditioning import MIDI_SUFFIXES
 
     return path is not None and path.lower().endswith(MIDI_SUFFIXES)
-
-
-class _Progress:
-    """Per-window decode steps -> one running count for the caller's progress callback."""
-
-    def __init__(self, callbacks: Callbacks, total: int) -> None:
-        self.callbacks, self.total, self.done = callbacks, total, 0
-
-    def step(self, _step: int, _total: int) -> None:
-        self.done += 1
-        if self.callbacks.progress is not None:
-            self.callbacks.progress(self.done, self.total)

@@ -38,7 +38,7 @@ def read_prompt(path: str | os.PathLike, sample_rate: int, channels: int, frame_
     ``frame_rate``: codec frames per second (the prompt must hold at least one frame); ``max_seconds``:
     the requested total duration (the prompt must be shorter: the model continues it up to there).
     """
-    from cadenza.render.audio_io import read_audio
+    from cadenza.fileio.audio import read_audio
 
     rate = _file_rate(path)
     if rate < MIN_SAMPLE_RATE:
@@ -63,7 +63,7 @@ def melody_waveform(path: str | os.PathLike, sample_rate: int) -> torch.Tensor:
     """The melody as mono ``[N]`` float32 at ``sample_rate`` Hz (MIDI rendered as solo piano)."""
     if Path(path).suffix.lower() in MIDI_SUFFIXES:
         return torch.from_numpy(render_piano(path, sample_rate))
-    from cadenza.render.audio_io import read_audio
+    from cadenza.fileio.audio import read_audio
 
     samples, _ = read_audio(path, sample_rate=sample_rate, mono=True)
     return torch.from_numpy(np.ascontiguousarray(samples[0], dtype=np.float32))
@@ -72,7 +72,7 @@ def melody_waveform(path: str | os.PathLike, sample_rate: int) -> torch.Tensor:
 def render_piano(path: str | os.PathLike, sample_rate: int) -> np.ndarray:
     """MIDI file -> mono ``[N]`` float32 piano rendering (no reverb, so chroma sees the notes only)."""
     from cadenza.render.fluidsynth import FluidSynthRenderer, RenderOptions
-    from cadenza.render.midi_io import load_midi
+    from cadenza.fileio.midi import load_midi
 
     score = load_midi(path)
     for index in reversed(range(len(score.tracks))):

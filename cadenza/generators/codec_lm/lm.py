@@ -13,7 +13,8 @@ small default (saved as safetensors in this module's names).
 - Conditioning states follow MusicGen's convention: positions a mask marks False are **zero vectors**
   and cross-attention attends over all of them (no key mask), so an "empty condition" (the
   unconditional half of CFG) is all-zero states or an all-False mask.
-- Inference: ``setup_cache`` preallocates a static KV cache; cross-attention keys/values are computed
+- Inference: ``setup_cache`` preallocates the engine's static KV cache (``cadenza.engine.kv_cache``);
+  cross-attention keys/values are computed
   once per generation (``set_cross_states``), not per step. ``CodecLMRunner`` wraps a model and its
   conditioning into the engine's ``CodebookLM`` protocol for ``cadenza.engine.decode.decode_codebooks``.
 - Training: ``forward_train`` applies the delay pattern internally and returns logits aligned with the
@@ -29,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cadenza.engine.kv_cache import KVCache, LayerCaches, mark_static
 from cadenza.engine.patterns import DelayPattern
 
 ACTIVATIONS = {"gelu": F.gelu, "relu": F.relu}
@@ -137,19 +139,16 @@ class SelfAttention(nn.Module):
         self.dropout = config.dropout
         self.in_proj = nn.Linear(config.dim, 3 * config.dim, bias=config.bias_attn)
         self.out_proj = nn.Linear(config.dim, config.dim, bias=config.bias_attn)
-        self.cache_k: torch.Tensor | None = None
-        self.cache_v: torch.Tensor | None = None
+        self.kv_cache: KVCache | None = None
 
     def forward(self, x: torch.Tensor, input_pos: torch.Tensor | None, kv_len: int | None) -> torch.Tensor:
         """``x [B, T, dim]`` at positions ``input_pos [T]`` (None: no cache, causal over ``x``)."""
         q, k, v = (_split_heads(t, self.n_heads) for t in self.in_proj(x).chunk(3, dim=-1))
-        if input_pos is None or self.cache_k is None:
+        if input_pos is None or self.kv_cache is None:
             out = F.scaled_dot_product_attention(q, k, v, is_causal=True,
                                                  dropout_p=self.dropout if self.training else 0.0)
         else:
-            self.cache_k.index_copy_(2, input_pos, k.to(self.cache_k.dtype))
-            self.cache_v.index_copy_(2, input_pos, v.to(self.cache_v.dtype))
-            keys, values = self.cache_k, self.cache_v
+            keys, values = self.kv_cache.update(input_pos, k, v)
             if kv_len is not None:  # attend over the filled part only (cheaper on CPU)
                 keys, values = keys[:, :, :kv_len], values[:, :, :kv_len]
             if x.shape[1] == 1 and kv_len is not None:
@@ -238,8 +237,8 @@ class CodecLM(nn.Module):
         self.out_norm = nn.LayerNorm(config.dim, eps=1e-5) if config.norm_first else None
         self.linears = nn.ModuleList(nn.Linear(config.dim, config.card, bias=config.bias_proj)
                                      for _ in range(config.n_q))
+        self.kv_caches = LayerCaches(config.num_layers, config.num_heads, config.head_dim)
         self._static = False  # set by setup_cache: fixed shapes for a compiled / CUDA-graphed step
-        self._spare: list[tuple[torch.Tensor, ...]] | None = None  # a static cache kept for reuse
         self._spare_cross: list[tuple[torch.Tensor, ...] | None] | None = None  # and its cross keys/values
 
     # -- engine protocol facts ---------------------------------------------------------------------
@@ -302,12 +301,12 @@ class CodecLM(nn.Module):
             else:
                 attn.cached_kv = (k, v)
                 if self._static:
-                    _mark_static(k, v)
+                    mark_static(k, v)
 
     # -- KV cache ----------------------------------------------------------------------------------
     def setup_cache(self, batch_size: int, max_seq_len: int, dtype: torch.dtype | None = None,
                     device: torch.device | str | None = None, *, static: bool | None = None) -> None:
-        """Preallocate keys/values ``[B, H, max_seq_len, D]`` for every layer.
+        """Preallocate keys/values ``[B, H, max_seq_len, D]`` for every layer (``LayerCaches``).
 
         ``static`` (default: True off the CPU) keeps every step's shapes fixed (attention over the whole
         cache under a mask) so a compiled step is one graph that CUDA graphs can replay; the cache is then
@@ -320,26 +319,19 @@ class CodecLM(nn.Module):
         dtype = dtype or p.dtype
         device = torch.empty(0, device=device or p.device).device  # "cuda" -> "cuda:0", comparable below
         self._static = device.type != "cpu" if static is None else static
-        shape = (batch_size, self.config.num_heads, max_seq_len, self.config.head_dim)
-        spare, self._spare = self._spare, None
-        if spare is None or spare[0][0].shape != shape or spare[0][0].dtype != dtype or spare[0][0].device != device:
-            spare = [(torch.zeros(shape, dtype=dtype, device=device), torch.zeros(shape, dtype=dtype, device=device))
-                     for _ in self.layers]
-            if self._static:
-                _mark_static(*(t for kv in spare for t in kv))
-        for layer, (k, v) in zip(self.layers, spare):
-            layer.self_attn.cache_k, layer.self_attn.cache_v = k, v
+        caches = self.kv_caches.setup(batch_size, max_seq_len, dtype, device, self._static)
+        for layer, cache in zip(self.layers, caches):
+            layer.self_attn.kv_cache = cache
 
     def clear_cache(self) -> None:
         """Detach the KV cache and cross states from the layers; a static cache is kept for reuse."""
-        if self._static and self.layers[0].self_attn.cache_k is not None:
-            self._spare = [(layer.self_attn.cache_k, layer.self_attn.cache_v) for layer in self.layers]
+        self.kv_caches.release()
         if self._static and any(layer.cross_attn is not None and layer.cross_attn.cached_kv is not None
                                 for layer in self.layers):
             self._spare_cross = [layer.cross_attn.cached_kv if layer.cross_attn is not None else None
                                  for layer in self.layers]
         for layer in self.layers:
-            layer.self_attn.cache_k = layer.self_attn.cache_v = None
+            layer.self_attn.kv_cache = None
         self.set_cross_states(None)
 
     # -- forward -----------------------------------------------------------------------------------
@@ -369,7 +361,7 @@ class CodecLM(nn.Module):
             positions = input_pos if prefix is None else torch.cat(
                 [torch.arange(n_prefix, device=x.device), input_pos])
         x = x + self.config.positional_scale * sin_embedding(positions, self.config.dim, self.config.max_period).to(x.dtype)
-        cached = input_pos is not None and self.layers[0].self_attn.cache_k is not None
+        cached = input_pos is not None and self.layers[0].self_attn.kv_cache is not None
         kv_len = int(positions[-1]) + 1 if cached and not self._static else None
         for layer in self.layers:
             x = layer(x, positions if cached else None, kv_len, cross)
@@ -472,13 +464,6 @@ class CodecLMRunner(nn.Module):
         else:
             self._prefill_next = False
         return self.lm(codes, input_pos + self.n_prefix, prefix=self.prefix if first else None)
-
-
-def _mark_static(*tensors: torch.Tensor) -> None:
-    """Tell ``torch.compile`` these tensors keep their address across calls (no copy into a CUDA graph's
-    own input buffers at every replay); harmless where nothing is compiled."""
-    for t in tensors:
-        torch._dynamo.mark_static_address(t)
 
 
 def init_weights(lm: CodecLM, std: float = 0.02) -> None:

@@ -11,9 +11,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from cadenza.data.splits import SPLITS
 from cadenza.errors import CorruptInput
-
-SPLITS = ("train", "validation", "test")
 
 
 @dataclass(frozen=True)

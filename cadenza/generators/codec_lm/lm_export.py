@@ -28,7 +28,7 @@ def export_lm(run_dir: str | os.PathLike, cache_dir: str | os.PathLike, codec_di
     from safetensors.torch import save_file
 
     from cadenza.fileio import atomic_path
-    from cadenza.generators.codec_lm.codec_export import CODEC_WEIGHTS, read_codec_dir
+    from cadenza.codec.export import CODEC_WEIGHTS, read_codec_dir
 
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     saved = read_run_config(run_dir)

@@ -38,9 +38,9 @@ def run(args) -> int:
     if args.prepare:
         import torch
 
-        from cadenza.generators.codec_lm.codec_export import load_codec_dir
+        from cadenza.codec.export import load_codec_dir
         from cadenza.generators.codec_lm.lm_data import encode_clips
-        from cadenza.text.encoder import TextEncoder
+        from cadenza.tokenizers.text import TextEncoder
 
         torch.set_num_threads(args.threads)
         counts = encode_clips(args.data, load_codec_dir(args.codec), TextEncoder(), args.cache)

@@ -9,7 +9,7 @@ Two manifest formats (``config.format``):
 - ``"cadenza"``: files ``lm`` (-> ``lm.safetensors``, `CodecLM` names) and ``codec`` (->
   ``codec.safetensors``, our SEANet+RVQ codec), with ``config.lm`` (a `CodecLMConfig` dict with
   ``cond_dim`` 384), ``config.codec`` (a ``codec.CodecConfig`` dict) and ``config.text_encoder: "minilm"``
-  (``cadenza.text.encoder.TextEncoder``). Optional: ``config.window_s`` (longest clip one LM window
+  (``cadenza.tokenizers.text.TextEncoder``). Optional: ``config.window_s`` (longest clip one LM window
   makes; default ``config.train_crop_s``, the training crop, else what ``max_seq_len`` holds) and
   ``config.sampling_defaults`` (``top_k``, ``top_p``, ``cfg_scale``, ``temperature``). The unconditional
   text for CFG is an all-False mask (zero states).
@@ -100,8 +100,8 @@ def load_audiocraft(spec: CheckpointSpec, device: str) -> CodecLMBundle:
 
 
 def load_cadenza(spec: CheckpointSpec, device: str) -> CodecLMBundle:
-    from cadenza.generators.codec_lm.codec import load_codec
-    from cadenza.text.encoder import TextEncoder
+    from cadenza.codec.model import load_codec
+    from cadenza.tokenizers.text import TextEncoder
 
     try:
         config = CodecLMConfig.from_dict(dict(spec.config["lm"]))

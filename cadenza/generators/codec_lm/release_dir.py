@@ -115,6 +115,13 @@ def spec_for_release(directory: str | os.PathLike, name: str | None = None) -> C
                           description=f"MusicGen ({fmt} layout) from {directory}")
 
 
+def spec_for_name(name: str) -> CheckpointSpec | None:
+    """The family's folder finder: a spec for the bare MusicGen folder, HF-cache snapshot or cached hub
+    id ``name``, else None."""
+    release = find_release(name)
+    return None if release is None else spec_for_release(release, name=name)
+
+
 def hf_downloader(repo: str, filename: str, target: Path) -> Path:
     """Download ``repo``/``filename`` into ``target`` (huggingface_hub verifies LFS files' sha256)."""
     from huggingface_hub import hf_hub_download

@@ -188,7 +188,7 @@ def prepare_folder(folder: Path, out: Path, name: str) -> dict:
     """Features of every recording under ``folder`` (.wav/.flac/.ogg; monophonic, one instrument):
     f0 from the pitch tracker, voiced where it is confident."""
     from cadenza.generators.ddsp.features import extract
-    from cadenza.render.audio_io import read_audio
+    from cadenza.fileio.audio import read_audio
 
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in (".wav", ".flac", ".ogg"))
     if not files:

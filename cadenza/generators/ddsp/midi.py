@@ -18,7 +18,7 @@ from cadenza.errors import CorruptInput, InvalidConditioning
 from cadenza.generators.ddsp.features import SAMPLE_RATE
 from cadenza.generators.ddsp.model import Instrument
 from cadenza.generators.ddsp.transfer import FLOOR_DB, decode
-from cadenza.render.midi_io import to_seconds
+from cadenza.fileio.midi import to_seconds
 
 
 @dataclass(frozen=True)
@@ -140,7 +140,7 @@ def note_controls(notes: np.ndarray, frames: int, instrument: Instrument,
 def render_score(instrument: Instrument, score: symusic.Score, options: NoteRenderOptions = NoteRenderOptions(),
                  seed: int = 0, chunk_s: float = 20.0, should_stop=None, progress=None) -> RenderedMidi:
     """Play every voice of ``score`` on ``instrument`` and mix them (one gain for mix and stems)."""
-    from cadenza.render.audio_io import loudness_normalize, resample
+    from cadenza.fileio.audio import loudness_normalize, resample
 
     voices = split_voices(score)
     if not voices:

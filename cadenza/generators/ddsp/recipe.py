@@ -71,8 +71,8 @@ def _corpus(given: str | None) -> Path:
     for candidate in (Path("../shared/corpus"), Path("data/corpus-folk")):
         if (candidate / "MANIFEST.tsv").exists():
             return candidate
+    from cadenza.data.corpus import rebuild_from_music21
     from cadenza.generators.ddsp.data import FOLK_COLLECTIONS
-    from cadenza.generators.symbolic.corpus import rebuild_from_music21
 
     out = Path("data/corpus-folk")
     print(f"rebuilding {', '.join(FOLK_COLLECTIONS)} from music21 into {out} ...", file=sys.stderr)

@@ -196,7 +196,7 @@ def transfer_audio(instrument: Instrument, audio: np.ndarray, sample_rate: int, 
 
     ``N' = round(N * 16000 / sample_rate)``; the output peak is kept at or below -1 dBFS.
     """
-    from cadenza.render.audio_io import resample
+    from cadenza.fileio.audio import resample
 
     if audio.ndim != 1 or audio.shape[0] == 0:
         raise InvalidConditioning("transfer needs a non-empty mono signal")

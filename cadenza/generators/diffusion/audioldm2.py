@@ -101,7 +101,7 @@ class AudioLDM2Backend:
     def text_audio_scores(self, prompt: str, wav: torch.Tensor) -> list[float]:
         """CLAP text-audio similarity of each candidate ``wav [N, 1, T]`` with ``prompt`` (higher = closer):
         the same ranking ``pipe(...)`` applies to its ``num_waveforms_per_prompt`` outputs."""
-        from cadenza.render.audio_io import resample
+        from cadenza.fileio.audio import resample
 
         pipe = self.pipe
         rate = int(pipe.feature_extractor.sampling_rate)

@@ -88,9 +88,9 @@ class CadenzaBackend:
 
 def load_cadenza_backend(spec: CheckpointSpec, device: str | None = None) -> CadenzaBackend:
     """Verify and load a ``format: cadenza`` checkpoint (weights and codec through safetensors)."""
-    from cadenza.generators.codec_lm.codec import load_codec
+    from cadenza.codec.model import load_codec
     from cadenza.generators.diffusion.latent import CodecAutoencoder
-    from cadenza.text.encoder import TextEncoder
+    from cadenza.tokenizers.text import TextEncoder
 
     tensors = spec.load_safetensors("weights")  # verifies every file's sha256 first
     config = spec.config

@@ -22,7 +22,7 @@ def export_checkpoint(run_dir: str | Path, codec_dir: str | Path, data_dir: str 
     """Write ``out_dir`` from ``run_dir/state.pt`` (EMA weights, loaded with weights_only)."""
     from safetensors.torch import save_file
 
-    from cadenza.generators.codec_lm.codec_export import read_codec_dir
+    from cadenza.codec.export import read_codec_dir
 
     run, out = Path(run_dir), Path(out_dir)
     saved = json.loads((run / "config.json").read_text())

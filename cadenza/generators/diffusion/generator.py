@@ -19,18 +19,19 @@ folders; see ``pipeline_dir``) and ``"cadenza"`` (our small default; see ``caden
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import torch
 
 from cadenza.checkpoints import CheckpointSpec
-from cadenza.conditioning import Capability, Conditioning, Sampling, require_supported
+from cadenza.conditioning import Capability, Conditioning, Sampling
 from cadenza.errors import CheckpointError, InvalidConditioning
-from cadenza.generators.base import Callbacks
+from cadenza.generators.base import Callbacks, begin_call, provenance
 from cadenza.generators.diffusion.backend import Backend
 from cadenza.generators.diffusion.rerank import rank
 from cadenza.generators.diffusion.sampler import Batch, Settings, sample
 from cadenza.generators.diffusion.schedulers import check_scheduler_name
-from cadenza.outputs import AudioOutput, Provenance
+from cadenza.outputs import AudioOutput
 
 
 def resolve_settings(conditioning: Conditioning, sampling: Sampling, backend: Backend,
@@ -87,11 +88,10 @@ class DiffusionGenerator:
     def generate(self, conditioning: Conditioning, sampling: Sampling,
                  callbacks: Callbacks = Callbacks()) -> list[AudioOutput]:
         """``sampling.num_samples`` outputs ``[C, N]`` at the model's rate, best-first when more than one."""
-        require_supported(conditioning, self.capabilities, self.spec.name)
+        seed = begin_call(self.spec, conditioning, sampling)
         started = time.perf_counter()
         init, prompt_seconds = self._read_prompt(conditioning.prompt)
         settings = resolve_settings(conditioning, sampling, self.backend, prompt_seconds)
-        seed = sampling.seed if sampling.seed is not None else int(torch.randint(0, 2**31 - 1, (1,)).item())
         seeds = [seed + k for k in range(sampling.num_samples)]
         batch = Batch([conditioning.text or ""], [conditioning.negative_text], [seeds], [init] if init is not None else [])
         wav = sample(self.backend, batch, settings, callbacks.progress, callbacks.should_cancel)
@@ -111,18 +111,17 @@ class DiffusionGenerator:
                           "quality": scores[k].to_dict()}
             if agreement:
                 notes["clap_score"] = round(agreement[k], 5)
-            provenance = Provenance(model=self.spec.name, family=self.family, checkpoint_sha256=self.spec.sha256,
-                                    conditioning=conditioning.to_dict(),
-                                    sampling={**sampling.to_dict(), "seed": seeds[k], "num_samples": 1},
-                                    seed=seeds[k], sample_index=k, timings_s={"generate": elapsed}, notes=notes)
-            outputs.append(AudioOutput(candidates[k], self.backend.sample_rate, provenance))
+            # each candidate has its own seed: its sidecar asks for that one sample
+            made = provenance(self.spec, conditioning, replace(sampling, seed=seeds[k], num_samples=1),
+                              seed=seeds[k], sample_index=k, timings_s={"generate": elapsed}, notes=notes)
+            outputs.append(AudioOutput(candidates[k], self.backend.sample_rate, made))
         return outputs
 
     def _read_prompt(self, path: str | None) -> tuple[torch.Tensor | None, float | None]:
         """Init audio ``[C, T]`` at the model's rate (soxr-resampled by ``read_audio``) and its length in s."""
         if path is None:
             return None, None
-        from cadenza.render.audio_io import read_audio
+        from cadenza.fileio.audio import read_audio
 
         samples, rate = read_audio(path, sample_rate=self.backend.sample_rate)
         return torch.from_numpy(samples), samples.shape[-1] / rate

@@ -1,7 +1,7 @@
 """The latent space of our small diffusion model: the continuous latent of the shared audio codec.
 
 `LatentAutoencoder` is the protocol the diffusion code needs; `CodecAutoencoder` implements it over the
-codec of ``cadenza.generators.codec_lm.codec`` (SEANet encoder output before quantization, decoded by
+codec of ``cadenza.codec.model`` (SEANet encoder output before quantization, decoded by
 the SEANet decoder). `LatentStats` normalises latents to roughly unit scale for the diffusion model:
 per-channel mean and one global std, measured on the training data and stored in the manifest.
 """

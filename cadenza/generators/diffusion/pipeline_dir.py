@@ -66,6 +66,13 @@ def find_pipeline(name: str) -> Path | None:
     return None
 
 
+def spec_for_name(name: str) -> CheckpointSpec | None:
+    """The family's folder finder: a spec for the bare diffusers folder, HF-cache snapshot or cached hub
+    id ``name``, else None."""
+    pipeline = find_pipeline(name)
+    return None if pipeline is None else spec_for_folder(pipeline, name=name)
+
+
 def json_files(directory: Path) -> dict[str, str]:
     """role -> relative path of every JSON file of a pipeline folder (model_index + component configs)."""
     files = {}

@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Callable
-
-import torch
+from typing import TYPE_CHECKING, Any, Callable
 
 from cadenza.errors import InvalidConditioning
 
-DEFAULT_SCHEDULER = "dpm++"
+if TYPE_CHECKING:  # torch is imported only to build or drive a scheduler: the names are read without it
+    import torch
 
 
 @dataclass(frozen=True)
@@ -60,8 +59,11 @@ KINDS: dict[str, dict[str, SchedulerChoice]] = {"discrete": DISCRETE, "sigma": S
 _SIGMA_KEYS = ("sigma_min", "sigma_max", "sigma_data", "sigma_schedule", "prediction_type", "num_train_timesteps", "rho")
 
 
-def scheduler_names(kind: str) -> tuple[str, ...]:
-    """The valid ``Sampling.scheduler`` names for a model of ``kind`` ('discrete' or 'sigma')."""
+def scheduler_names(kind: str | None = None) -> tuple[str, ...]:
+    """The valid ``Sampling.scheduler`` names for a model of ``kind`` ('discrete' or 'sigma'); without
+    a kind, every name of any kind (what the app offers; a model checks its own kind)."""
+    if kind is None:
+        return tuple(dict.fromkeys(name for table in KINDS.values() for name in table))
     return tuple(KINDS[kind])
 
 
@@ -95,6 +97,8 @@ def model_time(scheduler: Any) -> Callable[[torch.Tensor], torch.Tensor]:
 
     Cosine DPM already yields ``atan(sigma) * 2 / pi``; diffusers' EDM schedulers yield ``log(sigma) / 4``.
     """
+    import torch
+
     if type(scheduler).__name__.startswith("EDM"):
         return lambda t: torch.atan(torch.exp(4.0 * t.float())) * (2.0 / math.pi)
     return lambda t: t

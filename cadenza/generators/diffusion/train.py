@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from cadenza.data.splits import SPLITS
 from cadenza.generators.diffusion.latent import LatentStats
 from cadenza.generators.diffusion.model import NUM_TRAIN_TIMESTEPS, DiTConfig, LatentDiT, scheduler_config
 
@@ -60,11 +61,11 @@ def prepare_cache(config: DiffusionTrainConfig, autoencoder=None, text_encoder=N
     cache.mkdir(parents=True, exist_ok=True)
     autoencoder = autoencoder or _load_autoencoder(config.codec_dir)
     if text_encoder is None:
-        from cadenza.text.encoder import TextEncoder
+        from cadenza.tokenizers.text import TextEncoder
 
         text_encoder = TextEncoder()
     train_latents = None
-    for split in ("train", "validation", "test"):
+    for split in SPLITS:
         records = read_clips(config.data_dir, split)
         if not records:
             continue
@@ -101,7 +102,7 @@ def prepare_cache(config: DiffusionTrainConfig, autoencoder=None, text_encoder=N
 
 
 def _load_autoencoder(codec_dir: str):
-    from cadenza.generators.codec_lm.codec_export import load_codec_dir
+    from cadenza.codec.export import load_codec_dir
     from cadenza.generators.diffusion.latent import CodecAutoencoder
 
     if not codec_dir:

@@ -8,7 +8,6 @@ cache: a random span of whole bars, a random transposition, and the control pref
 
 from __future__ import annotations
 
-import hashlib
 import json
 import multiprocessing as mp
 import os
@@ -19,8 +18,9 @@ import numpy as np
 import symusic
 import torch
 
+from cadenza.data.corpus import CorpusEntry
+from cadenza.data.splits import SPLITS, split_of
 from cadenza.fileio import atomic_path, atomic_write_text
-from cadenza.generators.symbolic.corpus import CorpusEntry
 from cadenza.music.theory import TimeSignature, estimate_key
 from cadenza.tokenizers.remi import ControlPrefix, RemiTokenizer
 
@@ -31,17 +31,10 @@ COLLECTION_STYLE = {
     "luca": "renaissance", "lusitano": "renaissance", "palestrina": "renaissance",
     "essenFolksong": "folk-song", "miscFolk": "folk-song",
 }
-SPLITS = ("train", "validation", "test")
 
 
 def style_of(collection: str) -> str:
     return COLLECTION_STYLE.get(collection, "classical")
-
-
-def split_of(path: str) -> str:
-    """Work-level split from a stable hash of the piece's path: 94% train, 3% validation, 3% test."""
-    bucket = int(hashlib.sha1(path.encode()).hexdigest()[:8], 16) % 100
-    return "validation" if bucket < 3 else "test" if bucket < 6 else "train"
 
 
 def _duration_beats(tokenizer: RemiTokenizer) -> np.ndarray:
@@ -152,17 +145,29 @@ class TokenCache:
         return len(self.piece_style)
 
 
+MAX_INFILL_BARS = 8  # the longest gap trained: "regenerate bars 5-8" of a tune, a whole 8-bar part at most
+
+
 class ChunkSampler:
     """Draws ``[B, L]`` training batches: control prefix + a span of whole bars + EOS, padded with PAD.
 
     A span starts at the piece's first bar a quarter of the time (the model must learn openings),
     holds 2..``max_bars`` bars that fit in ``seq_len``, stays in one meter, and is transposed by a random
     -5..+6 semitones when ``augment`` (skipped if it would leave the pitch range).
+
+    With probability ``infill_rate`` a span of 2+ bars becomes a fill-in-the-middle sequence: a gap of
+    1..``MAX_INFILL_BARS`` whole bars anywhere in it is moved after the rest, so the model learns to write
+    bars that lead into what follows them (see ``RemiTokenizer.infill_ids``)::
+
+        controls(Bars_N) prefix-bars Infill_Suffix suffix-bars Infill_Middle Bars_M middle-bars EOS
     """
 
     def __init__(self, cache: TokenCache, tokenizer: RemiTokenizer, seq_len: int, max_bars: int = 32,
-                 augment: bool = True, seed: int = 0) -> None:
+                 augment: bool = True, seed: int = 0, infill_rate: float = 0.0) -> None:
+        if infill_rate and not tokenizer.infill:
+            raise ValueError("infill_rate > 0 needs a tokenizer with the infilling tokens")
         self.cache, self.tokenizer, self.seq_len, self.max_bars, self.augment = cache, tokenizer, seq_len, max_bars, augment
+        self.infill_rate = infill_rate
         self.rng = np.random.default_rng(seed)
         lengths = np.diff(cache.piece_bar_offsets)
         self.piece_weights = np.sqrt(lengths) / np.sqrt(lengths).sum()  # long quartets do not drown the tunes
@@ -202,7 +207,19 @@ class ChunkSampler:
             style = tok.id_to_token[cache.piece_style[piece]].split("_", 1)[1]
             num, den = tok.value_of(int(meter)).split("/")
             prefix = tok.control_ids(ControlPrefix(style, key, TimeSignature(int(num), int(den)), int(end - start)))
+            if end - start >= 2 and self.rng.random() < self.infill_rate:
+                cuts = cache.bar_offsets[start:end + 1] - cache.bar_offsets[start]
+                return np.concatenate([prefix, self._infill_body(body, cuts), [tok.eos_id]]).astype(np.int64)
             return np.concatenate([prefix, body, [tok.eos_id]]).astype(np.int64)
+
+    def _infill_body(self, body: np.ndarray, cuts: np.ndarray) -> np.ndarray:
+        """``body`` of ``len(cuts) - 1`` bars (bar b is ``body[cuts[b]:cuts[b+1]]``) with a random gap moved last."""
+        n = len(cuts) - 1
+        size = int(self.rng.integers(1, min(MAX_INFILL_BARS, n - 1) + 1))
+        first = int(self.rng.integers(0, n - size + 1))
+        a, b = cuts[first], cuts[first + size]
+        tok = self.tokenizer
+        return np.concatenate([body[:a], [tok.suffix_id], body[b:], tok.infill_ids(size), body[a:b]])
 
     def batch(self, batch_size: int) -> torch.Tensor:
         out = np.full((batch_size, self.seq_len), self.tokenizer.pad_id, dtype=np.int64)

@@ -11,8 +11,9 @@ from safetensors.torch import save_file
 
 from cadenza.checkpoints import CheckpointSpec, write_manifest
 from cadenza.fileio import atomic_path
-from cadenza.generators.symbolic.generator import CAPABILITIES
+from cadenza.generators.symbolic.generator import capabilities_of
 from cadenza.generators.symbolic.model import SymbolicTransformer, TransformerConfig
+from cadenza.tokenizers.remi import RemiTokenizer
 
 
 def export_checkpoint(run_dir: str | Path, data_dir: str | Path, out_dir: str | Path, name: str,
@@ -31,19 +32,28 @@ def export_checkpoint(run_dir: str | Path, data_dir: str | Path, out_dir: str | 
     dataset = json.loads((data / "dataset.json").read_text())
     log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if line.strip()]
     val = [r for r in log if "val_loss" in r]
+    base = config["train"].get("init_from")
+    fine_tuned_from = None
+    if base:  # a fine-tuning run: say from which weights, and what they scored
+        base_manifest = json.loads((Path(base) / "manifest.json").read_text())
+        fine_tuned_from = {"name": base_manifest["name"], "weights_sha256": base_manifest["files"]["weights"]["sha256"],
+                           "metrics": base_manifest.get("metrics", {}), "command": base_manifest.get("made_by", {}).get("command")}
     all_metrics = {"steps": int(state["step"]), "final_train_loss": log[-1]["loss"] if log else None,
                    "final_val_loss": val[-1]["val_loss"] if val else None, **(metrics or {})}
     return write_manifest(
         out, name=name, family="symbolic", files={"weights": "model.safetensors", "tokenizer": "tokenizer.json"},
-        config={"model": config["model"], "train": config["train"]}, capabilities=sorted(CAPABILITIES, key=str),
+        config={"model": config["model"], "train": config["train"]},
+        capabilities=sorted(capabilities_of(RemiTokenizer.load(data / "tokenizer.json")), key=str),
         license=("Weights: Apache-2.0. Trained on music21's corpus ("
                  + "; ".join(dataset["licenses"]) + "). " + ("Essen (non-commercial) included: non-commercial use only."
                                                              if any("non-commercial" in x for x in dataset["licenses"]) else
                                                              "Non-commercial (Essen) and GPL-encoded pieces excluded.")),
-        description="REMI Transformer writing folk tunes, airs, chorales and more; exact key, meter, bars, tempo; continues MIDI.",
+        description=("REMI Transformer writing folk tunes, airs, chorales and more; exact key, meter, bars, tempo; "
+                     "form plans (AABB...); continues MIDI and regenerates chosen bars."),
         made_by={"recipe": "cadenza train symbolic", "data": {"source": "music21 corpus converted to MIDI",
                                                                "collections": dataset["collections"],
                                                                "splits": dataset["splits"]},
                  "command": command or "cadenza train symbolic --prepare && cadenza train symbolic && cadenza train symbolic --export",
-                 "train_config": config["train"], "notes": notes},
+                 "train_config": config["train"], "notes": notes,
+                 **({"fine_tuned_from": fine_tuned_from} if fine_tuned_from else {})},
         metrics=all_metrics)

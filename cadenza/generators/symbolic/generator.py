@@ -9,9 +9,7 @@ as they were and the new bars are appended after its last bar, in its key and me
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,12 +21,15 @@ from cadenza.conditioning import Capability, Conditioning, Sampling
 from cadenza.engine.decode import DecodeParams, decode, decode_step
 from cadenza.engine.device import DevicePolicy
 from cadenza.errors import CheckpointError, InvalidConditioning
-from cadenza.generators.base import Callbacks
+from cadenza.generators.base import Callbacks, Progress, begin_call, cpu_threads, make_rng, provenance
 from cadenza.generators.symbolic.model import SymbolicTransformer, TransformerConfig
+from cadenza.generators.symbolic.infill import (MIDDLE_TOKENS_PER_BAR, InfillRequest, infill_context, meter_at,
+                                               plan_infill, splice_bars)
+from cadenza.music.form import FormPlan, parse_form, style_form
 from cadenza.music.instruments import program_of
 from cadenza.music.theory import (estimate_key, key_correlations, parse_key, parse_time_signature,
                                   score_pitch_class_histogram)
-from cadenza.outputs import MidiOutput, Provenance
+from cadenza.outputs import MidiOutput
 from cadenza.tokenizers.remi import STYLES, RemiTokenizer, key_token
 from cadenza.tokenizers.remi_grammar import NEED_BAR, GrammarSpec, RemiGrammar
 from cadenza.tokenizers.text_controls import parse_text
@@ -48,7 +49,13 @@ KEY_CANDIDATES = 3
 STYLE_TEMPO = {"irish": 112, "scottish": 80, "chorale": 72, "string-quartet": 100, "renaissance": 90,
                "folk-song": 100, "classical": 100}
 CAPABILITIES = frozenset({Capability.TEXT, Capability.STYLE, Capability.KEY, Capability.TEMPO,
-                          Capability.TIME_SIGNATURE, Capability.BARS, Capability.INSTRUMENTS, Capability.PROMPT_MIDI})
+                          Capability.TIME_SIGNATURE, Capability.BARS, Capability.INSTRUMENTS, Capability.PROMPT_MIDI,
+                          Capability.FORM})
+
+
+def capabilities_of(tokenizer: RemiTokenizer) -> frozenset[Capability]:
+    """What a model with this tokenizer honours: regenerating bars needs the infilling tokens."""
+    return CAPABILITIES | {Capability.REGENERATE} if tokenizer.infill else CAPABILITIES
 
 
 @dataclass(frozen=True)
@@ -62,6 +69,8 @@ class Request:
     tempo_bpm: float | None
     instruments: tuple[str, ...]
     prompt: symusic.Score | None
+    form: FormPlan | None = None  # an explicit plan; None = the style's usual form (chosen per row)
+    regenerate: tuple[int, int] | None = None  # bars of the prompt to write anew (1-based, inclusive)
 
 
 def resolve(conditioning: Conditioning, prompt: symusic.Score | None) -> Request:
@@ -79,6 +88,13 @@ def resolve(conditioning: Conditioning, prompt: symusic.Score | None) -> Request
     bars = pick("bars", conditioning.bars, text and text.bars)
     tempo = pick("tempo_bpm", conditioning.tempo_bpm, text and text.tempo_bpm)
     instruments = pick("instruments", conditioning.instruments, text.instruments if text else ())
+    form_text = pick("form", conditioning.form, text and text.form)
+    if conditioning.regenerate is not None:
+        given = [name for name, value in (("bars", bars), ("form", form_text), ("tempo_bpm", tempo),
+                                          ("instruments", instruments)) if value not in (None, ())]
+        if given:
+            raise InvalidConditioning(f"regenerate keeps the rest of the file as it is: {', '.join(given)} cannot be "
+                                      "set with it")
     if style is not None and style not in STYLES:
         raise InvalidConditioning(f"unknown style {style!r}; styles: {', '.join(STYLES)}")
     for name in instruments:
@@ -93,7 +109,12 @@ def resolve(conditioning: Conditioning, prompt: symusic.Score | None) -> Request
         if tempo is None:  # a MIDI file without tempo events plays at 120 BPM
             # MIDI stores whole microseconds per beat, so 110 BPM reads back as 109.9999
             tempo = round(float(prompt.tempos[-1].qpm), 2) if len(prompt.tempos) else 120.0
-    return Request(style, key, meter, bars or DEFAULT_BARS, tempo, tuple(instruments), prompt)
+    plan = None
+    if form_text is not None:
+        plan = parse_form(form_text, bars)
+        bars = plan.bars
+    return Request(style, key, meter, bars or DEFAULT_BARS, tempo, tuple(instruments), prompt, plan,
+                   conditioning.regenerate)
 
 
 def _meter_of(score: symusic.Score) -> str:
@@ -142,20 +163,19 @@ class SymbolicGenerator:
         device = next(self.model.parameters()).device
         # A one-token step of this small model is too short to split across threads: on CPU one thread
         # is fastest at small batch (and 2 threads on 2 busy cores were 40x slower here).
-        with _cpu_threads(device, 1 if sampling.num_samples <= 4 else 2):
+        with cpu_threads(1 if sampling.num_samples <= 4 else 2, device):
             return self._generate(conditioning, sampling, callbacks)
 
     def _generate(self, conditioning: Conditioning, sampling: Sampling, callbacks: Callbacks) -> list[MidiOutput]:
         started = time.perf_counter()
+        seed = begin_call(self.spec, conditioning, sampling)
         prompt = None
         if conditioning.prompt is not None:
-            from cadenza.render.midi_io import load_midi
+            from cadenza.fileio.midi import load_midi
 
             prompt = load_midi(conditioning.prompt)
         request = resolve(conditioning, prompt)
-        seed = sampling.seed if sampling.seed is not None else int(torch.randint(0, 2**31 - 1, (1,)).item())
-        device = next(self.model.parameters()).device
-        rng = torch.Generator(device=device).manual_seed(seed)
+        rng = make_rng(seed, next(self.model.parameters()).device)
         # A fresh piece in a requested key: several candidates per output, the one in the key is kept.
         candidates = KEY_CANDIDATES if request.key is not None and prompt is None else 1
         n = sampling.num_samples * candidates
@@ -181,7 +201,7 @@ class SymbolicGenerator:
             prompt_bars = tok.split_bars(tok.encode_body(prompt))
         window = self.model.max_seq_len
         token_cap = sampling.max_tokens or 100_000
-        counter = _Progress(callbacks, expected=request.bars * 30)
+        counter = Progress(callbacks, request.bars * 30, estimate=True)
 
         def params(limit: int) -> DecodeParams:
             return DecodeParams(max_new_tokens=limit, temperature=sampling.temperature, top_k=sampling.top_k,
@@ -190,37 +210,45 @@ class SymbolicGenerator:
                                 should_cancel=callbacks.should_cancel)
 
         bos = torch.full((n, 1), tok.bos_id, dtype=torch.long)
-        if prompt is None:
-            # One batched pass writes the controls and as many bars as fit in the window.
+        writer = _BarWriter(self, tok, params, window, token_cap, key_bias)
+        if request.regenerate is not None:
+            return self._regenerate(conditioning, sampling, request, seed, bos, writer, started, key_id, style_id)
+        # The form is known before decoding when it is asked for, or when the style is (its usual form);
+        # else each row's plan follows the style the model chooses.
+        known = request.form is not None or request.style is not None or prompt is not None
+        plan = request.form or (style_form(request.style, request.bars) if prompt is None else None)
+        if prompt is None and known:
+            # One batched pass writes the controls and the first section (or as many bars as fit the window).
+            first = plan.sections[0].bars if plan else request.bars
             limit = min(window - 1, token_cap + 4)
-            grammar = RemiGrammar(tok, GrammarSpec(style_id, key_id, meter_id, request.bars, limit,
-                                                   window=token_cap + 4 > window - 1, key_bias=key_bias))
+            grammar = RemiGrammar(tok, GrammarSpec(style_id, key_id, meter_id, first, limit, bars_control=request.bars,
+                                                   window=token_cap + 4 > window - 1, key_bias=key_bias,
+                                                   open_end=first < request.bars))
             sequences = self._decode(bos, params(limit), grammar)
             prefixes = sequences[:, :5]
             bodies = [_strip(row[5:], tok) for row in sequences.tolist()]
         else:
-            grammar = RemiGrammar(tok, GrammarSpec(style_id, key_id, meter_id, len(prompt_bars) + request.bars, 4))
+            total = len(prompt_bars) + request.bars
+            grammar = RemiGrammar(tok, GrammarSpec(style_id, key_id, meter_id, total, 4))
             prefixes = self._decode(bos, params(4), grammar)
             bodies = [[] for _ in range(n)]
-        # Rows that still owe bars (long pieces, continuations) go on in windows over their own tail.
+            if prompt is None:  # each row's form follows its style: rows whose form opens alike go on together
+                groups: dict[int, list[int]] = {}
+                for row in range(n):
+                    row_plan = style_form(tok.value_of(int(prefixes[row, 1])), request.bars)
+                    groups.setdefault(row_plan.sections[0].bars if row_plan else request.bars, []).append(row)
+                for first, rows in groups.items():
+                    limit = min(window - 5, token_cap)
+                    spec = GrammarSpec(None, None, None, first, limit, start_state=NEED_BAR, window=token_cap > window - 5,
+                                       key_bias=key_bias, open_end=first < request.bars)
+                    out = self._decode(prefixes[rows], params(limit), RemiGrammar(tok, spec))
+                    for k, row in enumerate(rows):
+                        bodies[row] = _strip(out[k, 5:].tolist(), tok)
+        plans: list[FormPlan | None] = []
         for row in range(n):
-            while (done := _count_bars(bodies[row], tok)) < request.bars:
-                used = sum(1 for i in bodies[row])
-                history = prompt_bars + tok.split_bars(bodies[row])
-                # at most a third of the window is context, so a window always has room for new bars
-                context_bars = _tail_that_fits(history, min(CONTEXT_TOKENS, (window - 5) // 3))
-                context = prefixes[row].tolist() + [i for bar in context_bars for i in bar]
-                limit = min(window - len(context), token_cap - used)
-                if limit < 4:
-                    raise InvalidConditioning(f"max_tokens={sampling.max_tokens} is too small for {request.bars} bars")
-                spec = GrammarSpec(None, None, None, len(context_bars) + request.bars - done, limit,
-                                   bars_before=len(context_bars), start_state=NEED_BAR,
-                                   window=limit < token_cap - used, key_bias=key_bias)
-                out = self._decode(torch.tensor([context]), params(limit), RemiGrammar(tok, spec))
-                new = _strip(out[0, len(context):].tolist(), tok)
-                if _count_bars(new, tok) == 0:
-                    raise RuntimeError("a generation window added no bar: the grammar's window reserve is too small")
-                bodies[row] += new
+            row_plan = plan if known else style_form(tok.value_of(int(prefixes[row, 1])), request.bars)
+            plans.append(row_plan)
+            bodies[row] = writer.realize(prefixes[row].tolist(), prompt_bars, bodies[row], row_plan, request.bars)
         chosen_rows, key_matched = list(range(n)), [None] * n
         if candidates > 1:
             chosen_rows, key_matched = self._pick_in_key(bodies, parse_key(request.key), candidates)
@@ -233,15 +261,50 @@ class SymbolicGenerator:
             style = chosen["style"]
             tempo = request.tempo_bpm or STYLE_TEMPO.get(style, 120)
             score = self._to_score(body, tempo, request, len(prompt_bars), chosen["meter"])
-            provenance = Provenance(
-                model=self.spec.name, family=self.family, checkpoint_sha256=self.spec.sha256,
-                conditioning=conditioning.to_dict(), sampling=sampling.to_dict(), seed=seed, sample_index=index,
+            made = provenance(
+                self.spec, conditioning, sampling, seed=seed, sample_index=index,
                 timings_s={"generate": round(elapsed, 3)},
                 notes={"style": style, "key": chosen["key"].replace("_", " "), "time_signature": chosen["meter"],
                        "bars": request.bars, "tempo_bpm": tempo, "continued_bars": len(prompt_bars),
+                       "form": plans[row].text if plans[row] else "through-composed",
+                       "instruments": list(request.instruments),
                        "bars_written": sum(1 for i in body if i == tok.bar_id), "key_bias": key_bias,
                        **({"key_candidates": candidates, "in_requested_key": key_matched[index]} if candidates > 1 else {})})
-            outputs.append(MidiOutput(score, provenance))
+            outputs.append(MidiOutput(score, made))
+        return outputs
+
+    def _regenerate(self, conditioning: Conditioning, sampling: Sampling, request: Request, seed: int,
+                    bos: torch.Tensor, writer: _BarWriter, started: float, key_id: int | None,
+                    style_id: int | None) -> list[MidiOutput]:
+        """Bars i..j of the prompt written anew with the bars before and after them in view (infilling)."""
+        tok, prompt = self.tokenizer, request.prompt
+        if not tok.infill:
+            raise InvalidConditioning(f"{self.spec.name} was trained without the infilling tokens: it cannot regenerate bars")
+        bars = tok.split_bars(tok.encode_body(prompt))
+        gap = plan_infill(prompt, len(bars), request.regenerate)
+        meter = meter_at(prompt, gap.gap_ticks[0])
+        if f"Meter_{meter}" not in tok.vocab:
+            raise InvalidConditioning(f"bars {request.regenerate[0]}-{request.regenerate[1]} are in {meter}, "
+                                      f"which this model does not write")
+        grammar = RemiGrammar(tok, GrammarSpec(style_id, key_id, tok.vocab[f"Meter_{meter}"], len(bars), 4))
+        prefixes = self._decode(bos, writer.params(4), grammar)
+        context = infill_context(tok, prefixes[0].tolist(), bars, gap, self.model.max_seq_len)
+        limit = min(MIDDLE_TOKENS_PER_BAR * gap.bars, self.model.max_seq_len - len(context))
+        spec = GrammarSpec(None, None, None, gap.bars, limit, start_state=NEED_BAR, key_bias=writer.key_bias)
+        rows = torch.tensor([context] * bos.shape[0])
+        out = self._decode(rows, writer.params(limit), RemiGrammar(tok, spec))
+        elapsed = time.perf_counter() - started
+        outputs = []
+        for index, row in enumerate(out[:, len(context):].tolist()):
+            middle = [i for i in row if i not in (tok.pad_id, tok.eos_id)]
+            score = splice_bars(prompt, tok.decode_body(middle), gap)
+            controls = {tok.id_to_token[i].split("_", 1)[0].lower(): tok.value_of(i) for i in prefixes[0, 1:4].tolist()}
+            made = provenance(
+                self.spec, conditioning, sampling, seed=seed, sample_index=index, timings_s={"generate": round(elapsed, 3)},
+                notes={"style": controls["style"], "key": controls["key"].replace("_", " "), "time_signature": meter,
+                       "regenerated_bars": list(request.regenerate), "bars": len(bars),
+                       "context_tokens": len(context), "key_bias": writer.key_bias})
+            outputs.append(MidiOutput(score, made))
         return outputs
 
     def _decode(self, prompt: torch.Tensor, params: DecodeParams, grammar: RemiGrammar) -> torch.Tensor:
@@ -322,6 +385,98 @@ class SymbolicGenerator:
 
 
 CONTEXT_TOKENS = 384  # tokens of earlier bars a continuation window sees (the rest of the window is new music)
+SECOND_ENDING_TRIES = 4  # draws of a second ending before one equal to the first ending is accepted
+
+
+class _BarWriter:
+    """Writes bars after a context, window by window, and lays a piece out by its form plan."""
+
+    def __init__(self, generator: SymbolicGenerator, tok: RemiTokenizer, params, window: int, token_cap: int,
+                 key_bias: float) -> None:
+        self.generator, self.tok, self.params, self.window = generator, tok, params, window
+        self.token_cap, self.key_bias = token_cap, key_bias
+        self.spent = 0  # tokens decoded for the current row (copied bars are free)
+
+    def write(self, prefix: list[int], history: list[list[int]], count: int, open_end: bool) -> list[int]:
+        """``count`` new bars after ``history`` (bars of ids) under the control ``prefix``.
+
+        ``open_end``: the piece goes on after them, so they end at a bar line instead of with EOS.
+        """
+        tok, new = self.tok, []
+        while (done := _count_bars(new, tok)) < count:
+            context_bars = _tail_that_fits(history + tok.split_bars(new), min(CONTEXT_TOKENS, (self.window - 5) // 3))
+            context = prefix + [i for bar in context_bars for i in bar]
+            left = self.token_cap - self.spent
+            limit = min(self.window - len(context), left)
+            if limit < 4:
+                raise InvalidConditioning(f"max_tokens={self.token_cap} is too small for this piece")
+            spec = GrammarSpec(None, None, None, len(context_bars) + count - done, limit,
+                               bars_before=len(context_bars), start_state=NEED_BAR, window=limit < left,
+                               key_bias=self.key_bias, open_end=open_end)
+            out = self.generator._decode(torch.tensor([context]), self.params(limit), RemiGrammar(tok, spec))
+            chunk = _strip(out[0, len(context):].tolist(), tok)
+            if _count_bars(chunk, tok) == 0:
+                raise RuntimeError("a generation window added no bar: the grammar's window reserve is too small")
+            self.spent += len(chunk)
+            new += chunk
+        return new
+
+    def realize(self, prefix: list[int], prompt_bars: list[list[int]], body: list[int], plan: FormPlan | None,
+                total: int) -> list[int]:
+        """The whole body of ``total`` new bars, starting from the ``body`` already written.
+
+        Sections are laid out in order: a new letter is written in the context of everything before it, a
+        repeated letter is copied from its first appearance, and a primed one (``A'``) is copied but for
+        its last bar, which is written anew (a second ending that differs from the first).
+        """
+        tok = self.tok
+        self.spent = len(body)
+        bars = tok.split_bars(body)
+        sections = plan.sections if plan else ()
+        if not sections:
+            owed = total - len(bars)
+            return body + (self.write(prefix, prompt_bars + bars, owed, open_end=False) if owed > 0 else [])
+        for section in sections:
+            end = section.start + section.bars
+            if len(bars) >= end:
+                continue
+            first = plan.first_of(section.letter)
+            if first is not section:
+                bars += [list(b) for b in bars[first.start:first.start + section.bars - section.primed]]
+            owed = end - len(bars)
+            if owed <= 0:
+                continue
+            for attempt in range(SECOND_ENDING_TRIES):
+                new = tok.split_bars(self.write(prefix, prompt_bars + bars, owed, open_end=end < total))
+                if not (section.primed and first is not section) or new[-1] != bars[first.start + first.bars - 1]:
+                    break
+            bars += new
+        if tok.infill:  # second endings are rewritten knowing the music they lead into
+            for section in sections:
+                last = section.start + section.bars - 1
+                if section.primed and last + 1 < total:
+                    first = plan.first_of(section.letter)
+                    bars[last] = self.infill_bar(prefix, prompt_bars + bars, len(prompt_bars) + last,
+                                                 avoid=bars[first.start + first.bars - 1], current=bars[last])
+        return [i for bar in bars for i in bar]
+
+    def infill_bar(self, prefix: list[int], bars: list[list[int]], index: int, avoid: list[int],
+                   current: list[int]) -> list[int]:
+        """Bar ``index`` of ``bars`` written anew with the bars on both sides in view (fill-in-the-middle);
+        a draw equal to ``avoid`` is drawn again, and after SECOND_ENDING_TRIES ``current`` is kept."""
+        tok = self.tok
+        gap = InfillRequest(index, 1, len(bars), tuple(range(len(bars) + 1)))
+        context = infill_context(tok, prefix, bars, gap, self.window)
+        limit = min(MIDDLE_TOKENS_PER_BAR, self.window - len(context))
+        for _ in range(SECOND_ENDING_TRIES):
+            spec = GrammarSpec(None, None, None, 1, limit, start_state=NEED_BAR, key_bias=self.key_bias)
+            out = self.generator._decode(torch.tensor([context]), self.params(limit), RemiGrammar(tok, spec))
+            bar = [i for i in out[0, len(context):].tolist() if i not in (tok.pad_id, tok.eos_id)]
+            self.spent += len(bar)
+            if bar != avoid:
+                return bar
+        return current
+
 
 
 def _count_bars(ids: list[int], tok: RemiTokenizer) -> int:
@@ -344,32 +499,6 @@ def _tail_that_fits(bars: list[list[int]], budget: int) -> list[list[int]]:
             break
         tail.insert(0, bar)
     return tail
-
-
-class _Progress:
-    """Turns per-window decode steps into one running count for the caller's progress callback."""
-
-    def __init__(self, callbacks: Callbacks, expected: int) -> None:
-        self.callbacks, self.expected, self.done = callbacks, expected, 0
-
-    def step(self, _step: int, _total: int) -> None:
-        self.done += 1
-        if self.callbacks.progress is not None:
-            self.expected = max(self.expected, self.done + 1)
-            self.callbacks.progress(self.done, self.expected)
-
-
-@contextlib.contextmanager
-def _cpu_threads(device: torch.device, n: int) -> Iterator[None]:
-    if device.type != "cpu":
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(min(n, before))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _split_voices(notes, voices: int):

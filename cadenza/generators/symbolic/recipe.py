@@ -12,14 +12,20 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from cadenza.generators.symbolic.corpus import read_manifest, rebuild_from_music21
+from cadenza.data.corpus import read_manifest, rebuild_from_music21
 
 
-# How remi-folk-small was made: a cosine run to 2600 steps, then a warm restart resumed to 4200 steps.
+# How remi-folk-small was made: a cosine run to 2600 steps, then a warm restart resumed to 4200 steps
+# (exported as the base model), then 900 steps of fill-in-the-middle fine-tuning from those weights: half
+# of the training sequences have a gap of 1-8 bars moved after the rest, so the model learns to write bars
+# that lead into what follows them (the infilling behind `--regenerate`).
 RECIPE_COMMANDS = ("cadenza train symbolic --prepare --corpus ../shared/corpus && "
                    "cadenza train symbolic --max-steps 2600 && "
                    "cadenza train symbolic --max-steps 4200 && "
-                   "cadenza train symbolic --export checkpoints/remi-folk-small")
+                   "cadenza train symbolic --export runs/remi-folk-base --name remi-folk-base && "
+                   "cadenza train symbolic --run runs/symbolic-fim --init-from runs/remi-folk-base --infill-rate 0.5 "
+                   "--lr 3e-4 --warmup-steps 30 --max-steps 900 --threads 1 && "
+                   "cadenza train symbolic --run runs/symbolic-fim --export checkpoints/remi-folk-small")
 
 
 def add_arguments(p) -> None:
@@ -31,6 +37,11 @@ def add_arguments(p) -> None:
     p.add_argument("--minutes", type=float, help="stop after this many minutes (run again to resume)")
     p.add_argument("--max-steps", type=int, default=2600, help="training steps")
     p.add_argument("--batch-rows", type=int, default=4, help="sequences of 1024 tokens per step")
+    p.add_argument("--init-from", metavar="CHECKPOINT", help="start from this checkpoint folder's weights (fine-tune)")
+    p.add_argument("--infill-rate", type=float, default=0.0, help="share of fill-in-the-middle sequences (0..1)")
+    p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate")
+    p.add_argument("--warmup-steps", type=int, default=150, help="linear warm-up steps")
+    p.add_argument("--threads", type=int, default=2, help="CPU threads for training")
     p.add_argument("--export", metavar="DIR", help="write a checkpoint folder from the run")
     p.add_argument("--name", default="remi-folk-small", help="model name for --export")
     p.add_argument("--include-noncommercial", action="store_true", help="also train on Essen folk songs (non-commercial license)")
@@ -59,5 +70,6 @@ def run(args) -> int:
     from cadenza.generators.symbolic.train import TrainConfig, train
 
     train(TrainConfig(data_dir=str(data), run_dir=args.run, minutes=args.minutes, max_steps=args.max_steps,
-                      batch_rows=args.batch_rows))
+                      batch_rows=args.batch_rows, init_from=args.init_from, infill_rate=args.infill_rate,
+                      lr=args.lr, warmup_steps=args.warmup_steps, threads=args.threads))
     return 0

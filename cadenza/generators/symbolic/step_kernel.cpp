@@ -1,5 +1,5 @@
 // The symbolic model's one-token CPU step in one C++ function: the same maths as
-// SymbolicTransformer._step_one (cadenza/generators/symbolic/model.py), on the same StepWeights.
+// PythonStep (cadenza/generators/symbolic/step.py), on the same StepWeights.
 //
 // Why C++: at batch 1 the step streams 21 MB of float32 weights through 25 matrix products (at::mm /
 // at::addmm: MKL at the cache's read speed, ~0.78 ms on one core of the Xeon VM) and does ~165 small

@@ -1,16 +1,16 @@
 """The symbolic model's one-token CPU step as a C++ extension (``step_kernel.cpp``): build once, then load.
 
-At batch 1 the Python lean step (``SymbolicTransformer._step_one``) spends ~0.6 ms of its ~1.4 ms on the
+At batch 1 the Python form of the step (``step.PythonStep``) spends ~0.6 ms of its ~1.4 ms on the
 dispatch of ~190 small ops; the C++ step does those in plain loops and keeps only the matrix products
-(MKL, at the cache's read speed) as ATen calls. The maths and the weights (``StepWeights``) are the
-same; logits agree to float rounding (tested).
+(MKL, at the cache's read speed) as ATen calls. The maths and the weights (``step.StepWeights``) are the
+same; logits agree to float rounding (tested). ``step.make_step`` picks it at ``setup_cache``.
 
 Building needs a C++ compiler and ninja (Debian: ``build-essential ninja-build``) and takes about 30 s.
 It is never done implicitly while generating: ``scripts/setup.sh`` runs ``python -m
 cadenza.generators.symbolic.step_kernel`` once, which compiles into
 ``~/.cache/cadenza-kernels/<name>/`` (the name carries a hash of the source, the flags, the CPU, the torch
 install and the Python version, so an upgrade or another environment builds its own). At run time ``load()`` imports that build if it exists;
-otherwise, or with ``CADENZA_CPU_KERNEL=0``, the Python lean step runs.
+otherwise, or with ``CADENZA_CPU_KERNEL=0``, the Python step runs.
 """
 
 from __future__ import annotations

@@ -43,6 +43,8 @@ class TrainConfig:
     seed: int = 1234
     threads: int = 2
     minutes: float | None = None  # stop (and save) after this wall-clock budget
+    init_from: str | None = None  # a checkpoint folder whose weights start the run (fine-tuning)
+    infill_rate: float = 0.0  # share of training sequences in fill-in-the-middle form
     dim: int = 256
     n_layers: int = 6
     n_heads: int = 4
@@ -62,15 +64,40 @@ def packed_batch(sampler: ChunkSampler, rows: int, seq_len: int, pad_id: int) ->
     return torch.from_numpy(out)
 
 
+def init_weights(model: SymbolicTransformer, checkpoint_dir: str) -> None:
+    """Start ``model`` from a checkpoint folder's weights (same shape but for a grown vocabulary).
+
+    Tokens the checkpoint lacks (e.g. the infilling sentinels, appended last) start at the mean embedding,
+    so they begin as an "average" token rather than noise of a different scale.
+    """
+    from safetensors.torch import load_file
+
+    tensors = load_file(str(Path(checkpoint_dir) / "model.safetensors"))
+    embed = tensors["embed.weight"]
+    own = model.embed.weight
+    if embed.shape[1] != own.shape[1] or embed.shape[0] > own.shape[0]:
+        raise ValueError(f"{checkpoint_dir}: embedding {tuple(embed.shape)} cannot grow into {tuple(own.shape)}")
+    grown = own.detach().clone()
+    grown[: embed.shape[0]] = embed
+    grown[embed.shape[0]:] = embed.mean(0)
+    tensors["embed.weight"] = grown
+    missing, unexpected = model.load_state_dict(tensors, strict=False)
+    if unexpected or set(missing) - {"lm_head.weight"}:
+        raise ValueError(f"{checkpoint_dir}: weights do not fit (missing {missing}, unexpected {unexpected})")
+
+
 def lr_at(step: int, cfg: TrainConfig) -> float:
     return warmup_cosine_lr(step, peak=cfg.lr, warmup=cfg.warmup_steps, total=cfg.max_steps, floor_ratio=cfg.min_lr_ratio)
 
 
 @torch.no_grad()
-def evaluate(model: SymbolicTransformer, split: TokenCache, tokenizer: RemiTokenizer, cfg: TrainConfig) -> float:
-    """Mean next-token loss on ``eval_batches`` fixed (seeded, unaugmented) packed batches."""
+def evaluate(model: SymbolicTransformer, split: TokenCache, tokenizer: RemiTokenizer, cfg: TrainConfig,
+             infill_rate: float = 0.0) -> float:
+    """Mean next-token loss on ``eval_batches`` fixed (seeded, unaugmented) packed batches
+    (``infill_rate``: the share of them in fill-in-the-middle form)."""
     model.eval()
-    sampler = ChunkSampler(split, tokenizer, cfg.seq_len, max_bars=64, augment=False, seed=cfg.seed + 1)
+    sampler = ChunkSampler(split, tokenizer, cfg.seq_len, max_bars=64, augment=False, seed=cfg.seed + 1,
+                           infill_rate=infill_rate)
     losses = []
     for _ in range(cfg.eval_batches):
         batch = packed_batch(sampler, cfg.batch_rows, cfg.seq_len, tokenizer.pad_id)
@@ -92,11 +119,15 @@ def train(cfg: TrainConfig, log=print) -> Path:
                                   ffn_dim=cfg.ffn_dim, max_seq_len=cfg.seq_len)
     torch.manual_seed(cfg.seed)
     model = SymbolicTransformer(model_cfg)
+    if cfg.init_from:
+        init_weights(model, cfg.init_from)
+        log(f"weights from {cfg.init_from}")
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                                    {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.95))
-    sampler = ChunkSampler(train_split, tokenizer, cfg.seq_len, max_bars=64, augment=True, seed=cfg.seed)
+    sampler = ChunkSampler(train_split, tokenizer, cfg.seq_len, max_bars=64, augment=True, seed=cfg.seed,
+                           infill_rate=cfg.infill_rate)
     state_path = run / "state.pt"
     step = 0
     if (state := load_state(state_path, model, optimizer)) is not None:
@@ -149,6 +180,6 @@ if __name__ == "__main__":  # a direct entry for long background runs; the CLI c
 
     parser = argparse.ArgumentParser()
     for f in TrainConfig.__dataclass_fields__.values():
-        parser.add_argument("--" + f.name.replace("_", "-"), type=type(f.default) if f.default is not None else float,
-                            default=f.default)
+        kind = {"minutes": float, "init_from": str}.get(f.name, type(f.default))
+        parser.add_argument("--" + f.name.replace("_", "-"), type=kind, default=f.default)
     train(TrainConfig(**vars(parser.parse_args())))

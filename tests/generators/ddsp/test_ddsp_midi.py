@@ -11,7 +11,7 @@ from cadenza.errors import CorruptInput, UnsupportedConditioning
 from cadenza.generators.ddsp.midi import NoteRenderOptions, note_controls, split_voices
 from cadenza.generators.ddsp.model import DDSPDecoder, Instrument, InstrumentStats
 from cadenza.outputs import MidiOutput, Provenance
-from cadenza.render.audio_io import read_audio
+from cadenza.fileio.audio import read_audio
 
 from ddsp_fixtures import TINY_CONFIG, TINY_NAME
 
@@ -61,9 +61,12 @@ def test_studio_render_mix_and_stems(studio):
     assert mix.sample_rate == 16000 and mix.samples.shape[0] == 1
     assert mix.duration_s == pytest.approx(2.0 + 0.5, abs=0.05)
     assert mix.provenance.notes["rendered_with"] == f"ddsp:{TINY_NAME}"
-    mix2, stems = studio.render_voices(output, f"ddsp:{TINY_NAME}", normalize_lufs=None, sample_rate=22050)
-    assert len(stems) == 4 and mix2.sample_rate == 22050
-    assert np.allclose(sum(s.samples for s in stems), mix2.samples, atol=1e-5)
+    assert [s.provenance.notes["voice"] for s in mix.stems] == ["piano-voice1", "piano-voice2", "piano-voice3", "bass"]
+    mix2 = studio.render(output, synth=f"ddsp:{TINY_NAME}", normalize_lufs=None, sample_rate=22050)
+    assert len(mix2.stems) == 4 and mix2.sample_rate == 22050
+    assert np.allclose(sum(s.samples for s in mix2.stems), mix2.samples, atol=1e-5)
+    with pytest.raises(UnsupportedConditioning, match="gain"):
+        studio.render(output, synth="ddsp:tiny", gain=0.3)
     with pytest.raises(UnsupportedConditioning):
         studio.render(output, synth="ddsp:remi-folk-small" if "remi-folk-small" in studio.specs() else "organ")
     with pytest.raises(UnsupportedConditioning):

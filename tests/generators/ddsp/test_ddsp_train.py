@@ -13,7 +13,7 @@ from cadenza.app.cli import main
 from cadenza.generators.ddsp.data import f0_from_notes, melody_notes, prepare_folder, prepare_instrument
 from cadenza.generators.ddsp.features import HOP
 from cadenza.generators.ddsp.train import TrainConfig, train
-from cadenza.render.audio_io import write_audio
+from cadenza.fileio.audio import write_audio
 from cadenza.studio import Studio
 
 from ddsp_fixtures import TINY_CONFIG, sung_tone

@@ -14,7 +14,7 @@ from cadenza.errors import InvalidConditioning, UnsupportedConditioning
 from cadenza.generators.ddsp.features import HOP, Features, default_tracker, fill_unvoiced
 from cadenza.generators.ddsp.transfer import (TransferOptions, autotune, chunked_features, decode, map_controls,
                                               transfer_audio)
-from cadenza.render.audio_io import read_audio, write_audio
+from cadenza.fileio.audio import read_audio, write_audio
 
 from ddsp_fixtures import TINY_NAME, sung_tone
 
@@ -31,6 +31,20 @@ def test_transfer_through_the_studio(studio, voice_wav, tmp_path):
     assert np.array_equal(out.samples, again.samples)  # same seed, same output
     path = out.save(tmp_path / "tiny.wav")
     assert json.loads(path.with_name("tiny.wav.json").read_text())["notes"]["transfer_options"]["quiet_db"] == 20.0
+
+
+def test_transfer_options_as_keywords(studio, voice_wav):
+    out = studio.transfer(voice_wav, "tiny", sampling=Sampling(seed=7), quiet_db=35.0, pitch_shift=2)
+    assert out.provenance.notes["transfer_options"]["quiet_db"] == 35.0
+    same = studio.transfer(voice_wav, "tiny", options=TransferOptions(quiet_db=35.0, pitch_shift=2),
+                           sampling=Sampling(seed=7))
+    assert np.array_equal(out.samples, same.samples)
+    with pytest.raises(UnsupportedConditioning, match="no option warmth; their options are: .*pitch_shift"):
+        studio.transfer(voice_wav, "tiny", warmth=1.0)
+    with pytest.raises(UnsupportedConditioning, match="not both"):
+        studio.transfer(voice_wav, "tiny", options=TransferOptions(), pitch_shift=1)
+    with pytest.raises(InvalidConditioning, match="pitch_shift"):
+        studio.transfer(voice_wav, "tiny", pitch_shift=99)
 
 
 def test_generate_with_source_audio_and_num_samples(studio, voice_wav):

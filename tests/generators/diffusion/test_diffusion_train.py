@@ -27,7 +27,7 @@ def corpus(tmp_path_factory):
     from safetensors.torch import save_file
 
     from cadenza.data.audio_corpus import ClipRecord
-    from cadenza.generators.codec_lm.codec import CodecConfig, build_codec, codec_state_dict
+    from cadenza.codec.model import CodecConfig, build_codec, codec_state_dict
 
     root = tmp_path_factory.mktemp("diffusion-data")
     data = root / "data"

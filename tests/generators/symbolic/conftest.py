@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 import symusic
 
-from cadenza.generators.symbolic.corpus import read_manifest
-from cadenza.generators.symbolic.dataset import split_of, prepare_dataset
+from cadenza.data.corpus import read_manifest
+from cadenza.data.splits import split_of
+from cadenza.generators.symbolic.dataset import prepare_dataset
 
 FREE = "music21 corpus terms (test)"
 NONCOMMERCIAL = "non-commercial use only (test)"

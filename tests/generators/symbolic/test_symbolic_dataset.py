@@ -1,15 +1,15 @@
-"""Token cache: prepare_dataset on a tiny corpus, work-level splits, licence filter, ChunkSampler."""
+"""Token cache: prepare_dataset on a tiny corpus, whole pieces per split, licence filter, ChunkSampler."""
 
 from __future__ import annotations
 
 import json
-from collections import Counter
 
 import numpy as np
 import pytest
 
-from cadenza.generators.symbolic.corpus import CorpusEntry, read_manifest
-from cadenza.generators.symbolic.dataset import ChunkSampler, TokenCache, bar_histograms, split_of, style_of
+from cadenza.data.corpus import CorpusEntry, read_manifest
+from cadenza.data.splits import split_of
+from cadenza.generators.symbolic.dataset import ChunkSampler, TokenCache, bar_histograms, style_of
 from cadenza.music.theory import estimate_key
 from cadenza.tokenizers.remi import RemiTokenizer
 
@@ -69,16 +69,6 @@ def test_piece_styles_follow_collections(prepared):
     assert style_of("nobody-knows") == "classical"
 
 
-def test_split_of_is_deterministic_and_about_94_3_3():
-    paths = [f"collection{i % 7}/piece{i}.mid" for i in range(1000)]
-    first = [split_of(p) for p in paths]
-    assert first == [split_of(p) for p in paths]
-    counts = Counter(first)
-    assert set(counts) == {"train", "validation", "test"}
-    assert 900 <= counts["train"] <= 975
-    assert 10 <= counts["validation"] <= 55 and 10 <= counts["test"] <= 55
-
-
 def test_bar_histograms_weight_by_duration(tokenizer, score_of):
     score = score_of([(0, 480, 62, 80), (480, 960, 66, 80), (1920, 240, 69, 80)], time_signature=(4, 4))
     bars = tokenizer.split_bars(tokenizer.encode_body(score))
@@ -123,12 +113,35 @@ def test_chunk_sampler_is_seeded(prepared):
     assert bool((a[:, 0] == tok.bos_id).all())
 
 
-def test_rebuild_from_music21_writes_midi_and_manifest(tmp_path):
-    import symusic
+def test_infill_sequences_move_a_gap_of_whole_bars_last(prepared):
+    """FIM form: the gap's bars come after Infill_Middle Bars_M, and putting them back gives the plain span."""
+    data, _ = prepared
+    tok = RemiTokenizer.load(data / "tokenizer.json")
+    cache = TokenCache(data / "train.npz")
+    plain = ChunkSampler(cache, tok, seq_len=512, max_bars=12, augment=False, seed=5)
+    fim = ChunkSampler(cache, tok, seq_len=512, max_bars=12, augment=False, seed=5, infill_rate=1.0)
+    gaps = set()
+    for _ in range(40):
+        plain.rng.bit_generator.state = fim.rng.bit_generator.state  # the same span, drawn both ways
+        expected, seq = plain.sample_sequence().tolist(), fim.sample_sequence().tolist()
+        assert seq[:5] == expected[:5] and seq[-1] == tok.eos_id
+        if tok.suffix_id not in seq:  # a one-bar span has no room for a gap
+            assert seq == expected and expected.count(tok.bar_id) == 1
+            continue
+        s, m = seq.index(tok.suffix_id), seq.index(tok.middle_id)
+        before, after, middle = seq[5:s], seq[s + 1:m], seq[m + 2:-1]
+        size = middle.count(tok.bar_id)
+        assert seq[m + 1] == tok.vocab[f"Bars_{size}"] and 1 <= size <= 8
+        assert middle[0] == tok.bar_id and (not after or after[0] == tok.bar_id)
+        assert before + middle + after == expected[5:-1]
+        assert before or after  # the model always sees some context
+        gaps.add((len(before) > 0, len(after) > 0))
+    assert gaps == {(True, True), (True, False), (False, True)}  # gaps at the start, middle and end
 
-    from cadenza.generators.symbolic.corpus import read_manifest, rebuild_from_music21
 
-    entries = rebuild_from_music21(tmp_path, collections=["bach"], limit=1, timeout_s=120)
-    assert len(entries) == 1 and entries[0].collection == "bach"
-    assert read_manifest(tmp_path) == entries
-    assert symusic.Score(tmp_path / "midi" / entries[0].path).note_num() > 20
+def test_infill_needs_the_sentinels(prepared):
+    data, _ = prepared
+    old = RemiTokenizer(infill=False)
+    assert len(RemiTokenizer()) == len(old) + 2 and RemiTokenizer().id_to_token[:len(old)] == old.id_to_token
+    with pytest.raises(ValueError, match="infilling"):
+        ChunkSampler(TokenCache(data / "train.npz"), old, seq_len=128, infill_rate=0.5)

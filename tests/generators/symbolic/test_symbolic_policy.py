@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 
 from cadenza.conditioning import Conditioning, Sampling
+from cadenza.engine.decode import decode_step
 from cadenza.engine.device import DevicePolicy
 from cadenza.generators.symbolic.generator import SymbolicGenerator
 
@@ -26,7 +27,7 @@ def test_bf16_policy_casts_the_model_and_writes_valid_midi(studio):
 
 def test_compiled_policy_reuses_one_graph_across_calls(studio, eager_backend_compile):
     generator = with_policy(studio, DevicePolicy(prefer="cpu", compile=True))
-    assert generator._step is not None
+    assert generator._step is not decode_step and generator._step.__wrapped__ is decode_step  # compiled
     cond = Conditioning(bars=2, key="D major")  # 3 candidates per output: batch 3
     first = generator.generate(cond, Sampling(seed=5, **FAST))[0]
     again = generator.generate(cond, Sampling(seed=5, **FAST))[0]  # same batch size: no recompile

@@ -11,7 +11,8 @@ import torch
 from cadenza.conditioning import Conditioning, Sampling
 from cadenza.generators.symbolic.evaluate import test_loss as held_out_losses
 from cadenza.generators.symbolic.export import export_checkpoint
-from cadenza.generators.symbolic.generator import CAPABILITIES
+from cadenza.generators.symbolic.generator import capabilities_of
+from cadenza.tokenizers.remi import RemiTokenizer
 from cadenza.generators.symbolic.train import TrainConfig, lr_at, packed_batch, train
 from cadenza.studio import Studio
 
@@ -62,7 +63,7 @@ def test_train_resume_export_generate(prepared, tmp_path, restore_threads):
     out = tmp_path / "models" / "trained-tiny"
     spec = export_checkpoint(run, data, out, "trained-tiny", metrics=losses, command="pytest")
     assert (out / "model.safetensors").is_file() and (out / "tokenizer.json").is_file()
-    assert spec.capabilities == CAPABILITIES and spec.family == "symbolic"
+    assert spec.capabilities == capabilities_of(RemiTokenizer()) and spec.family == "symbolic"
     assert spec.metrics["steps"] == 5 and spec.metrics["final_val_loss"] == log[4]["val_loss"]
     assert spec.metrics["test_loss"] == losses["test_loss"]
     assert "Non-commercial (Essen)" in spec.license and "excluded" in spec.license

@@ -1,0 +1,100 @@
+"""Pictures of music: a piano roll of a score and a spectrogram of audio, as PNG files.
+
+Figures are built with matplotlib's object API on the Agg canvas, never pyplot: pyplot keeps global
+figure state, which is neither thread-safe (the web app renders from several threads) nor needed.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import symusic
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import PolyCollection
+from matplotlib.figure import Figure
+
+from cadenza.errors import CorruptInput
+from cadenza.fileio import atomic_path
+from cadenza.fileio.audio import check_samples
+from cadenza.fileio.midi import to_seconds
+
+_DPI = 100
+
+
+def piano_roll_png(
+    score: symusic.Score, path: str | os.PathLike, *, width_px: int = 1200, height_px: int = 480
+) -> None:
+    """Draw every note of ``score`` as a bar (x: seconds, tempo map applied; y: MIDI pitch), one
+    colour per track, and write a PNG to ``path`` atomically.
+
+    Raises:
+        CorruptInput: the score has no notes.
+    """
+    seconds = to_seconds(score)
+    if seconds.note_num() == 0:
+        raise CorruptInput("the score has no notes: nothing to draw")
+    fig = Figure(figsize=(width_px / _DPI, height_px / _DPI), dpi=_DPI)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    low, high, end = 127, 0, 0.0
+    for i, track in enumerate(seconds.tracks):
+        if not len(track.notes):
+            continue
+        n = track.notes.numpy()
+        start, stop = n["time"].astype(np.float64), (n["time"] + n["duration"]).astype(np.float64)
+        pitch = n["pitch"].astype(np.float64)
+        # One polygon collection per track: thousands of notes draw in one call.
+        boxes = np.stack(
+            [np.stack([start, pitch - 0.4], 1), np.stack([stop, pitch - 0.4], 1),
+             np.stack([stop, pitch + 0.4], 1), np.stack([start, pitch + 0.4], 1)], axis=1
+        )
+        label = track.name or ("drums" if track.is_drum else f"program {track.program}")
+        ax.add_collection(PolyCollection(boxes, facecolors=f"C{i % 10}", edgecolors="none", label=label))
+        low, high, end = min(low, int(pitch.min())), max(high, int(pitch.max())), max(end, float(stop.max()))
+    ax.set_xlim(0.0, end)
+    ax.set_ylim(low - 1.5, high + 1.5)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("MIDI pitch")
+    if len(seconds.tracks) > 1:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small")
+    ax.grid(True, axis="y", alpha=0.2)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def spectrogram_png(
+    samples: np.ndarray, sr: int, path: str | os.PathLike, *, width_px: int = 1200, height_px: int = 480
+) -> None:
+    """Draw the spectrogram (dB re full scale, 2048-point Hann frames, 75% overlap; x: seconds,
+    y: Hz) of ``samples [C, N]`` (channels averaged) at ``sr`` Hz, and write a PNG to ``path``
+    atomically."""
+    check_samples(samples)
+    db, hop = _stft_db(samples.mean(axis=0, dtype=np.float64))
+    fig = Figure(figsize=(width_px / _DPI, height_px / _DPI), dpi=_DPI)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    extent = (0.0, db.shape[1] * hop / sr, 0.0, sr / 2.0)
+    image = ax.imshow(db, origin="lower", aspect="auto", extent=extent, cmap="magma", vmin=-100.0, vmax=0.0)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("frequency (Hz)")
+    fig.colorbar(image, ax=ax, label="dB")
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def _stft_db(x: np.ndarray, n_fft: int = 2048) -> tuple[np.ndarray, int]:
+    """Magnitude in dB re full scale, ``[n_fft // 2 + 1, frames]``, Hann window, 75% overlap; and the
+    hop in samples. Floored at -120 dB so digital silence is black, not log(0)."""
+    if x.size < n_fft:
+        x = np.pad(x, (0, n_fft - x.size))
+    hop = n_fft // 4
+    frames = np.lib.stride_tricks.sliding_window_view(x, n_fft)[::hop]
+    window = np.hanning(n_fft)
+    magnitude = np.abs(np.fft.rfft(frames * window, axis=1)) * (2.0 / window.sum())
+    return 20.0 * np.log10(np.maximum(magnitude.T, 1e-6)), hop
+
+
+def _save(fig: Figure, path: str | os.PathLike) -> None:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")

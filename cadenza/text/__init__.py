@@ -1,1 +1,0 @@
-"""Offline text encoders shared by the text-conditioned families (codec LM, diffusion)."""
