@@ -158,3 +158,34 @@ def test_generate_midi_model_to_audio_renders_through_studio(tmp_path, capsys):
     assert soundfile.info(out).samplerate == 44100
     sidecar = json.loads((tmp_path / "out.flac.json").read_text())
     assert sidecar["seed"] == 1 and sidecar["notes"]["rendered_with"] == "fluidsynth"
+
+
+def test_generate_with_a_form_prints_and_records_it(tmp_path, capsys):
+    out = tmp_path / "reel.mid"
+    assert main(["generate", "tiny-remi", "--text", "a two-part reel for fiddle", "--bars", "8", "--seed", "1",
+                 "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "form A2 A2 B2 B2" in printed and "instruments ['fiddle']" in printed
+    notes = json.loads(out.with_name("reel.mid.json").read_text())["notes"]
+    assert notes["form"] == "A2 A2 B2 B2" and notes["instruments"] == ["fiddle"]
+    assert main(["generate", "tiny-remi", "--form", "A8 B8", "--bars", "12", "-o", str(tmp_path / "x.mid")]) == 2
+    assert "adds up to 16" in capsys.readouterr().err
+    assert not (tmp_path / "x.mid").exists()
+
+
+def test_regenerate_bars_of_a_file(tmp_path, midi_file, capsys):
+    import symusic
+
+    notes = [(bar * 1920 + beat * 480, 480, 62 + beat, 90) for bar in range(6) for beat in range(4)]
+    tune = midi_file("tune.mid", notes=notes, tpq=480, time_signature=(4, 4))
+    out = tmp_path / "tune-v2.mid"
+    assert main(["generate", "tiny-remi", "--prompt", str(tune), "--regenerate", "3-4", "--seed", "2", "-o", str(out)]) == 0
+    assert "regenerated_bars [3, 4]" in capsys.readouterr().out
+    before, after = symusic.Score(tune), symusic.Score(out)
+    kept = lambda s: sorted((n.time, n.duration, n.pitch) for t in s.tracks for n in t.notes  # noqa: E731
+                            if not 2 * 1920 <= n.time < 4 * 1920)
+    assert kept(after) == kept(before)
+    assert main(["generate", "tiny-remi", "--prompt", str(tune), "--regenerate", "5-9", "-o", str(tmp_path / "y.mid")]) == 2
+    assert "bars 1-6" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["generate", "tiny-remi", "--prompt", str(tune), "--regenerate", "five", "-o", str(tmp_path / "z.mid")])
