@@ -39,9 +39,10 @@ def browser():
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
+def served(tmp_path_factory, tiny_root):
     """The studio in this process over the installed models (the shipped symbolic default among them)
-    plus a listed-only audio model, to see the page follow another model's capabilities."""
+    plus a listed-only audio model, to see the page follow another model's capabilities, and the tiny
+    random symbolic model (its manifest lists "form" and "regenerate")."""
     pytest.importorskip("gradio")
     from cadenza.app.web import launch
     from cadenza.checkpoints import write_manifest
@@ -57,7 +58,7 @@ def served(tmp_path_factory):
                                  Capability.PROMPT_AUDIO],
                    license="test", description="a listed-only model")
     port = _free_port()
-    app = launch(Studio(model_dirs=[extra]), host="127.0.0.1", port=port, block=False)
+    app = launch(Studio(model_dirs=[extra, tiny_root]), host="127.0.0.1", port=port, block=False)
     yield app, f"http://127.0.0.1:{port}/"
     app.close()
 
@@ -235,6 +236,29 @@ def test_regenerate_with_this_seed_makes_the_same_sample(page):
     assert page.locator("#result-summary-1").inner_text() == second
     seed = re.search(r"seed (\d+)", second).group(1)
     assert page.locator("#seed textarea, #seed input").first.input_value() == seed
+
+
+def test_form_and_regenerate_bars_of_a_result(page):
+    _pick(page, "model", "tiny-remi (symbolic → midi)")
+    page.locator("#form").wait_for()
+    page.locator("#form textarea, #form input").first.fill("AABB")
+    page.locator("#bars textarea, #bars input").first.fill("4")
+    page.locator("#generate").click()
+    _wait_status(page, "Done")
+    first = page.locator("#result-summary-0").inner_text()
+    assert "form A1 A1 B1 B1" in first
+    bars = page.locator("#regen-bars-0 textarea, #regen-bars-0 input").first
+    bars.fill("9-12")  # past the end of a 4-bar piece
+    page.locator("#regen-0").click()
+    assert "the prompt has bars 1-" in _wait_status(page, "Error")
+    assert not page.locator("#result-1").first.is_visible()
+    bars.fill("2-3")
+    page.locator("#regen-0").click()
+    _wait_status(page, "written anew as sample 2")
+    assert "bars 2-3 written anew" in page.locator("#result-summary-1").inner_text()
+    assert page.locator("#result-summary-0").inner_text() == first  # the original stays
+    page.locator("#result-files-1 a[download$='.mid']").wait_for()
+    assert not page.locator("#reseed-1").is_visible() and page.locator("#regen-1").is_visible()
 
 
 def test_the_server_hands_out_no_file_it_did_not_make(served):

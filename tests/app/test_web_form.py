@@ -230,3 +230,51 @@ def test_error_messages_name_files_not_server_folders(uploads, tmp_path):
     message = public_message(caught.value, uploads.roots)
     assert "broken.mid" in message and str(tmp_path) not in message and "abc123" not in message
     assert "not a MIDI file" in message
+
+
+FORMED = info("folk-form", "symbolic", "midi", {"text", "style", "bars", "prompt_midi", "form", "regenerate"})
+
+
+def test_form_and_regenerate_follow_their_capabilities():
+    assert {"form", "regenerate"} <= visible_widgets(FORMED.capabilities, FORMED.sampling)
+    assert not {"form", "regenerate"} & visible_widgets(SYMBOLIC.capabilities, SYMBOLIC.sampling)
+
+
+def test_form_widget_reaches_the_conditioning(uploads):
+    c = conditioning_from_form(FORMED, {"form": "  AABB ", "bars": "16"}, uploads)
+    assert c == Conditioning(form="AABB", bars=16) and Capability.FORM in c.capabilities_used()
+    assert conditioning_from_form(FORMED, {"form": "A A' B B'"}, uploads).form == "A A' B B'"
+    assert conditioning_from_form(FORMED, {"form": "  "}, uploads).form is None  # empty: the style's usual form
+    assert conditioning_from_form(SYMBOLIC, {"form": "AABB"}, uploads).form is None  # hidden for that model
+    with pytest.raises(InvalidConditioning):
+        conditioning_from_form(FORMED, {"form": "A8 B8", "bars": "12"}, uploads)  # 16 bars planned, 12 asked
+
+
+@pytest.mark.parametrize("text, span", [("5-8", (5, 8)), (" 5 - 8 ", (5, 8)), ("5\u20138", (5, 8)), ("5 to 8", (5, 8)),
+                                        ("5..8", (5, 8)), ("3", (3, 3)), (4, (4, 4))])
+def test_bar_range_reads_what_people_type(text, span):
+    from cadenza.app.web.form import bar_range
+
+    assert bar_range(text) == span
+
+
+@pytest.mark.parametrize("text, message", [("", "which bars"), (None, "which bars"), ("8-5", "not after the last"),
+                                           ("0-2", "1 or more"), ("bars five", "e.g. 5-8"), ("1-2-3", "e.g. 5-8")])
+def test_bad_bar_ranges_give_readable_errors(text, message):
+    from cadenza.app.web.form import bar_range
+
+    with pytest.raises(InvalidConditioning, match=message):
+        bar_range(text)
+
+
+def test_regenerate_conditioning_from_a_result(uploads, upload_midi, midi_file):
+    from cadenza.app.web.form import regenerate_conditioning
+
+    path = upload_midi()
+    c = regenerate_conditioning(FORMED, str(path), "1-2", uploads)
+    assert c == Conditioning(prompt=str(path.resolve()), regenerate=(1, 2))
+    assert Capability.REGENERATE in c.capabilities_used()
+    with pytest.raises(InvalidConditioning, match="cannot regenerate bars"):
+        regenerate_conditioning(SYMBOLIC, str(path), "1-2", uploads)
+    with pytest.raises(InvalidConditioning, match="not uploaded through this page"):
+        regenerate_conditioning(FORMED, str(midi_file("elsewhere.mid")), "1-2", uploads)

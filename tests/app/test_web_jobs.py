@@ -113,8 +113,8 @@ def test_page_builds_over_a_studio(studio):
     try:
         assert isinstance(app.blocks, gr.Blocks)
         ids = {getattr(b, "elem_id", None) for b in app.blocks.blocks.values()}
-        assert {"model", "key", "bars", "generate", "cancel", "status", "result-audio-0", "result-files-0",
-                "batch-files"} <= ids
+        assert {"model", "key", "bars", "form", "generate", "cancel", "status", "result-audio-0", "result-files-0",
+                "regen-bars-0", "regen-0", "batch-files"} <= ids
         has_ddsp = any(m.family == "ddsp" for m in studio.models())
         assert ("transfer-source" in ids) == has_ddsp  # the timbre-transfer tab only with a DDSP instrument
     finally:
@@ -220,3 +220,127 @@ def test_synth_choices_resolve_on_the_server(studio, tmp_path):
         with pytest.raises(InvalidConditioning):
             ctx.render_args(bad)
     ctx.workspace.close()
+
+
+def test_workspace_keeps_the_jobs_of_results_still_on_the_page(tmp_path):
+    ws = Workspace(parent=str(tmp_path))
+    first = ws.new_job("abc")
+    (first / "a.mid").write_bytes(b"x")
+    second = ws.new_job("abc", keep=[first / "a.mid"])
+    third = ws.new_job("abc", keep=[first / "a.mid", "/etc/passwd"])  # a path outside keeps nothing else
+    assert first.is_dir() and not second.exists() and third.is_dir()
+    ws.new_job("abc")
+    assert not first.exists() and not third.exists()
+    ws.close()
+
+
+@pytest.fixture
+def app_ctx(studio, tmp_path):
+    """The generate tab's context over the tiny checkpoint (whose manifest has FORM and REGENERATE)."""
+    pytest.importorskip("gradio")
+    from cadenza.app.web.context import AppContext, AppSettings
+    from cadenza.app.web.uploads import UploadPolicy
+
+    workspace = Workspace(str(tmp_path))
+    (tmp_path / "uploads").mkdir()
+    ctx = AppContext(studio=studio, settings=AppSettings(), models=studio.models(), workspace=workspace,
+                     uploads=UploadPolicy(roots=(tmp_path / "uploads", workspace.root)))
+    yield ctx
+    workspace.close()
+
+
+def _files(root) -> set:
+    return {p for p in root.rglob("*") if p.is_file()}
+
+
+def _notes_outside(path, first: int, last: int) -> list[tuple]:
+    """(track, time, duration, pitch, velocity) of every note of ``path`` starting outside bars first..last."""
+    import symusic
+
+    score = symusic.Score(str(path))
+    meter = score.time_signatures[0] if len(score.time_signatures) else None
+    bar = score.ticks_per_quarter * 4 * (meter.numerator / meter.denominator if meter else 1)
+    start, end = (first - 1) * bar, last * bar
+    return [(k, n.time, n.duration, n.pitch, n.velocity) for k, track in enumerate(score.tracks)
+            for n in track.notes if not start <= n.time < end]
+
+
+def _first_result(ctx, session: str = "s1"):
+    from cadenza.app.web.form import conditioning_from_form, sampling_from_form
+    from cadenza.app.web.generate_tab import _record, generate_results
+
+    info = ctx.model("tiny-remi")
+    form = {"bars": "4", "form": "AABB", "seed": "3"}
+    conditioning = conditioning_from_form(info, form, ctx.uploads)
+    assert conditioning.form == "AABB"  # the Form widget reaches the request
+    [result] = generate_results(ctx, session, info, conditioning, sampling_from_form(info, form),
+                                ctx.render_args("fluidsynth"))
+    return result, _record(result)
+
+
+def test_generate_with_a_form_and_regenerate_bars_of_the_result(app_ctx):
+    from cadenza.app.web.generate_tab import _regenerable, regenerate_bars
+    from cadenza.outputs import Provenance
+
+    original, record = _first_result(app_ctx)
+    assert Provenance.from_json(original.provenance_json).conditioning["form"] == "AABB"
+    assert "form A1 A1 B1 B1" in original.summary and _regenerable(app_ctx, original)
+    kept = _notes_outside(original.source, 2, 3)
+    assert kept  # the comparison below is not vacuous
+
+    outcome = regenerate_bars(app_ctx, "s1", [record], 0, "2-3", {"seed": "5"}, "fluidsynth")
+    assert outcome.status.startswith("Done: bars 2-3 of sample 1 written anew as sample 2"), outcome.status
+    new = outcome.result
+    assert outcome.slot == 1 and outcome.records[0] == record and outcome.records[1]["source"] == str(new.source)
+    assert outcome.records[1]["regenerated"] and outcome.records[1]["model"] == "tiny-remi"
+    assert new.source != original.source and new.source.suffix == ".mid" and new.audio.is_file()
+    assert app_ctx.workspace.root in new.source.parents and "bars 2-3 written anew" in new.summary
+    assert new.regenerated == (2, 3) and _regenerable(app_ctx, new)
+    assert original.source.is_file() and original.audio.is_file()  # the first result is kept, files and all
+    assert _notes_outside(new.source, 2, 3) == kept  # every note outside the regenerated bars, exactly
+
+    again = regenerate_bars(app_ctx, "s1", outcome.records, 1, "1", {}, "fluidsynth")  # a regenerated one, again
+    assert again.slot == 2 and len(again.records) == 3 and all(r.is_file() for r in (original.source, new.source))
+
+
+def test_a_bad_bar_range_is_reported_and_makes_no_file(app_ctx):
+    from cadenza.app.web.generate_tab import regenerate_bars
+
+    _, record = _first_result(app_ctx)
+    before = _files(app_ctx.workspace.root)
+    for span, message in (("3-99", "the prompt has bars 1-"), ("9", "the prompt has bars 1-"),
+                          ("4-2", "not after the last"), ("", "which bars")):
+        outcome = regenerate_bars(app_ctx, "s1", [record], 0, span, {}, "fluidsynth")
+        assert outcome.status.startswith("**Error:**") and message in outcome.status, outcome.status
+        assert outcome.result is None and outcome.slot is None and outcome.records == [record]
+        assert str(app_ctx.workspace.root) not in outcome.status  # server folders never reach the page
+    assert _files(app_ctx.workspace.root) == before
+    gone = regenerate_bars(app_ctx, "s1", [record], 3, "1-2", {}, "fluidsynth")
+    assert "gone" in gone.status and gone.result is None
+
+
+def test_regenerate_is_refused_for_a_model_that_cannot_and_a_file_the_app_did_not_write(app_ctx, midi_file):
+    import dataclasses
+
+    from cadenza.app.web.generate_tab import regenerate_bars
+
+    _, record = _first_result(app_ctx)
+    tiny = app_ctx.model("tiny-remi")
+    app_ctx.models.append(dataclasses.replace(tiny, name="no-infill", capabilities=tuple(
+        c for c in tiny.capabilities if c != "regenerate")))
+    refused = regenerate_bars(app_ctx, "s1", [{**record, "model": "no-infill"}], 0, "1-2", {}, "fluidsynth")
+    assert "cannot regenerate bars" in refused.status and refused.result is None
+    outside = regenerate_bars(app_ctx, "s1", [{**record, "source": str(midi_file("mine.mid"))}], 0, "1-2", {},
+                              "fluidsynth")
+    assert "not uploaded through this page" in outside.status and outside.result is None
+
+
+def test_regenerate_with_every_slot_full_keeps_the_source(app_ctx):
+    from cadenza.app.web.context import MAX_SAMPLES
+    from cadenza.app.web.generate_tab import regenerate_bars
+
+    _, record = _first_result(app_ctx)
+    records = [{**record, "seed": k} for k in range(MAX_SAMPLES)]
+    outcome = regenerate_bars(app_ctx, "s1", records, MAX_SAMPLES - 1, "2", {"seed": "1"}, "fluidsynth")
+    assert outcome.slot == MAX_SAMPLES - 2 and len(outcome.records) == MAX_SAMPLES
+    assert outcome.records[MAX_SAMPLES - 1] == records[MAX_SAMPLES - 1] and "took the place of sample" in outcome.status
