@@ -178,7 +178,7 @@ def infill_figures(studio, n_pieces: int, tmp: Path) -> dict:
     generator = SymbolicGenerator.from_checkpoint(studio.spec(MODEL))
     tok, model = generator.tokenizer, generator.model
     rnd = random.Random(11)
-    paths = [p for p in pieces_file.read_text().split() if p]
+    paths = [p.strip() for p in pieces_file.read_text().splitlines() if p.strip()]
     rnd.shuffle(paths)
     exact, gains, done = 0, [], 0
     for rel in paths:

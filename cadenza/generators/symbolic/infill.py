@@ -7,7 +7,8 @@ The model (trained with ``ChunkSampler(infill_rate=...)``) reads::
 so the new bars are written knowing both what comes before and what comes after them. The splice
 works on the original score, not on its tokens: every note that starts outside the gap is kept
 bit-exact (time, duration, pitch, velocity, track), notes starting inside it are replaced, and new
-notes are cut at the end of the gap so none rings into the bars after it.
+notes are cut at the end of the gap so none rings into the bars after it (and none is struck on the
+pitch of a kept note still sounding into the gap: a MIDI file could not keep the two apart).
 """
 
 from __future__ import annotations
@@ -107,10 +108,13 @@ def splice_bars(score: symusic.Score, new: symusic.Score, request: InfillRequest
             track.notes.append(note)
     scale = out.ticks_per_quarter / new.ticks_per_quarter
     velocity = int(round(sum(n.velocity for n in target.notes) / len(target.notes))) if len(target.notes) else 80
+    # A kept note still sounding in the gap keeps its pitch: a new note of that pitch struck under it could
+    # not be stored in a MIDI file without ending the kept one early (note-offs pair with pitches, not notes).
+    ringing = [(n.pitch, n.time + n.duration) for n in target.notes if n.time < start < n.time + n.duration]
     for track in new.tracks:
         for note in track.notes:
             time = start + int(round(note.time * scale))
-            if time >= end:
+            if time >= end or any(pitch == note.pitch and time < until for pitch, until in ringing):
                 continue
             duration = max(1, min(int(round(note.duration * scale)), end - time))
             target.notes.append(symusic.Note(time, duration, note.pitch, velocity))

@@ -134,3 +134,17 @@ def test_splice_replaces_only_notes_starting_in_the_gap(score_of):
     gap = InfillRequest(1, 1, 2, (0, 960, 1920))
     out = splice_bars(score, new, gap)
     assert notes_of(out) == [(0, 480, 60, 90), (480, 960, 62, 90), (960, 960, 70, 90)]
+
+
+def test_splice_never_strikes_the_pitch_of_a_kept_note_still_sounding(score_of, tmp_path):
+    """A new note on the pitch of a note ringing into the gap would end that note early once written to a
+    MIDI file (note-offs pair with pitches): such a note is left out, so the file keeps the old note whole."""
+    score = score_of([(0, 1440, 60, 90), (960, 240, 64, 90)], tpq=480, time_signature=(2, 4))  # C rings into bar 2
+    new = symusic.Score(12)
+    track = symusic.Track()
+    track.notes.append(symusic.Note(0, 6, 60, 80))  # C again, under the ringing one: left out
+    track.notes.append(symusic.Note(6, 6, 62, 80))
+    new.tracks.append(track)
+    out = splice_bars(score, new, InfillRequest(1, 1, 2, (0, 960, 1920)))
+    out.dump_midi(str(tmp_path / "out.mid"))
+    assert notes_of(symusic.Score(tmp_path / "out.mid")) == [(0, 1440, 60, 90), (1200, 240, 62, 90)]
