@@ -148,3 +148,20 @@ def test_splice_never_strikes_the_pitch_of_a_kept_note_still_sounding(score_of, 
     out = splice_bars(score, new, InfillRequest(1, 1, 2, (0, 960, 1920)))
     out.dump_midi(str(tmp_path / "out.mid"))
     assert notes_of(symusic.Score(tmp_path / "out.mid")) == [(0, 1440, 60, 90), (1200, 240, 62, 90)]
+
+
+def test_a_form_for_the_bars_that_continue_a_prompt(studio, tmp_path, tune_file):
+    """With a prompt, the plan lays out the new bars after it; the prompt stays exactly as it was."""
+    original = symusic.Score(tune_file)
+    out = studio.generate(MODEL, Conditioning(prompt=tune_file, form="A A'", bars=4), Sampling(seed=5))[0]
+    result = symusic.Score(out.save(tmp_path / "more.mid"))
+    assert out.provenance.notes["form"] == "A2 A'2" and out.provenance.notes["continued_bars"] == 8
+    start = 8 * 1440
+    assert notes_of(result, lambda n: n.time < start and n.pitch != 40) == notes_of(original, lambda n: n.pitch != 40)
+    new = symusic.Score(480)
+    new.time_signatures.append(symusic.TimeSignature(0, 3, 4))
+    track = symusic.Track()
+    for note in [n for t in result.tracks for n in t.notes if n.time >= start]:
+        track.notes.append(symusic.Note(note.time - start, note.duration, note.pitch, note.velocity))
+    new.tracks.append(track)
+    assert form_exact(new, parse_form("A2 A'2"))

@@ -12,9 +12,9 @@ from cadenza.conditioning import Conditioning, Sampling
 from cadenza.generators.symbolic.evaluate import test_loss as held_out_losses
 from cadenza.generators.symbolic.export import export_checkpoint
 from cadenza.generators.symbolic.generator import capabilities_of
-from cadenza.tokenizers.remi import RemiTokenizer
 from cadenza.generators.symbolic.train import TrainConfig, lr_at, packed_batch, train
 from cadenza.studio import Studio
+from cadenza.tokenizers.remi import RemiTokenizer
 
 
 @pytest.fixture
@@ -58,7 +58,7 @@ def test_train_resume_export_generate(prepared, tmp_path, restore_threads):
     assert torch.load(run / "state.pt", weights_only=True)["step"] == 5
 
     losses = held_out_losses(run, data, batches=1)
-    assert set(losses) == {"val_loss", "test_loss"} and all(math.isfinite(v) for v in losses.values())
+    assert set(losses) == {"val_loss", "test_loss", "test_infill_loss"} and all(math.isfinite(v) for v in losses.values())
 
     out = tmp_path / "models" / "trained-tiny"
     spec = export_checkpoint(run, data, out, "trained-tiny", metrics=losses, command="pytest")
@@ -97,3 +97,28 @@ def test_packed_batch_has_no_padding(prepared):
     assert batch.shape == (3, 65)
     assert not bool((batch == tok.pad_id).any())
     assert bool((batch[:, 0] == tok.bos_id).all())
+
+
+def test_init_from_grows_the_vocabulary_with_mean_rows(tmp_path):
+    """Fine-tuning starts from a checkpoint's weights; tokens it lacks (the infilling sentinels, appended
+    last) start at its mean embedding; a checkpoint that does not fit is refused."""
+    from safetensors.torch import save_file
+
+    from cadenza.generators.symbolic.model import SymbolicTransformer, TransformerConfig
+    from cadenza.generators.symbolic.train import init_weights
+
+    old_vocab = len(RemiTokenizer(infill=False))
+    config = dict(dim=32, n_layers=1, n_heads=2, ffn_dim=64, max_seq_len=64)
+    torch.manual_seed(0)
+    base = SymbolicTransformer(TransformerConfig(vocab_size=old_vocab, **config))
+    (tmp_path / "base").mkdir()
+    save_file({k: v.contiguous() for k, v in base.state_dict().items() if k != "lm_head.weight"},
+              str(tmp_path / "base" / "model.safetensors"))
+    grown = SymbolicTransformer(TransformerConfig(vocab_size=old_vocab + 2, **config))
+    init_weights(grown, str(tmp_path / "base"))
+    embed, old = grown.embed.weight.detach(), base.embed.weight.detach()
+    assert torch.equal(embed[:old_vocab], old) and torch.allclose(embed[old_vocab:], old.mean(0).expand(2, -1))
+    assert torch.equal(grown.layers[0].mlp.up_proj.weight, base.layers[0].mlp.up_proj.weight)
+    smaller = SymbolicTransformer(TransformerConfig(vocab_size=old_vocab - 1, **config))
+    with pytest.raises(ValueError, match="cannot grow"):
+        init_weights(smaller, str(tmp_path / "base"))
