@@ -22,9 +22,9 @@ from cadenza.engine.decode import DecodeParams, decode, decode_step
 from cadenza.engine.device import DevicePolicy
 from cadenza.errors import CheckpointError, InvalidConditioning
 from cadenza.generators.base import Callbacks, Progress, begin_call, cpu_threads, make_rng, provenance
+from cadenza.generators.symbolic.bar_writer import BarWriter, strip_body
+from cadenza.generators.symbolic.infill import MIDDLE_TOKENS_PER_BAR, infill_context, meter_at, plan_infill, splice_bars
 from cadenza.generators.symbolic.model import SymbolicTransformer, TransformerConfig
-from cadenza.generators.symbolic.infill import (MIDDLE_TOKENS_PER_BAR, InfillRequest, infill_context, meter_at,
-                                               plan_infill, splice_bars)
 from cadenza.music.form import FormPlan, parse_form, style_form
 from cadenza.music.instruments import program_of
 from cadenza.music.theory import (estimate_key, key_correlations, parse_key, parse_time_signature,
@@ -199,8 +199,6 @@ class SymbolicGenerator:
         prompt_bars: list[list[int]] = []
         if prompt is not None:
             prompt_bars = tok.split_bars(tok.encode_body(prompt))
-        window = self.model.max_seq_len
-        token_cap = sampling.max_tokens or 100_000
         counter = Progress(callbacks, request.bars * 30, estimate=True)
 
         def params(limit: int) -> DecodeParams:
@@ -210,45 +208,10 @@ class SymbolicGenerator:
                                 should_cancel=callbacks.should_cancel)
 
         bos = torch.full((n, 1), tok.bos_id, dtype=torch.long)
-        writer = _BarWriter(self, tok, params, window, token_cap, key_bias)
+        writer = BarWriter(self._decode, tok, params, self.model.max_seq_len, sampling.max_tokens or 100_000, key_bias)
         if request.regenerate is not None:
             return self._regenerate(conditioning, sampling, request, seed, bos, writer, started, key_id, style_id)
-        # The form is known before decoding when it is asked for, or when the style is (its usual form);
-        # else each row's plan follows the style the model chooses.
-        known = request.form is not None or request.style is not None or prompt is not None
-        plan = request.form or (style_form(request.style, request.bars) if prompt is None else None)
-        if prompt is None and known:
-            # One batched pass writes the controls and the first section (or as many bars as fit the window).
-            first = plan.sections[0].bars if plan else request.bars
-            limit = min(window - 1, token_cap + 4)
-            grammar = RemiGrammar(tok, GrammarSpec(style_id, key_id, meter_id, first, limit, bars_control=request.bars,
-                                                   window=token_cap + 4 > window - 1, key_bias=key_bias,
-                                                   open_end=first < request.bars))
-            sequences = self._decode(bos, params(limit), grammar)
-            prefixes = sequences[:, :5]
-            bodies = [_strip(row[5:], tok) for row in sequences.tolist()]
-        else:
-            total = len(prompt_bars) + request.bars
-            grammar = RemiGrammar(tok, GrammarSpec(style_id, key_id, meter_id, total, 4))
-            prefixes = self._decode(bos, params(4), grammar)
-            bodies = [[] for _ in range(n)]
-            if prompt is None:  # each row's form follows its style: rows whose form opens alike go on together
-                groups: dict[int, list[int]] = {}
-                for row in range(n):
-                    row_plan = style_form(tok.value_of(int(prefixes[row, 1])), request.bars)
-                    groups.setdefault(row_plan.sections[0].bars if row_plan else request.bars, []).append(row)
-                for first, rows in groups.items():
-                    limit = min(window - 5, token_cap)
-                    spec = GrammarSpec(None, None, None, first, limit, start_state=NEED_BAR, window=token_cap > window - 5,
-                                       key_bias=key_bias, open_end=first < request.bars)
-                    out = self._decode(prefixes[rows], params(limit), RemiGrammar(tok, spec))
-                    for k, row in enumerate(rows):
-                        bodies[row] = _strip(out[k, 5:].tolist(), tok)
-        plans: list[FormPlan | None] = []
-        for row in range(n):
-            row_plan = plan if known else style_form(tok.value_of(int(prefixes[row, 1])), request.bars)
-            plans.append(row_plan)
-            bodies[row] = writer.realize(prefixes[row].tolist(), prompt_bars, bodies[row], row_plan, request.bars)
+        prefixes, bodies, plans = self._write(request, prompt_bars, bos, (style_id, key_id, meter_id), writer)
         chosen_rows, key_matched = list(range(n)), [None] * n
         if candidates > 1:
             chosen_rows, key_matched = self._pick_in_key(bodies, parse_key(request.key), candidates)
@@ -273,8 +236,56 @@ class SymbolicGenerator:
             outputs.append(MidiOutput(score, made))
         return outputs
 
+    def _write(self, request: Request, prompt_bars: list[list[int]], bos: torch.Tensor,
+               controls: tuple[int | None, int | None, int | None], writer: BarWriter,
+               ) -> tuple[torch.Tensor, list[list[int]], list[FormPlan | None]]:
+        """Every row's control prefix ``[n, 5]``, its body of new bars, and the form plan it follows.
+
+        ``controls``: the forced Style, Key and Meter ids (None: the model chooses).
+        """
+        tok, prompt, n = self.tokenizer, request.prompt, bos.shape[0]
+        style_id, key_id, meter_id = controls
+        window, token_cap, key_bias, params = writer.window, writer.token_cap, writer.key_bias, writer.params
+        # The form is known before decoding when it is asked for, or when the style is (its usual form);
+        # else each row's plan follows the style the model chooses.
+        known = request.form is not None or request.style is not None or prompt is not None
+        plan = request.form or (style_form(request.style, request.bars) if prompt is None else None)
+        if prompt is None and known:
+            # One batched pass writes the controls and the first section (or as many bars as fit the window).
+            first = plan.sections[0].bars if plan else request.bars
+            limit = min(window - 1, token_cap + 4)
+            grammar = RemiGrammar(tok, GrammarSpec(style_id, key_id, meter_id, first, limit, bars_control=request.bars,
+                                                   window=token_cap + 4 > window - 1, key_bias=key_bias,
+                                                   open_end=first < request.bars))
+            sequences = self._decode(bos, params(limit), grammar)
+            prefixes = sequences[:, :5]
+            bodies = [strip_body(row[5:], tok) for row in sequences.tolist()]
+        else:
+            total = len(prompt_bars) + request.bars
+            grammar = RemiGrammar(tok, GrammarSpec(style_id, key_id, meter_id, total, 4))
+            prefixes = self._decode(bos, params(4), grammar)
+            bodies = [[] for _ in range(n)]
+            if prompt is None:  # each row's form follows its style: rows whose form opens alike go on together
+                groups: dict[int, list[int]] = {}
+                for row in range(n):
+                    row_plan = style_form(tok.value_of(int(prefixes[row, 1])), request.bars)
+                    groups.setdefault(row_plan.sections[0].bars if row_plan else request.bars, []).append(row)
+                for first, rows in groups.items():
+                    limit = min(window - 5, token_cap)
+                    spec = GrammarSpec(None, None, None, first, limit, start_state=NEED_BAR, window=token_cap > window - 5,
+                                       key_bias=key_bias, open_end=first < request.bars)
+                    out = self._decode(prefixes[rows], params(limit), RemiGrammar(tok, spec))
+                    for k, row in enumerate(rows):
+                        bodies[row] = strip_body(out[k, 5:].tolist(), tok)
+        plans: list[FormPlan | None] = []
+        for row in range(n):
+            row_plan = plan if known else style_form(tok.value_of(int(prefixes[row, 1])), request.bars)
+            plans.append(row_plan)
+            bodies[row] = writer.realize(prefixes[row].tolist(), prompt_bars, bodies[row], row_plan, request.bars)
+        return prefixes, bodies, plans
+
     def _regenerate(self, conditioning: Conditioning, sampling: Sampling, request: Request, seed: int,
-                    bos: torch.Tensor, writer: _BarWriter, started: float, key_id: int | None,
+                    bos: torch.Tensor, writer: BarWriter, started: float, key_id: int | None,
                     style_id: int | None) -> list[MidiOutput]:
         """Bars i..j of the prompt written anew with the bars before and after them in view (infilling)."""
         tok, prompt = self.tokenizer, request.prompt
@@ -382,123 +393,6 @@ class SymbolicGenerator:
                 track.name = f"{track.name} (continued)"
                 score.tracks.append(track)
         return score
-
-
-CONTEXT_TOKENS = 384  # tokens of earlier bars a continuation window sees (the rest of the window is new music)
-SECOND_ENDING_TRIES = 4  # draws of a second ending before one equal to the first ending is accepted
-
-
-class _BarWriter:
-    """Writes bars after a context, window by window, and lays a piece out by its form plan."""
-
-    def __init__(self, generator: SymbolicGenerator, tok: RemiTokenizer, params, window: int, token_cap: int,
-                 key_bias: float) -> None:
-        self.generator, self.tok, self.params, self.window = generator, tok, params, window
-        self.token_cap, self.key_bias = token_cap, key_bias
-        self.spent = 0  # tokens decoded for the current row (copied bars are free)
-
-    def write(self, prefix: list[int], history: list[list[int]], count: int, open_end: bool) -> list[int]:
-        """``count`` new bars after ``history`` (bars of ids) under the control ``prefix``.
-
-        ``open_end``: the piece goes on after them, so they end at a bar line instead of with EOS.
-        """
-        tok, new = self.tok, []
-        while (done := _count_bars(new, tok)) < count:
-            context_bars = _tail_that_fits(history + tok.split_bars(new), min(CONTEXT_TOKENS, (self.window - 5) // 3))
-            context = prefix + [i for bar in context_bars for i in bar]
-            left = self.token_cap - self.spent
-            limit = min(self.window - len(context), left)
-            if limit < 4:
-                raise InvalidConditioning(f"max_tokens={self.token_cap} is too small for this piece")
-            spec = GrammarSpec(None, None, None, len(context_bars) + count - done, limit,
-                               bars_before=len(context_bars), start_state=NEED_BAR, window=limit < left,
-                               key_bias=self.key_bias, open_end=open_end)
-            out = self.generator._decode(torch.tensor([context]), self.params(limit), RemiGrammar(tok, spec))
-            chunk = _strip(out[0, len(context):].tolist(), tok)
-            if _count_bars(chunk, tok) == 0:
-                raise RuntimeError("a generation window added no bar: the grammar's window reserve is too small")
-            self.spent += len(chunk)
-            new += chunk
-        return new
-
-    def realize(self, prefix: list[int], prompt_bars: list[list[int]], body: list[int], plan: FormPlan | None,
-                total: int) -> list[int]:
-        """The whole body of ``total`` new bars, starting from the ``body`` already written.
-
-        Sections are laid out in order: a new letter is written in the context of everything before it, a
-        repeated letter is copied from its first appearance, and a primed one (``A'``) is copied but for
-        its last bar, which is written anew (a second ending that differs from the first).
-        """
-        tok = self.tok
-        self.spent = len(body)
-        bars = tok.split_bars(body)
-        sections = plan.sections if plan else ()
-        if not sections:
-            owed = total - len(bars)
-            return body + (self.write(prefix, prompt_bars + bars, owed, open_end=False) if owed > 0 else [])
-        for section in sections:
-            end = section.start + section.bars
-            if len(bars) >= end:
-                continue
-            first = plan.first_of(section.letter)
-            if first is not section:
-                bars += [list(b) for b in bars[first.start:first.start + section.bars - section.primed]]
-            owed = end - len(bars)
-            if owed <= 0:
-                continue
-            for attempt in range(SECOND_ENDING_TRIES):
-                new = tok.split_bars(self.write(prefix, prompt_bars + bars, owed, open_end=end < total))
-                if not (section.primed and first is not section) or new[-1] != bars[first.start + first.bars - 1]:
-                    break
-            bars += new
-        if tok.infill:  # second endings are rewritten knowing the music they lead into
-            for section in sections:
-                last = section.start + section.bars - 1
-                if section.primed and last + 1 < total:
-                    first = plan.first_of(section.letter)
-                    bars[last] = self.infill_bar(prefix, prompt_bars + bars, len(prompt_bars) + last,
-                                                 avoid=bars[first.start + first.bars - 1], current=bars[last])
-        return [i for bar in bars for i in bar]
-
-    def infill_bar(self, prefix: list[int], bars: list[list[int]], index: int, avoid: list[int],
-                   current: list[int]) -> list[int]:
-        """Bar ``index`` of ``bars`` written anew with the bars on both sides in view (fill-in-the-middle);
-        a draw equal to ``avoid`` is drawn again, and after SECOND_ENDING_TRIES ``current`` is kept."""
-        tok = self.tok
-        gap = InfillRequest(index, 1, len(bars), tuple(range(len(bars) + 1)))
-        context = infill_context(tok, prefix, bars, gap, self.window)
-        limit = min(MIDDLE_TOKENS_PER_BAR, self.window - len(context))
-        for _ in range(SECOND_ENDING_TRIES):
-            spec = GrammarSpec(None, None, None, 1, limit, start_state=NEED_BAR, key_bias=self.key_bias)
-            out = self.generator._decode(torch.tensor([context]), self.params(limit), RemiGrammar(tok, spec))
-            bar = [i for i in out[0, len(context):].tolist() if i not in (tok.pad_id, tok.eos_id)]
-            self.spent += len(bar)
-            if bar != avoid:
-                return bar
-        return current
-
-
-
-def _count_bars(ids: list[int], tok: RemiTokenizer) -> int:
-    return sum(1 for i in ids if i == tok.bar_id)
-
-
-def _strip(ids: list[int], tok: RemiTokenizer) -> list[int]:
-    """New body ids without EOS/PAD, and without a Bar that only closed a full window."""
-    ids = [i for i in ids if i not in (tok.pad_id, tok.eos_id)]
-    if ids and ids[-1] == tok.bar_id:
-        ids = ids[:-1]
-    return ids
-
-
-def _tail_that_fits(bars: list[list[int]], budget: int) -> list[list[int]]:
-    """The longest run of final bars whose tokens fit in ``budget``."""
-    tail: list[list[int]] = []
-    for bar in reversed(bars):
-        if sum(len(b) for b in tail) + len(bar) > budget:
-            break
-        tail.insert(0, bar)
-    return tail
 
 
 def _split_voices(notes, voices: int):
