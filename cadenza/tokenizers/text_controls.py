@@ -11,6 +11,7 @@ It understands, anywhere in the text (case-insensitive):
   (chorale, hymn), string-quartet (quartet), renaissance (renaissance, madrigal, motet), folk-song
   (folk), classical (classical);
 - instruments: any General MIDI name from ``cadenza.music.instruments`` ("for violin", "on flute");
+- rhythm: "triplets", "swing" let the straight styles (jigs, reels, airs) use triplet rhythms too;
 - form: a letter plan in capitals ("AABB", "AABA", "A8 B8") or a name ("two-part", "verse chorus", "rondo";
   see ``cadenza.music.form.FORM_NAMES``).
 
@@ -48,6 +49,7 @@ class TextControls:
     style: str | None = None
     instruments: tuple[str, ...] = ()
     form: str | None = None
+    triplets: bool = False  # "with triplets", "swing": triplet rhythms allowed in the straight styles too
 
 
 def _one(field: str, values: list) -> object:
@@ -100,7 +102,8 @@ def parse_text(text: str) -> TextControls:
     result = TextControls(
         key=_one("key", keys), tempo_bpm=_one("tempo", numbers) if numbers else _one("tempo", tempo_words),
         time_signature=_meter(meters, forms), bars=_one("bar count", bars), style=_one("style", styles),
-        instruments=instruments, form=_one("form", plans))
+        instruments=instruments, form=_one("form", plans),
+        triplets=bool(re.search(r"\b(triplets?|swing|swung|swingy)\b", lower)))
     if result == TextControls():
         raise InvalidConditioning(f"nothing in the text {text!r} names a key, tempo, meter, bar count, style, "
                                   "form or instrument this model understands; see `cadenza generate --help`")

@@ -65,3 +65,8 @@ def test_form_is_read_from_text(text, form):
 
 def test_a_capital_letter_alone_is_not_a_form():
     assert parse_text("A jig in D").form is None and parse_text("a hornpipe in C. A B").form is None
+
+
+def test_triplets_and_swing_are_read():
+    assert parse_text("a reel with triplets").triplets and parse_text("a swing tune").triplets
+    assert not parse_text("a reel in D").triplets

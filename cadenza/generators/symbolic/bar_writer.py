@@ -25,9 +25,12 @@ class BarWriter:
     """Writes bars after a context, window by window, and lays a piece out by its form plan."""
 
     def __init__(self, decode: Callable[[torch.Tensor, DecodeParams, RemiGrammar], torch.Tensor], tok: RemiTokenizer,
-                 params: Callable[[int], DecodeParams], window: int, token_cap: int, key_bias: float) -> None:
+                 params: Callable[[int], DecodeParams], window: int, token_cap: int, key_bias: float,
+                 straight: bool | None = None) -> None:
         """``decode(prompt [B, T], params, grammar) -> [B, T + new]``: the generator's decode; ``params(limit)``
-        the sampling settings of the call for a budget of ``limit`` tokens; ``window``: the model's context."""
+        the sampling settings of the call for a budget of ``limit`` tokens; ``window``: the model's context;
+        ``straight``: the grammar's rhythm rule (None: the style's)."""
+        self.straight = straight
         self.decode, self.tok, self.params, self.window = decode, tok, params, window
         self.token_cap, self.key_bias = token_cap, key_bias
         self.spent = 0  # tokens decoded for the current row (copied bars are free)
@@ -47,7 +50,7 @@ class BarWriter:
                 raise InvalidConditioning(f"max_tokens={self.token_cap} is too small for this piece")
             spec = GrammarSpec(None, None, None, len(context_bars) + count - done, limit,
                                bars_before=len(context_bars), start_state=NEED_BAR, window=limit < left,
-                               key_bias=self.key_bias, open_end=open_end)
+                               key_bias=self.key_bias, open_end=open_end, straight=self.straight)
             out = self.decode(torch.tensor([context]), self.params(limit), RemiGrammar(tok, spec))
             chunk = strip_body(out[0, len(context):].tolist(), tok)
             if count_bars(chunk, tok) == 0:
@@ -104,7 +107,8 @@ class BarWriter:
         context = infill_context(tok, prefix, bars, gap, self.window)
         limit = min(MIDDLE_TOKENS_PER_BAR, self.window - len(context))
         for _ in range(SECOND_ENDING_TRIES):
-            spec = GrammarSpec(None, None, None, 1, limit, start_state=NEED_BAR, key_bias=self.key_bias)
+            spec = GrammarSpec(None, None, None, 1, limit, start_state=NEED_BAR, key_bias=self.key_bias,
+                               straight=self.straight)
             out = self.decode(torch.tensor([context]), self.params(limit), RemiGrammar(tok, spec))
             bar = [i for i in out[0, len(context):].tolist() if i not in (tok.pad_id, tok.eos_id)]
             self.spent += len(bar)

@@ -4,7 +4,9 @@ Controls map as follows: style, key, meter and bar count are control tokens (for
 left for the model to choose when unset); the bar count and the meter of every bar are exact by
 grammar; tempo and instruments are written exactly into the output file (the corpus carries no usable
 tempo or instrument labels to learn from). A MIDI ``prompt`` is continued: its notes are kept exactly
-as they were and the new bars are appended after its last bar, in its key and meter.
+as they were and the new bars are appended after its last bar, in its key and meter. A ``form`` (or the
+style's usual one) is laid out by ``bar_writer``; ``regenerate`` rewrites bars of the prompt by
+infilling (``infill``), keeping every other note.
 """
 
 from __future__ import annotations
@@ -71,6 +73,7 @@ class Request:
     prompt: symusic.Score | None
     form: FormPlan | None = None  # an explicit plan; None = the style's usual form (chosen per row)
     regenerate: tuple[int, int] | None = None  # bars of the prompt to write anew (1-based, inclusive)
+    straight: bool | None = None  # False: triplets allowed in every style (the text asked for them)
 
 
 def resolve(conditioning: Conditioning, prompt: symusic.Score | None) -> Request:
@@ -114,7 +117,7 @@ def resolve(conditioning: Conditioning, prompt: symusic.Score | None) -> Request
         plan = parse_form(form_text, bars)
         bars = plan.bars
     return Request(style, key, meter, bars or DEFAULT_BARS, tempo, tuple(instruments), prompt, plan,
-                   conditioning.regenerate)
+                   conditioning.regenerate, False if text is not None and text.triplets else None)
 
 
 def _meter_of(score: symusic.Score) -> str:
@@ -208,7 +211,8 @@ class SymbolicGenerator:
                                 should_cancel=callbacks.should_cancel)
 
         bos = torch.full((n, 1), tok.bos_id, dtype=torch.long)
-        writer = BarWriter(self._decode, tok, params, self.model.max_seq_len, sampling.max_tokens or 100_000, key_bias)
+        writer = BarWriter(self._decode, tok, params, self.model.max_seq_len, sampling.max_tokens or 100_000, key_bias,
+                           request.straight)
         if request.regenerate is not None:
             return self._regenerate(conditioning, sampling, request, seed, bos, writer, started, key_id, style_id)
         prefixes, bodies, plans = self._write(request, prompt_bars, bos, (style_id, key_id, meter_id), writer)
@@ -231,6 +235,7 @@ class SymbolicGenerator:
                        "bars": request.bars, "tempo_bpm": tempo, "continued_bars": len(prompt_bars),
                        "form": plans[row].text if plans[row] else "through-composed",
                        "instruments": list(request.instruments),
+                       **({"triplets": True} if request.straight is False else {}),
                        "bars_written": sum(1 for i in body if i == tok.bar_id), "key_bias": key_bias,
                        **({"key_candidates": candidates, "in_requested_key": key_matched[index]} if candidates > 1 else {})})
             outputs.append(MidiOutput(score, made))
@@ -256,7 +261,7 @@ class SymbolicGenerator:
             limit = min(window - 1, token_cap + 4)
             grammar = RemiGrammar(tok, GrammarSpec(style_id, key_id, meter_id, first, limit, bars_control=request.bars,
                                                    window=token_cap + 4 > window - 1, key_bias=key_bias,
-                                                   open_end=first < request.bars))
+                                                   open_end=first < request.bars, straight=request.straight))
             sequences = self._decode(bos, params(limit), grammar)
             prefixes = sequences[:, :5]
             bodies = [strip_body(row[5:], tok) for row in sequences.tolist()]
@@ -273,7 +278,7 @@ class SymbolicGenerator:
                 for first, rows in groups.items():
                     limit = min(window - 5, token_cap)
                     spec = GrammarSpec(None, None, None, first, limit, start_state=NEED_BAR, window=token_cap > window - 5,
-                                       key_bias=key_bias, open_end=first < request.bars)
+                                       key_bias=key_bias, open_end=first < request.bars, straight=request.straight)
                     out = self._decode(prefixes[rows], params(limit), RemiGrammar(tok, spec))
                     for k, row in enumerate(rows):
                         bodies[row] = strip_body(out[k, 5:].tolist(), tok)
@@ -301,7 +306,8 @@ class SymbolicGenerator:
         prefixes = self._decode(bos, writer.params(4), grammar)
         context = infill_context(tok, prefixes[0].tolist(), bars, gap, self.model.max_seq_len)
         limit = min(MIDDLE_TOKENS_PER_BAR * gap.bars, self.model.max_seq_len - len(context))
-        spec = GrammarSpec(None, None, None, gap.bars, limit, start_state=NEED_BAR, key_bias=writer.key_bias)
+        spec = GrammarSpec(None, None, None, gap.bars, limit, start_state=NEED_BAR, key_bias=writer.key_bias,
+                           straight=request.straight)
         rows = torch.tensor([context] * bos.shape[0])
         out = self._decode(rows, writer.params(limit), RemiGrammar(tok, spec))
         elapsed = time.perf_counter() - started

@@ -165,3 +165,19 @@ def test_a_form_for_the_bars_that_continue_a_prompt(studio, tmp_path, tune_file)
         track.notes.append(symusic.Note(note.time - start, note.duration, note.pitch, note.velocity))
     new.tracks.append(track)
     assert form_exact(new, parse_form("A2 A'2"))
+
+
+def off_grid_onsets(score: symusic.Score) -> int:
+    """Onsets of a 4/4 score that are not on the sixteenth grid."""
+    sixteenth = score.ticks_per_quarter // 4
+    return sum(1 for t in score.tracks for n in t.notes if n.time % sixteenth)
+
+
+def test_straight_styles_stay_on_the_grid_unless_triplets_are_asked_for(studio):
+    sampling = Sampling(seed=11, num_samples=3, temperature=1.5)
+    straight = studio.generate(MODEL, Conditioning(text="an irish reel", bars=8), sampling)
+    assert all(off_grid_onsets(out.score) == 0 for out in straight)
+    assert all("triplets" not in out.provenance.notes for out in straight)
+    swung = studio.generate(MODEL, Conditioning(text="an irish reel with triplets", bars=8), sampling)
+    assert sum(off_grid_onsets(out.score) for out in swung) > 0  # the random model uses the freedom
+    assert all(out.provenance.notes["triplets"] is True for out in swung)
