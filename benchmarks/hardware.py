@@ -137,6 +137,10 @@ def cuda_graph_skips() -> int:
 def bandwidth_fields(bytes_per_step: float, ours_ms_per_step: float, bandwidth_gbs: float) -> dict:
     """The figures that put a step time next to its memory-bandwidth limit."""
     limit_ms = bytes_per_step / (bandwidth_gbs * 1e9) * 1e3
-    return {"bandwidth_gbs": round(bandwidth_gbs, 1), "bytes_per_step_mb": round(bytes_per_step / 1e6, 2),
-            "limit_ms_per_step": round(limit_ms, 4), "ours_ms_per_step": round(ours_ms_per_step, 4),
-            "fraction_of_limit": round(limit_ms / ours_ms_per_step, 3)}
+
+    def figure(x: float) -> float:  # 4 significant digits: a slow step on a busy machine never rounds to 0
+        return float(f"{x:.4g}")
+
+    return {"bandwidth_gbs": figure(bandwidth_gbs), "bytes_per_step_mb": figure(bytes_per_step / 1e6),
+            "limit_ms_per_step": figure(limit_ms), "ours_ms_per_step": figure(ours_ms_per_step),
+            "fraction_of_limit": figure(limit_ms / ours_ms_per_step)}

@@ -205,3 +205,9 @@ def test_decode_codec_in_bf16_compiled_reports_the_device_figures(eager_backend_
         assert_positive(figures, ("audiocraft_ms_per_step", "ratio"))
     else:
         assert figures["ratio"] is None and figures["audiocraft_precision"] is None
+
+
+def test_bandwidth_fields_never_round_a_slow_step_to_zero():
+    """On a busy machine a step can be 10,000x over its limit: the fraction must stay positive."""
+    fields = bandwidth_fields(bytes_per_step=20e6, ours_ms_per_step=50_000.0, bandwidth_gbs=20.0)
+    assert 0 < fields["fraction_of_limit"] == pytest.approx(2e-5)
