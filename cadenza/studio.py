@@ -135,6 +135,9 @@ class Studio:
         if found is not None:
             return found
         known = ", ".join(sorted(specs)) or "none installed"
+        if name in pullable():  # a pretrained model that is not downloaded yet: say how to get it
+            raise CheckpointError(f"no model named {name!r} here yet: run `cadenza pull {name}` to download it "
+                                  f"(installed: {known})")
         raise CheckpointError(f"no model named {name!r} (installed: {known})")
 
     # ---- loading --------------------------------------------------------------------------------

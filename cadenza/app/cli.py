@@ -114,8 +114,18 @@ def _add_device(p: argparse.ArgumentParser) -> None:
                         "bf16 with a compiled, CUDA-graphed step (the first call compiles, later calls are fast)")
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("cadenza")
+    except PackageNotFoundError:  # run from a source tree that was not installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cadenza", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"cadenza {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("models", help="list installed models")
     p.add_argument("--json", action="store_true", help="machine-readable output")

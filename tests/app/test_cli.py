@@ -189,3 +189,17 @@ def test_regenerate_bars_of_a_file(tmp_path, midi_file, capsys):
     assert "bars 1-6" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["generate", "tiny-remi", "--prompt", str(tune), "--regenerate", "five", "-o", str(tmp_path / "z.mid")])
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0 and capsys.readouterr().out.startswith("cadenza ")
+
+
+def test_a_pullable_model_not_yet_downloaded_says_how_to_get_it(tmp_path, capsys):
+    from cadenza.studio import Studio
+
+    name = sorted(Studio.pullable())[0]
+    assert main(["generate", name, "--text", "a reel", "-o", str(tmp_path / "x.wav")]) == 2
+    assert f"cadenza pull {name}" in capsys.readouterr().err
