@@ -22,9 +22,9 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     from cadenza.data.audio_corpus import AudioCorpusConfig, build_audio_corpus
-    from cadenza.data.corpus import rebuild_from_music21
+    from cadenza.data.corpus import given_corpus, rebuild_from_music21
 
-    corpus = Path(args.corpus) if args.corpus else next(
+    corpus = given_corpus(args.corpus) if args.corpus else next(
         (p for p in (Path("../shared/corpus"), Path("data/corpus")) if (p / "MANIFEST.tsv").exists()), Path("data/corpus"))
     if not (corpus / "MANIFEST.tsv").exists():
         print(f"rebuilding the corpus from music21 into {corpus} ...", file=sys.stderr)

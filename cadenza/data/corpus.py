@@ -15,6 +15,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from cadenza.errors import InputNotFound
 from cadenza.fileio import atomic_path
 
 RESTRICTED_COLLECTIONS = {"palestrina": "rights to all derivative electronic formats reserved"}
@@ -129,3 +130,18 @@ def write_manifest(corpus_dir: str | os.PathLike, entries: list[CorpusEntry]) ->
     lines = ["path\tcollection\tlicense"] + [f"{e.path}\t{e.collection}\t{e.license}" for e in entries]
     with atomic_path(Path(corpus_dir) / "MANIFEST.tsv") as tmp:
         tmp.write_text("\n".join(lines) + "\n")
+
+
+def given_corpus(path: str | os.PathLike) -> Path:
+    """A corpus folder named by the user (``--corpus DIR``), which must already be one: a missing or
+    non-corpus folder is an error, never a place to start rebuilding into.
+
+    Raises:
+        InputNotFound: ``path`` has no ``MANIFEST.tsv``.
+    """
+    corpus = Path(path)
+    if not (corpus / "MANIFEST.tsv").is_file():
+        raise InputNotFound(f"{corpus} is not a corpus folder (no MANIFEST.tsv): give a folder with "
+                            "MANIFEST.tsv and midi/, or leave --corpus out to rebuild one from music21")
+    return corpus
+

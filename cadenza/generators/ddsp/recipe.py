@@ -67,7 +67,9 @@ def _corpus(given: str | None) -> Path:
     """The corpus to render from: ``given``, else ../shared/corpus, else the folk collections rebuilt from
     the installed music21 package into data/corpus-folk (once)."""
     if given:
-        return Path(given)
+        from cadenza.data.corpus import given_corpus
+
+        return given_corpus(given)
     for candidate in (Path("../shared/corpus"), Path("data/corpus-folk")):
         if (candidate / "MANIFEST.tsv").exists():
             return candidate

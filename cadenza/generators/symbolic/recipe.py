@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from cadenza.data.corpus import read_manifest, rebuild_from_music21
+from cadenza.data.corpus import given_corpus, read_manifest, rebuild_from_music21
 
 
 # How remi-folk-small was made: a cosine run to 2600 steps, then a warm restart resumed to 4200 steps
@@ -52,7 +52,7 @@ def run(args) -> int:
     if args.prepare:
         from cadenza.generators.symbolic.dataset import prepare_dataset
 
-        corpus = Path(args.corpus) if args.corpus else Path("data/corpus")
+        corpus = given_corpus(args.corpus) if args.corpus else Path("data/corpus")
         if not (corpus / "MANIFEST.tsv").exists():
             print(f"rebuilding the corpus from music21 into {corpus} ...", file=sys.stderr)
             rebuild_from_music21(corpus)
