@@ -221,26 +221,27 @@ class Sampling:
 
     def __post_init__(self) -> None:
         checks = [
-            (self.seed is None or (isinstance(self.seed, int) and 0 <= self.seed < 2**63), "seed must be a whole number >= 0"),
-            (_finite(self.temperature) and 0 <= self.temperature <= 5, "temperature must be between 0 and 5"),
-            (isinstance(self.top_k, int) and self.top_k >= 0, "top_k must be a whole number >= 0 (0 = off)"),
-            (_finite(self.top_p) and 0 < self.top_p <= 1, "top_p must be in (0, 1] (1 = off)"),
-            (_finite(self.repetition_penalty) and 0.5 <= self.repetition_penalty <= 3, "repetition_penalty must be in [0.5, 3]"),
-            (_finite(self.cfg_scale) and 0 <= self.cfg_scale <= 30, "cfg_scale must be in [0, 30]"),
-            (self.steps is None or (isinstance(self.steps, int) and 1 <= self.steps <= 1000), "steps must be 1-1000"),
-            (isinstance(self.num_samples, int) and 1 <= self.num_samples <= 64, "num_samples must be 1-64"),
-            (self.key_bias is None or (_finite(self.key_bias) and 0 <= self.key_bias <= 20),
+            ("seed", self.seed is None or (isinstance(self.seed, int) and 0 <= self.seed < 2**63), "seed must be a whole number >= 0"),
+            ("temperature", _finite(self.temperature) and 0 <= self.temperature <= 5, "temperature must be between 0 and 5"),
+            ("top_k", isinstance(self.top_k, int) and self.top_k >= 0, "top_k must be a whole number >= 0 (0 = off)"),
+            ("top_p", _finite(self.top_p) and 0 < self.top_p <= 1, "top_p must be in (0, 1] (1 = off)"),
+            ("repetition_penalty", _finite(self.repetition_penalty) and 0.5 <= self.repetition_penalty <= 3,
+             "repetition_penalty must be in [0.5, 3]"),
+            ("cfg_scale", _finite(self.cfg_scale) and 0 <= self.cfg_scale <= 30, "cfg_scale must be in [0, 30]"),
+            ("steps", self.steps is None or (isinstance(self.steps, int) and 1 <= self.steps <= 1000), "steps must be 1-1000"),
+            ("num_samples", isinstance(self.num_samples, int) and 1 <= self.num_samples <= 64, "num_samples must be 1-64"),
+            ("key_bias", self.key_bias is None or (_finite(self.key_bias) and 0 <= self.key_bias <= 20),
              "key_bias must be in [0, 20] (0 = off)"),
-            (self.strength is None or (_finite(self.strength) and 0 < self.strength <= 1),
+            ("strength", self.strength is None or (_finite(self.strength) and 0 < self.strength <= 1),
              "strength must be in (0, 1]"),
-            (self.scheduler is None or (isinstance(self.scheduler, str) and self.scheduler.strip() != ""),
+            ("scheduler", self.scheduler is None or (isinstance(self.scheduler, str) and self.scheduler.strip() != ""),
              "scheduler must be a scheduler name"),
-            (self.max_tokens is None or (isinstance(self.max_tokens, int) and 1 <= self.max_tokens <= 100_000),
+            ("max_tokens", self.max_tokens is None or (isinstance(self.max_tokens, int) and 1 <= self.max_tokens <= 100_000),
              "max_tokens must be 1-100000"),
         ]
-        for ok, message in checks:
+        for name, ok, message in checks:
             if not ok:
-                raise InvalidConditioning(f"{message} (got {self})")
+                raise InvalidConditioning(f"{message} (got {getattr(self, name)!r})")
 
     def knobs_set(self) -> set[str]:
         """The sampling fields changed from their defaults that a model must honour (``seed`` and

@@ -114,6 +114,21 @@ def _add_device(p: argparse.ArgumentParser) -> None:
                         "bf16 with a compiled, CUDA-graphed step (the first call compiles, later calls are fast)")
 
 
+# API field names as the flags that set them, so an error speaks the command line's language.
+FLAG_OF_FIELD = {"num_samples": "--samples", "duration_s": "--duration", "tempo_bpm": "--tempo",
+                 "cfg_scale": "--cfg", "time_signature": "--time-signature", "top_k": "--top-k", "top_p": "--top-p",
+                 "key_bias": "--key-bias", "negative_text": "--negative-text",
+                 "prompt_midi": "--prompt (MIDI)", "prompt_audio": "--prompt (audio)", "melody_midi": "--melody (MIDI)",
+                 "melody_audio": "--melody (audio)", "source_audio": "the input recording"}
+
+
+def in_flag_terms(message: str) -> str:
+    """``message`` with the API field names that have a flag written as that flag."""
+    import re
+
+    return re.sub(r"\b(" + "|".join(FLAG_OF_FIELD) + r")\b", lambda m: FLAG_OF_FIELD[m.group(1)], message)
+
+
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -310,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args, Studio(device=getattr(args, "device", None)))
     except CadenzaError as exc:
-        print(f"cadenza: error: {exc}", file=sys.stderr)
+        print(f"cadenza: error: {in_flag_terms(str(exc))}", file=sys.stderr)
         return 2
 
 

@@ -70,7 +70,12 @@ def test_generate_bad_tempo_returns_2(tmp_path, capsys):
 def test_generate_duration_on_symbolic_returns_2(tmp_path, capsys):
     assert main(["generate", "tiny-remi", "--duration", "5", "-o", str(tmp_path / "o.mid")]) == 2
     err = capsys.readouterr().err
-    assert "duration_s" in err and "tiny-remi" in err
+    assert "cannot honour --duration" in err and "tiny-remi" in err and "duration_s" not in err  # the user's terms
+
+
+def test_bad_sampling_values_are_named_by_flag_and_value(tmp_path, capsys):
+    assert main(["generate", "tiny-remi", "--samples", "0", "-o", str(tmp_path / "o.mid")]) == 2
+    assert capsys.readouterr().err.strip() == "cadenza: error: --samples must be 1-64 (got 0)"
 
 
 def test_generate_device_option(tmp_path, capsys):

@@ -37,7 +37,7 @@ def test_generate_text_melody_prompt_through_cli(release_dirs, tmp_path, midi_fi
     assert sf.info(tmp_path / "p-2.wav").frames == int(1.2 * SAMPLE_RATE)
 
     assert cli.main(["generate", str(release_dirs["mono"]), "--melody", str(tune), "-o", str(out)]) == 2
-    assert "cannot honour melody_midi" in capsys.readouterr().err
+    assert "cannot honour --melody (MIDI)" in capsys.readouterr().err
 
 
 def _fake_downloader(source: Path, log: list[str]):
