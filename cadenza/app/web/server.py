@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 from typing import TYPE_CHECKING
 
@@ -30,13 +31,15 @@ def launch(studio: Studio, host: str = "127.0.0.1", port: int = 7860, share: boo
 
     app = build_app(studio, settings)
     app.blocks.queue(default_concurrency_limit=1)
-    try:
+    try:  # quiet: `cadenza app` prints the address; Gradio's banner would say "set share=True" (ours: --share on)
         app.blocks.launch(server_name=host, server_port=port, share=share, prevent_thread_lock=True,
                           max_file_size=settings.max_upload_bytes, allowed_paths=[], ssr_mode=False,
-                          show_error=True, inbrowser=False, quiet=not block)
+                          show_error=True, inbrowser=False, quiet=True)
     except BaseException:
         app.close()
         raise
+    if share and app.blocks.share_url:
+        print(f"Cadenza studio: public link {app.blocks.share_url}", file=sys.stderr, flush=True)
     if block:
         _serve_until_stopped()
         app.close()
