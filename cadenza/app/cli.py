@@ -129,6 +129,18 @@ def in_flag_terms(message: str) -> str:
     return re.sub(r"\b(" + "|".join(FLAG_OF_FIELD) + r")\b", lambda m: FLAG_OF_FIELD[m.group(1)], message)
 
 
+def quiet_dependencies() -> None:
+    """Hide what the libraries print on every run and a user cannot act on: deprecation notices (torch's
+    weight_norm, ...) and Hugging Face's weight-loading progress bars. Cadenza's own messages stay."""
+    import os
+    import warnings
+
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    for category in (FutureWarning, DeprecationWarning):
+        warnings.filterwarnings("ignore", category=category)
+
+
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -141,6 +153,8 @@ def _version() -> str:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cadenza", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"cadenza {_version()}")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="show the libraries' own warnings and progress bars (hidden by default)")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("models", help="list installed models")
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -322,6 +336,8 @@ COMMANDS = {"models": cmd_models, "generate": cmd_generate, "render": cmd_render
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if not args.verbose:
+        quiet_dependencies()
     try:
         return COMMANDS[args.command](args, Studio(device=getattr(args, "device", None)))
     except CadenzaError as exc:

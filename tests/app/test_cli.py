@@ -208,3 +208,23 @@ def test_a_pullable_model_not_yet_downloaded_says_how_to_get_it(tmp_path, capsys
     name = sorted(Studio.pullable())[0]
     assert main(["generate", name, "--text", "a reel", "-o", str(tmp_path / "x.wav")]) == 2
     assert f"cadenza pull {name}" in capsys.readouterr().err
+
+
+def test_library_noise_is_hidden_unless_verbose(monkeypatch):
+    import os
+    import warnings
+
+    import cadenza.app.cli as cli
+
+    real = cli.quiet_dependencies
+    calls = []
+    monkeypatch.setattr(cli, "quiet_dependencies", lambda: calls.append("quiet"))
+    assert main(["models"]) == 0 and calls == ["quiet"]
+    assert main(["-v", "models"]) == 0 and calls == ["quiet"]  # -v leaves the libraries' output alone
+    for name in ("HF_HUB_DISABLE_PROGRESS_BARS", "TRANSFORMERS_VERBOSITY"):  # restored after the test
+        monkeypatch.delenv(name, raising=False)
+    with warnings.catch_warnings(record=True) as caught:
+        real()
+        warnings.warn("old API", FutureWarning)
+        assert os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] == "1"
+    assert not caught
