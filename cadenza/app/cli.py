@@ -150,6 +150,28 @@ def _version() -> str:
         return "unknown (not installed)"
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Descriptions as written; every option's default shown unless it is unset or the help names it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if (not action.option_strings or "default" in text or action.default is None or action.default is False
+                or action.default == argparse.SUPPRESS or isinstance(action.default, list) and not action.default):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+def _tidy_help(parser: argparse.ArgumentParser) -> None:
+    """Every (sub)command's help: defaults shown, module-docstring ``literals`` as plain `literals`."""
+    parser.formatter_class = HelpFormatter
+    if parser.description:
+        parser.description = parser.description.replace("``", "`")
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                _tidy_help(sub)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cadenza", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"cadenza {_version()}")
@@ -196,6 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="on: also make a temporary public link through Gradio's share servers (default off)")
     p.add_argument("--max-upload-mb", type=float, default=50, help="largest upload accepted, in MB (default 50)")
     _add_device(p)
+    _tidy_help(parser)
     return parser
 
 

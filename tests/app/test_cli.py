@@ -228,3 +228,11 @@ def test_library_noise_is_hidden_unless_verbose(monkeypatch):
         warnings.warn("old API", FutureWarning)
         assert os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] == "1"
     assert not caught
+
+
+def test_help_shows_defaults_and_plain_descriptions(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "symbolic", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(default: 2600)" in text and "(default: 0.0)" in text  # a zero default is shown too
+    assert "``" not in text and "`--prepare`" in text
