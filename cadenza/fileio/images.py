@@ -20,6 +20,8 @@ from cadenza.fileio.audio import check_samples
 from cadenza.fileio.midi import to_seconds
 
 _DPI = 100
+LOWEST_HZ = 30.0  # the spectrogram's floor: below the lowest note of most instruments
+SPECTROGRAM_ROWS = 384  # log-spaced frequency rows drawn (about one per image pixel)
 
 
 def piano_roll_png(
@@ -52,6 +54,10 @@ def piano_roll_png(
         label = track.name or ("drums" if track.is_drum else f"program {track.program}")
         ax.add_collection(PolyCollection(boxes, facecolors=f"C{i % 10}", edgecolors="none", label=label))
         low, high, end = min(low, int(pitch.min())), max(high, int(pitch.max())), max(end, float(stop.max()))
+    lines = bar_lines_s(score, end)
+    step = 1 if len(lines) <= 64 else 4  # a long piece: every 4th bar line, or the roll turns grey
+    for k, at in enumerate(lines):
+        ax.axvline(at, color="0.55" if k % (4 * step) == 0 else "0.8", linewidth=0.6, zorder=0)
     ax.set_xlim(0.0, end)
     ax.set_ylim(low - 1.5, high + 1.5)
     ax.set_xlabel("time (s)")
@@ -63,21 +69,49 @@ def piano_roll_png(
     _save(fig, path)
 
 
+def bar_lines_s(score: symusic.Score, end_s: float) -> list[float]:
+    """Seconds of every bar line of ``score`` up to ``end_s``, following its time-signature changes
+    (4/4 when it has none) and its tempo map."""
+    sigs = sorted((ts.time, ts.numerator, ts.denominator) for ts in score.time_signatures) or [(0, 4, 4)]
+    if score.ttype == symusic.TimeUnit.second:
+        return []  # no ticks to count bars in
+    last_tick = max((n.time + n.duration for t in score.tracks for n in t.notes), default=0)
+    markers = symusic.Score(score.ticks_per_quarter)
+    markers.tempos = score.tempos.copy()
+    track = symusic.Track()
+    tick = 0
+    while tick <= last_tick and len(track.notes) < 10_000:
+        track.notes.append(symusic.Note(tick, 1, 60, 1))
+        _, num, den = next((s for s in reversed(sigs) if s[0] <= tick), sigs[0])
+        tick += max(1, int(round(num * 4 / den * score.ticks_per_quarter)))
+    markers.tracks.append(track)
+    return [float(t) for t in to_seconds(markers).tracks[0].notes.numpy()["time"] if t <= end_s]
+
+
 def spectrogram_png(
     samples: np.ndarray, sr: int, path: str | os.PathLike, *, width_px: int = 1200, height_px: int = 480
 ) -> None:
     """Draw the spectrogram (dB re full scale, 2048-point Hann frames, 75% overlap; x: seconds,
-    y: Hz) of ``samples [C, N]`` (channels averaged) at ``sr`` Hz, and write a PNG to ``path``
-    atomically."""
+    y: Hz on a log scale from 30 Hz, where music lives, up to ``sr / 2``) of ``samples [C, N]``
+    (channels averaged) at ``sr`` Hz, and write a PNG to ``path`` atomically."""
     check_samples(samples)
     db, hop = _stft_db(samples.mean(axis=0, dtype=np.float64))
+    low, high = LOWEST_HZ, sr / 2.0
+    rows = np.geomspace(low, high, SPECTROGRAM_ROWS)
+    bins = rows / (sr / ((db.shape[0] - 1) * 2))  # fractional FFT bin of each row
+    below = np.clip(np.floor(bins).astype(int), 0, db.shape[0] - 2)
+    frac = (bins - below)[:, None]
+    log_db = db[below] * (1.0 - frac) + db[below + 1] * frac  # linear interpolation between FFT bins
     fig = Figure(figsize=(width_px / _DPI, height_px / _DPI), dpi=_DPI)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
-    extent = (0.0, db.shape[1] * hop / sr, 0.0, sr / 2.0)
-    image = ax.imshow(db, origin="lower", aspect="auto", extent=extent, cmap="magma", vmin=-100.0, vmax=0.0)
+    extent = (0.0, db.shape[1] * hop / sr, 0.0, 1.0)
+    image = ax.imshow(log_db, origin="lower", aspect="auto", extent=extent, cmap="magma", vmin=-100.0, vmax=0.0)
+    ticks = [f for f in (50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000) if low <= f <= high]
+    ax.set_yticks([np.log(f / low) / np.log(high / low) for f in ticks])
+    ax.set_yticklabels([f"{f // 1000}k" if f >= 1000 else str(f) for f in ticks])
     ax.set_xlabel("time (s)")
-    ax.set_ylabel("frequency (Hz)")
+    ax.set_ylabel("frequency (Hz, log)")
     fig.colorbar(image, ax=ax, label="dB")
     fig.tight_layout()
     _save(fig, path)
