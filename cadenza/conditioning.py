@@ -17,7 +17,7 @@ from cadenza.errors import CorruptInput, InvalidConditioning, UnsupportedConditi
 from cadenza.music.theory import parse_key, parse_time_signature
 
 MIDI_SUFFIXES = (".mid", ".midi")
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".m4a", ".aac", ".mp4")
 
 
 class Capability(str, enum.Enum):
@@ -63,12 +63,13 @@ def _check_input_file(name: str, path: str) -> None:
         from cadenza.fileio.midi import load_midi
         load_midi(path)
     else:
-        import soundfile
+        from cadenza.fileio.audio import audio_frames
+
         try:
-            info = soundfile.info(path)
-        except (RuntimeError, soundfile.LibsndfileError) as exc:
-            raise CorruptInput(f"{name}: {path!r} is not a readable audio file ({exc})") from exc
-        if info.frames == 0:
+            frames = audio_frames(path)
+        except CorruptInput as exc:
+            raise CorruptInput(f"{name}: {exc}") from exc
+        if frames == 0:
             raise CorruptInput(f"{name}: {path!r} holds no audio samples")
 
 

@@ -23,6 +23,9 @@ FORMATS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     ".ogg": ("OGG", "VORBIS", ("VORBIS", "OPUS")),
 }
 
+# Compressed formats libsndfile cannot read, decoded with PyAV (FFmpeg's libraries, in its wheel).
+FFMPEG_SUFFIXES = (".m4a", ".aac", ".mp4")
+
 # A channel count above this almost surely means the caller passed [N, C] instead of [C, N].
 _MAX_CHANNELS = 8
 PEAK_CEILING_DBFS = -1.0
@@ -50,10 +53,13 @@ def read_audio(
         raise InputNotFound(f"audio file not found: {p}")
     if p.stat().st_size == 0:
         raise CorruptInput(f"audio file is empty (0 bytes): {p}")
-    try:
-        data, sr = sf.read(p, dtype="float32", always_2d=True)
-    except (sf.SoundFileError, RuntimeError) as e:  # libsndfile reports every format problem this way
-        raise CorruptInput(f"cannot read audio file {p}: {e}. Is it a WAV/FLAC/OGG file?") from e
+    if p.suffix.lower() in FFMPEG_SUFFIXES:
+        data, sr = _read_with_av(p)
+    else:
+        try:
+            data, sr = sf.read(p, dtype="float32", always_2d=True)
+        except (sf.SoundFileError, RuntimeError) as e:  # libsndfile reports every format problem this way
+            raise CorruptInput(f"cannot read audio file {p}: {e}. Is it a WAV/FLAC/OGG file?") from e
     if data.shape[0] == 0:
         raise CorruptInput(f"audio file has no samples: {p}")
     samples = np.ascontiguousarray(data.T)
@@ -63,6 +69,44 @@ def read_audio(
         samples = resample(samples, sr, int(sample_rate))
         sr = int(sample_rate)
     return samples, int(sr)
+
+
+def audio_frames(path: str | os.PathLike) -> int:
+    """Number of sample frames in an audio file, read cheaply where the format allows.
+
+    Raises:
+        CorruptInput: the file is not a readable audio file.
+    """
+    p = Path(path)
+    if p.suffix.lower() in FFMPEG_SUFFIXES:
+        return _read_with_av(p)[0].shape[0]
+    try:
+        return sf.info(p).frames
+    except (sf.SoundFileError, RuntimeError) as exc:
+        raise CorruptInput(f"{p} is not a readable audio file ({exc})") from exc
+
+
+def _read_with_av(p: Path) -> tuple[np.ndarray, int]:
+    """``(samples [N, C] float32, rate)`` of an AAC/M4A file, decoded with PyAV."""
+    try:
+        import av
+    except ImportError as exc:
+        from cadenza.errors import MissingDependency
+
+        raise MissingDependency(f"reading {p.suffix} files needs PyAV: pip install av (or convert {p.name} to WAV)") from exc
+    try:
+        with av.open(str(p)) as container:
+            stream = next((s for s in container.streams if s.type == "audio"), None)
+            if stream is None:
+                raise CorruptInput(f"{p} holds no audio stream")
+            rate = stream.rate
+            to_float = av.AudioResampler(format="fltp", layout=stream.layout, rate=rate)  # planar float32
+            chunks = [out.to_ndarray() for frame in container.decode(stream) for out in to_float.resample(frame)]
+    except av.error.FFmpegError as exc:
+        raise CorruptInput(f"cannot read audio file {p}: {exc}") from exc
+    if not chunks:
+        return np.zeros((0, 1), dtype=np.float32), int(rate)
+    return np.ascontiguousarray(np.concatenate(chunks, axis=1).T, dtype=np.float32), int(rate)
 
 
 def resample(samples: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:

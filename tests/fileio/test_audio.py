@@ -154,3 +154,34 @@ def test_normalize_leaves_silence_and_guards_short_clips():
     short = sine(seconds=0.1, amp=1.0, channels=1)  # too short to measure: peak guard only
     out = loudness_normalize(short, SR)
     assert np.abs(out).max() == pytest.approx(10 ** (-1 / 20), rel=1e-4)
+
+
+def test_m4a_is_read_with_pyav(tmp_path):
+    """AAC in an MP4 container (what phones record) reads like any other audio file; a broken one is CorruptInput."""
+    av = pytest.importorskip("av")
+    from cadenza.conditioning import Conditioning
+    from cadenza.errors import CorruptInput
+    from cadenza.fileio.audio import audio_frames, read_audio
+
+    sr = 22050
+    tone = (0.5 * np.sin(2 * np.pi * 440 * np.arange(sr) / sr)).astype(np.float32)
+    path = tmp_path / "take.m4a"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("aac", rate=sr)
+        stream.layout = "mono"
+        frame = av.AudioFrame.from_ndarray(tone[None], format="fltp", layout="mono")
+        frame.rate = sr
+        for packet in list(stream.encode(frame)) + list(stream.encode(None)):
+            container.mux(packet)
+    samples, rate = read_audio(path)
+    assert rate == sr and samples.shape[0] == 1 and sr <= samples.shape[1] < sr + 4096  # the encoder's priming
+    assert audio_frames(path) == samples.shape[1]
+    spectrum = np.abs(np.fft.rfft(samples[0, 4096:4096 + 8192]))
+    assert abs(np.argmax(spectrum) * sr / 8192 - 440) < 5  # still the tone
+    assert Conditioning(source_audio=str(path)).source_audio == str(path)
+    broken = tmp_path / "broken.m4a"
+    broken.write_bytes(b"not an mp4 at all" * 10)
+    with pytest.raises(CorruptInput):
+        read_audio(broken)
+    with pytest.raises(CorruptInput, match="source_audio"):
+        Conditioning(source_audio=str(broken))

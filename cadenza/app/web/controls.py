@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import fields
 
 from cadenza import Capability, Sampling
+from cadenza.conditioning import AUDIO_SUFFIXES, MIDI_SUFFIXES
 
 # Conditioning widget name -> the capabilities that make it visible (any of them).
 CONDITIONING_WIDGETS: dict[str, tuple[Capability, ...]] = {
@@ -48,8 +49,8 @@ SAMPLING_WIDGETS: tuple[str, ...] = tuple(f.name for f in fields(Sampling) if f.
 FAMILY_CHOICE_WIDGETS: dict[str, str] = {"style": "any", "scheduler": "model's default"}
 
 # Suffixes an upload widget accepts, by the capabilities it serves.
-MIDI_TYPES = (".mid", ".midi")
-AUDIO_TYPES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
+MIDI_TYPES = MIDI_SUFFIXES
+AUDIO_TYPES = AUDIO_SUFFIXES
 
 
 def visible_widgets(capabilities: tuple[str, ...] | frozenset[str],
