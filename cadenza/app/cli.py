@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from cadenza import CadenzaError, Callbacks, Conditioning, Sampling, Studio
+from cadenza import CadenzaError, Callbacks, Conditioning, MidiOutput, Sampling, Studio
 
 DESCRIPTION = """Cadenza: make music with AI models on your own computer.
 
@@ -254,6 +254,8 @@ def cmd_generate(args, studio) -> int:
     for index, output in enumerate(outputs):
         target = _numbered(Path(args.output), index, len(outputs))
         if target.suffix.lower() in (".wav", ".flac", ".ogg"):
+            if isinstance(output, MidiOutput):  # the score is kept beside its rendering: x.wav + x.mid
+                output.save(target.with_suffix(".mid"))
             output = studio.render(output)  # MIDI is played with FluidSynth; audio passes through as it is
         path = output.save(target)
         notes = output.provenance.notes

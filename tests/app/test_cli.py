@@ -163,6 +163,8 @@ def test_generate_midi_model_to_audio_renders_through_studio(tmp_path, capsys):
     assert soundfile.info(out).samplerate == 44100
     sidecar = json.loads((tmp_path / "out.flac.json").read_text())
     assert sidecar["seed"] == 1 and sidecar["notes"]["rendered_with"] == "fluidsynth"
+    score = json.loads((tmp_path / "out.mid.json").read_text())  # the score is kept beside its rendering
+    assert (tmp_path / "out.mid").is_file() and score["seed"] == 1 and "rendered_with" not in score["notes"]
 
 
 def test_generate_with_a_form_prints_and_records_it(tmp_path, capsys):
