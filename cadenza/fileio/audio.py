@@ -154,26 +154,55 @@ def write_audio(
 
 
 def loudness_normalize(samples: np.ndarray, sr: int, target_lufs: float = -14.0) -> np.ndarray:
-    """Scale ``samples [C, N] float32`` to ``target_lufs`` integrated loudness (ITU-R BS.1770, see
-    ``integrated_loudness``).
+    """Bring ``samples [C, N] float32`` to ``target_lufs`` integrated loudness (ITU-R BS.1770, see
+    ``integrated_loudness``) without a sample above -1 dBFS.
 
-    One gain for the whole signal. The gain is lowered when needed so the sample peak stays at or below
-    -1 dBFS: the result never clips, even if it is then quieter than the target. Silence (and audio
-    too quiet to pass the -70 LUFS gate) is returned unchanged. Clips shorter than one 400 ms loudness
-    block cannot be measured: they only get the peak guard.
+    One gain reaches the target; where that would push peaks over the ceiling, a look-ahead limiter
+    (``limit_peaks``) turns just those moments down, and the gain is corrected once more for what the
+    limiter took. The limiter may take at most ``MAX_LIMIT_DB``: a signal that would need more (a lone
+    click in near-silence) gets less gain and ends below the target rather than squashed. Silence (and
+    audio too quiet to pass the -70 LUFS gate) is returned unchanged. Clips shorter than one 400 ms
+    loudness block cannot be measured: they only get the peak guard.
     """
     check_samples(samples)
     peak = float(np.max(np.abs(samples))) if samples.size else 0.0
     if peak == 0.0:
         return samples
-    gain = 1.0
-    if samples.shape[1] >= _BLOCK_S * sr:
-        loudness = integrated_loudness(samples, sr)
-        if np.isfinite(loudness):
-            gain = 10.0 ** ((target_lufs - loudness) / 20.0)
     ceiling = 10.0 ** (PEAK_CEILING_DBFS / 20.0)
-    gain = min(gain, ceiling / peak)
-    return (samples * np.float32(gain)).astype(np.float32, copy=False)
+    if samples.shape[1] < _BLOCK_S * sr or not np.isfinite(loudness := integrated_loudness(samples, sr)):
+        return (samples * np.float32(min(1.0, ceiling / peak))).astype(np.float32, copy=False)
+    gain = 10.0 ** ((target_lufs - loudness) / 20.0)
+    most = ceiling / peak * 10.0 ** (MAX_LIMIT_DB / 20.0)  # beyond this the limiter would squash
+    out = samples
+    for _ in range(3):  # the limiter lowers loudness a little: correct the gain and limit again
+        gain = min(gain, most)
+        out = limit_peaks(samples * np.float32(gain), sr, ceiling)
+        reached = integrated_loudness(out, sr)
+        if not np.isfinite(reached) or abs(reached - target_lufs) < 0.05 or gain >= most:
+            break
+        gain *= 10.0 ** ((target_lufs - reached) / 20.0)
+    return out
+
+
+MAX_LIMIT_DB = 12.0  # the most the limiter may turn a peak down
+
+
+def limit_peaks(samples: np.ndarray, sr: int, ceiling: float, lookahead_s: float = 0.005) -> np.ndarray:
+    """``samples [C, N]`` with no sample above ``ceiling``: a gain curve that is, at every sample, the
+    lowest gain any sample within ``lookahead_s`` needs, then averaged over the same span. An average of
+    those minima never exceeds what the sample itself needs, so the ceiling holds exactly, and the gain
+    moves smoothly (no clicks) and starts to fall before a peak arrives."""
+    from scipy.ndimage import minimum_filter1d, uniform_filter1d
+
+    level = np.max(np.abs(samples), axis=0)
+    needed = np.minimum(1.0, ceiling / np.maximum(level, 1e-12))
+    if needed.min() >= 1.0:
+        return samples.astype(np.float32, copy=False)
+    radius = max(1, int(lookahead_s * sr))
+    held = minimum_filter1d(needed, size=2 * radius + 1, mode="nearest")
+    gain = uniform_filter1d(held, size=2 * radius + 1, mode="nearest")
+    gain = np.minimum(gain, needed)  # float rounding in the average: the ceiling is a promise
+    return (samples * gain[None, :]).astype(np.float32)
 
 
 # ITU-R BS.1770-4 gating, as pyloudnorm implements it: 400 ms blocks every 100 ms, an absolute gate at

@@ -139,13 +139,34 @@ def test_normalize_reaches_target(amp):
     assert measure(out) == pytest.approx(-20.0, abs=0.05)
 
 
-def test_normalize_never_clips():
-    # A quiet signal with one full-scale click: reaching -14 LUFS would push the click far past 0 dBFS.
-    audio = sine(amp=0.01, channels=2)
+def test_normalize_never_clips_and_still_reaches_the_target():
+    # A quiet signal with clicks: one gain for -14 LUFS would push them far past 0 dBFS; the limiter takes them.
+    audio = sine(amp=0.1, channels=2)
+    audio[:, 1000::4000] = 0.9
+    out = loudness_normalize(audio, SR, -14.0)
+    assert np.abs(out).max() <= 10 ** (-1 / 20) + 1e-6
+    assert measure(out) == pytest.approx(-14.0, abs=0.1)
+    untouched = np.ones(audio.shape[1], dtype=bool)
+    untouched[np.arange(1000, audio.shape[1], 4000)[:, None] + np.arange(-600, 601)] = False
+    untouched &= np.abs(audio[0]) > 1e-3  # (a ratio needs a sample that is not 0)
+    gain = out[0, untouched] / audio[0, untouched]
+    assert np.allclose(gain, np.median(gain), rtol=1e-4)  # away from the clicks the music is only scaled, not bent
+
+
+def test_a_lone_click_in_near_silence_is_not_squashed():
+    audio = sine(amp=0.001, channels=2)
     audio[:, 1000] = 0.9
     out = loudness_normalize(audio, SR, -14.0)
     assert np.abs(out).max() <= 10 ** (-1 / 20) + 1e-6
-    assert measure(out) < -14.0
+    assert measure(out) < -14.0  # it would take more than MAX_LIMIT_DB of limiting: it stays quieter
+
+
+def test_limiter_holds_the_ceiling_exactly():
+    from cadenza.fileio.audio import limit_peaks
+
+    loud = (np.random.default_rng(1).standard_normal((2, SR)) * 0.8).astype(np.float32)
+    out = limit_peaks(loud, SR, 0.5)
+    assert np.abs(out).max() <= 0.5 + 1e-7 and np.abs(out).max() > 0.45
 
 
 def test_normalize_leaves_silence_and_guards_short_clips():
