@@ -7,10 +7,11 @@ renders or batch-renders results.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -60,7 +61,18 @@ class Studio:
     """
 
     def __init__(self, model_dirs: list[str | os.PathLike] | None = None, cache_size: int = 2,
-                 device: str | None = None) -> None:
+                 device: str | None = None, threads: int | None = None) -> None:
+        """``threads``: the most CPU threads a model may use (default ``$CADENZA_THREADS``, else each
+        model's own choice, which is 1-2 for the small built-in ones: on a shared machine more threads
+        make small models slower, not faster)."""
+        if threads is None and os.environ.get("CADENZA_THREADS"):
+            try:
+                threads = int(os.environ["CADENZA_THREADS"])
+            except ValueError:
+                raise UnsupportedConditioning(f"CADENZA_THREADS={os.environ['CADENZA_THREADS']!r} is not a number") from None
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+            raise UnsupportedConditioning(f"threads must be a whole number >= 1, got {threads!r}")
+        self._threads = threads
         if device is not None:
             from cadenza.engine.device import pick_device
 
@@ -160,6 +172,23 @@ class Studio:
         with self._cache_lock:
             return self._model_locks.setdefault(name, threading.Lock())
 
+    @contextlib.contextmanager
+    def _working(self, name: str) -> Iterator[None]:
+        """Hold model ``name``'s lock, under this studio's thread limit (the generators never raise the
+        count they find, so the limit holds through their own choices)."""
+        with self._lock(name):
+            if self._threads is None:
+                yield
+                return
+            import torch
+
+            before = torch.get_num_threads()
+            torch.set_num_threads(self._threads)
+            try:
+                yield
+            finally:
+                torch.set_num_threads(before)
+
     # ---- work -----------------------------------------------------------------------------------
     def generate(self, model: str, conditioning: Conditioning = Conditioning(), sampling: Sampling = Sampling(),
                  callbacks: Callbacks = Callbacks()) -> list[MidiOutput | AudioOutput]:
@@ -169,7 +198,7 @@ class Studio:
         require_supported(conditioning, spec.capabilities, spec.name)
         require_sampling_supported(sampling, family(spec.family).sampling, spec.name)
         generator = self.load(model)  # by what was asked for: a name here, or a checkpoint folder's path
-        with self._lock(model):
+        with self._working(model):
             return generator.generate(conditioning, sampling, callbacks)
 
     def render(self, source: MidiOutput | AudioOutput | str | os.PathLike, synth: str = "fluidsynth",
@@ -240,7 +269,7 @@ class Studio:
         key, spec = self._ddsp_spec(synth)
         note_options = _synth_options(NoteRenderOptions, synth, options)
         generator = self.load(key)
-        with self._lock(key):
+        with self._working(key):
             rendered = generator.render_midi(output.score, note_options, seed=seed)
         base = asdict(output.provenance)
         notes = {**output.provenance.notes, "rendered_with": f"ddsp:{spec.name}", "ddsp_sha256": spec.sha256,
@@ -285,7 +314,7 @@ class Studio:
         require_supported(conditioning, spec.capabilities, spec.name)
         require_sampling_supported(sampling, fam.sampling, spec.name)
         generator = self.load(key)
-        with self._lock(key):
+        with self._working(key):
             return generator.generate(conditioning, sampling, callbacks, options=options)[0]
 
 

@@ -170,3 +170,30 @@ def test_render_a_midi_file_with_a_ddsp_instrument(studio, midi_file, tmp_path):
     assert abs(sum(s.samples for s in audio.stems) - audio.samples).max() < 1e-4
     with pytest.raises(UnsupportedConditioning, match="one MIDI file at a time"):
         studio.render_batch(tmp_path, tmp_path / "out", synth="ddsp:violin")
+
+
+def test_a_thread_limit_holds_while_a_model_works(tiny_root, monkeypatch):
+    import torch
+
+    from cadenza.errors import UnsupportedConditioning
+
+    studio = Studio(model_dirs=[tiny_root], threads=1)
+    generator = studio.load("tiny-remi")
+    seen = []
+    real = generator.generate
+    monkeypatch.setattr(generator, "generate", lambda *a, **k: seen.append(torch.get_num_threads()) or real(*a, **k))
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)  # what the process had (OMP_NUM_THREADS=1 in the tests would hide the limit)
+    try:
+        studio.generate("tiny-remi", Conditioning(bars=1), Sampling(seed=0))
+        assert seen == [1] and torch.get_num_threads() == 2  # restored afterwards
+    finally:
+        torch.set_num_threads(before)
+    monkeypatch.setenv("CADENZA_THREADS", "1")
+    assert Studio(model_dirs=[tiny_root])._threads == 1
+    for bad in (0, -2, 1.5, True):
+        with pytest.raises(UnsupportedConditioning, match="threads"):
+            Studio(model_dirs=[tiny_root], threads=bad)
+    monkeypatch.setenv("CADENZA_THREADS", "many")
+    with pytest.raises(UnsupportedConditioning, match="CADENZA_THREADS"):
+        Studio(model_dirs=[tiny_root])

@@ -175,6 +175,9 @@ def _tidy_help(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cadenza", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"cadenza {_version()}")
+    parser.add_argument("--threads", type=int, metavar="N",
+                        help="the most CPU threads a model may use (default: $CADENZA_THREADS, else each model's "
+                             "own choice; on a busy machine fewer is faster)")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="show the libraries' own warnings and progress bars (hidden by default)")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -364,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.verbose:
         quiet_dependencies()
     try:
-        return COMMANDS[args.command](args, Studio(device=getattr(args, "device", None)))
+        return COMMANDS[args.command](args, Studio(device=getattr(args, "device", None), threads=args.threads))
     except CadenzaError as exc:
         print(f"cadenza: error: {in_flag_terms(str(exc))}", file=sys.stderr)
         return 2
