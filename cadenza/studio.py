@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from cadenza.checkpoints import CheckpointSpec, discover, read_manifest
 from cadenza.checkpoints import model_dirs as default_model_dirs
 from cadenza.conditioning import Conditioning, Sampling, require_sampling_supported, require_supported
-from cadenza.errors import CheckpointError, UnsupportedConditioning
+from cadenza.errors import CheckpointError, InvalidConditioning, UnsupportedConditioning
 from cadenza.generators.base import Callbacks, Generator
 from cadenza.generators.families import families, family, find_folder, load_generator, pullable, train_recipes
 from cadenza.generators.family import Family, Recipe
@@ -69,9 +69,9 @@ class Studio:
             try:
                 threads = int(os.environ["CADENZA_THREADS"])
             except ValueError:
-                raise UnsupportedConditioning(f"CADENZA_THREADS={os.environ['CADENZA_THREADS']!r} is not a number") from None
+                raise InvalidConditioning(f"CADENZA_THREADS={os.environ['CADENZA_THREADS']!r} is not a number") from None
         if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-            raise UnsupportedConditioning(f"threads must be a whole number >= 1, got {threads!r}")
+            raise InvalidConditioning(f"threads must be a whole number >= 1, got {threads!r}")
         self._threads = threads
         if device is not None:
             from cadenza.engine.device import pick_device

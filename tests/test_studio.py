@@ -175,7 +175,7 @@ def test_render_a_midi_file_with_a_ddsp_instrument(studio, midi_file, tmp_path):
 def test_a_thread_limit_holds_while_a_model_works(tiny_root, monkeypatch):
     import torch
 
-    from cadenza.errors import UnsupportedConditioning
+    from cadenza.errors import InvalidConditioning
 
     studio = Studio(model_dirs=[tiny_root], threads=1)
     generator = studio.load("tiny-remi")
@@ -192,8 +192,8 @@ def test_a_thread_limit_holds_while_a_model_works(tiny_root, monkeypatch):
     monkeypatch.setenv("CADENZA_THREADS", "1")
     assert Studio(model_dirs=[tiny_root])._threads == 1
     for bad in (0, -2, 1.5, True):
-        with pytest.raises(UnsupportedConditioning, match="threads"):
+        with pytest.raises(InvalidConditioning, match="threads"):
             Studio(model_dirs=[tiny_root], threads=bad)
     monkeypatch.setenv("CADENZA_THREADS", "many")
-    with pytest.raises(UnsupportedConditioning, match="CADENZA_THREADS"):
+    with pytest.raises(InvalidConditioning, match="CADENZA_THREADS"):
         Studio(model_dirs=[tiny_root])
