@@ -28,6 +28,7 @@ def _add_generate(sub) -> None:
     p.add_argument("model", help="model name (see `cadenza models`)")
     p.add_argument("-o", "--output", required=True, help="output file: tune.mid, tune.wav or tune.flac; with --samples N "
                                                           "the files are tune-1.mid ... tune-N.mid")
+    p.add_argument("--json", action="store_true", help="print what was written (paths, seeds, choices) as one JSON line")
     music = p.add_argument_group("what to make")
     music.add_argument("--text", help='a description, e.g. "a lively irish reel in D major, 16 bars"')
     music.add_argument("--negative-text", help="what to avoid (audio models)")
@@ -67,6 +68,7 @@ def _add_render(sub) -> None:
                                    "listed in render_report.jsonl and never stop the batch.")
     p.add_argument("input", help="a .mid file or a folder of them")
     p.add_argument("-o", "--output", required=True, help="output file (.wav/.flac) or folder")
+    p.add_argument("--json", action="store_true", help="print what was written (paths, seeds, choices) as one JSON line")
     p.add_argument("--synth", default="fluidsynth",
                    help="fluidsynth (default, General MIDI SoundFont) or ddsp:NAME, a learned instrument "
                         "(ddsp:violin, ddsp:flute, ddsp:trumpet, ddsp:clarinet); chords are split into voices")
@@ -189,6 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", help="a monophonic recording (.wav/.flac)")
     p.add_argument("--instrument", required=True, help="a DDSP instrument: violin, flute, trumpet, clarinet (or a model name)")
     p.add_argument("-o", "--output", required=True, help="output .wav/.flac")
+    p.add_argument("--json", action="store_true", help="print what was written (paths, seeds, choices) as one JSON line")
     p.add_argument("--pitch-shift", type=float, default=0.0, metavar="SEMITONES",
                    help="transpose by this many semitones (after the automatic octave shift)")
     p.add_argument("--loudness-shift", type=float, default=0.0, metavar="DB", help="louder (+) or softer (-)")
@@ -254,17 +257,24 @@ def cmd_generate(args, studio) -> int:
                               Callbacks(progress=_progress_printer() if interactive else None))
     if interactive:
         print(file=sys.stderr)
+    written = []
     for index, output in enumerate(outputs):
         target = _numbered(Path(args.output), index, len(outputs))
+        score = None
         if target.suffix.lower() in (".wav", ".flac", ".ogg"):
             if isinstance(output, MidiOutput):  # the score is kept beside its rendering: x.wav + x.mid
-                output.save(target.with_suffix(".mid"))
+                score = output.save(target.with_suffix(".mid"))
             output = studio.render(output)  # MIDI is played with FluidSynth; audio passes through as it is
         path = output.save(target)
         notes = output.provenance.notes
-        shown = ("style", "key", "time_signature", "bars", "tempo_bpm", "form", "instruments", "regenerated_bars")
-        described = ", ".join(f"{k} {v}" for k, v in notes.items() if k in shown and v not in ([], None))
-        print(f"wrote {path} (seed {output.provenance.seed}{'; ' + described if described else ''})")
+        written.append({"path": str(path), "seed": output.provenance.seed, "sample_index": index,
+                        **({"midi": str(score)} if score else {}), "notes": notes})
+        if not args.json:
+            shown = ("style", "key", "time_signature", "bars", "tempo_bpm", "form", "instruments", "regenerated_bars")
+            described = ", ".join(f"{k} {v}" for k, v in notes.items() if k in shown and v not in ([], None))
+            print(f"wrote {path} (seed {output.provenance.seed}{'; ' + described if described else ''})")
+    if args.json:
+        print(json.dumps({"written": written}))
     return 0
 
 
@@ -307,17 +317,30 @@ def cmd_render(args, studio) -> int:
     if source.is_dir():
         summary = studio.render_batch(source, args.output, synth=args.synth, fmt=args.format, workers=args.workers,
                                       force=args.force, **options)
-        print(f"{summary.ok} rendered, {summary.skipped} already done, {summary.failed} failed of {summary.total} "
-              f"in {summary.seconds:.1f} s ({summary.files_per_s:.1f} files/s); report: {summary.report_path}")
+        if args.json:
+            print(json.dumps({"ok": summary.ok, "skipped": summary.skipped, "failed": summary.failed,
+                              "total": summary.total, "seconds": round(summary.seconds, 3),
+                              "report": str(summary.report_path)}))
+        else:
+            print(f"{summary.ok} rendered, {summary.skipped} already done, {summary.failed} failed of {summary.total} "
+                  f"in {summary.seconds:.1f} s ({summary.files_per_s:.1f} files/s); report: {summary.report_path}")
         return 0 if summary.failed == 0 else 1
     audio = studio.render(source, synth=args.synth, seed=args.seed, **options)
-    voices = f" ({len(audio.stems)} voice{'s' if len(audio.stems) != 1 else ''})" if ddsp else ""
-    print(f"wrote {audio.save(args.output)}{voices}")
+    path = audio.save(args.output)
+    stems = []
     if args.stems:
         suffix = Path(args.output).suffix or ".wav"
         for index, stem in enumerate(audio.stems):
             name = "".join(c if c.isalnum() or c in "-_" else "_" for c in stem.provenance.notes["voice"])
-            print(f"wrote {stem.save(Path(args.stems) / f'{index + 1:02d}-{name}{suffix}')}")
+            stems.append(str(stem.save(Path(args.stems) / f"{index + 1:02d}-{name}{suffix}")))
+    if args.json:
+        print(json.dumps({"written": [{"path": str(path), "seed": audio.provenance.seed, "stems": stems,
+                                       "notes": audio.provenance.notes}]}))
+        return 0
+    voices = f" ({len(audio.stems)} voice{'s' if len(audio.stems) != 1 else ''})" if ddsp else ""
+    print(f"wrote {path}{voices}")
+    for stem in stems:
+        print(f"wrote {stem}")
     return 0
 
 
@@ -327,7 +350,11 @@ def cmd_transfer(args, studio) -> int:
                              autotune_key=args.autotune, autotune_amount=args.autotune_amount,
                              auto_adjust=not args.no_auto_adjust)
     notes = output.provenance.notes
-    print(f"wrote {output.save(args.output)} (octave shift {notes['octave_shift']:+d}, "
+    path = output.save(args.output)
+    if args.json:
+        print(json.dumps({"written": [{"path": str(path), "seed": output.provenance.seed, "notes": notes}]}))
+        return 0
+    print(f"wrote {path} (octave shift {notes['octave_shift']:+d}, "
           f"{notes['voiced_fraction']:.0%} of frames pitched, seed {output.provenance.seed})")
     return 0
 

@@ -238,3 +238,16 @@ def test_help_shows_defaults_and_plain_descriptions(capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert "(default: 2600)" in text and "(default: 0.0)" in text  # a zero default is shown too
     assert "``" not in text and "`--prepare`" in text
+
+
+def test_json_output_of_generate_and_render(tmp_path, midi_file, capsys):
+    out = tmp_path / "t.mid"
+    assert main(["generate", "tiny-remi", "--bars", "2", "--samples", "2", "--seed", "3", "--json", "-o", str(out)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    report = json.loads(lines[-1])
+    assert len(lines) == 1 and [w["path"] for w in report["written"]] == [str(tmp_path / "t-1.mid"), str(tmp_path / "t-2.mid")]
+    assert all(w["seed"] == 3 and w["notes"]["bars"] == 2 for w in report["written"])
+    pytest.importorskip("fluidsynth", reason="needs libfluidsynth + pyfluidsynth")
+    assert main(["render", str(tmp_path / "t-1.mid"), "-o", str(tmp_path / "t.wav"), "--json"] + FAST_RENDER) == 0
+    rendered = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert rendered["written"][0]["path"] == str(tmp_path / "t.wav") and rendered["written"][0]["stems"] == []
