@@ -108,7 +108,12 @@ class Progress:
 def provenance(spec: CheckpointSpec, conditioning: Conditioning, sampling: Sampling, *, seed: int | None,
                sample_index: int, timings_s: dict, notes: dict) -> Provenance:
     """How one output of a call was made: the model, the request as given and what the family adds
-    (``timings_s`` in seconds, ``notes``)."""
+    (``timings_s`` in seconds, ``notes``). ``notes["cpu_threads"]`` is torch's thread count while the
+    output was made (called from inside the generator's work): on the CPU the last bits of audio can
+    depend on it."""
+    import torch
+
+    notes = {**notes, "cpu_threads": torch.get_num_threads()}
     return Provenance(model=spec.name, family=spec.family, checkpoint_sha256=spec.sha256,
                       conditioning=conditioning.to_dict(), sampling=sampling.to_dict(), seed=seed,
                       sample_index=sample_index, timings_s=timings_s, notes=notes)

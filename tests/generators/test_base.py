@@ -74,4 +74,7 @@ def test_provenance_records_the_request_and_the_model():
                       notes={"bars": 4})
     assert (made.model, made.family, made.checkpoint_sha256) == ("demo", "symbolic", "ab" * 32)
     assert made.conditioning == conditioning.to_dict() and made.sampling == sampling.to_dict()
-    assert (made.seed, made.sample_index, made.timings_s, made.notes) == (4, 1, {"generate": 0.5}, {"bars": 4})
+    import torch
+
+    assert (made.seed, made.sample_index, made.timings_s) == (4, 1, {"generate": 0.5})
+    assert made.notes == {"bars": 4, "cpu_threads": torch.get_num_threads()}
