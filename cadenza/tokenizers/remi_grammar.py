@@ -54,6 +54,12 @@ class GrammarSpec:
     straight: bool | None = None  # sixteenth-grid rhythm: None follows the style (STYLE_LIMITS), False allows triplets
 
 
+def straight_grid(denominator: int) -> int:
+    """The straight grid in Position ticks (12 per beat of the meter's denominator): sixteenths, or in
+    half-note meters, whose ticks cannot hold a sixteenth (1.5 ticks), eighths."""
+    return max(3, 12 * denominator // 16)
+
+
 WINDOW_RESERVE = 48  # tokens kept free in a window: below this a window closes its bar and stops
 
 
@@ -98,8 +104,8 @@ class RemiGrammar:
         self._style_ids = set(tokenizer.ids_of_type("Style"))
         self._quarters_of_meter = {idx: parse_time_signature(tokenizer.value_of(idx)).quarters_per_bar
                                    for idx in tokenizer.ids_of_type("Meter")}
-        # sixteenth-grid step in Position ticks per meter (12 ticks per beat of the denominator)
-        self._grid_of_meter = {idx: max(1, 12 * parse_time_signature(tokenizer.value_of(idx)).denominator // 16)
+        # the straight grid in Position ticks per meter (see straight_grid)
+        self._grid_of_meter = {idx: straight_grid(parse_time_signature(tokenizer.value_of(idx)).denominator)
                                for idx in tokenizer.ids_of_type("Meter")}
         self.duration_ticks = torch.zeros(v, dtype=torch.long)
         for idx in tokenizer.ids_of_type("Duration"):

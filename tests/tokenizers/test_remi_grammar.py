@@ -54,7 +54,7 @@ def check_body(tok, body: list[int], meter: str, total_bars: int, bars_before: i
     limits = STYLE_LIMITS[style] if style else None
     ts = parse_time_signature(meter)
     bar_cap = math.ceil(limits.notes_per_quarter * ts.quarters_per_bar - 1e-9) if limits else None
-    grid = max(1, 12 * ts.denominator // 16) if limits and limits.straight else 1
+    grid = {2: 3, 4: 3, 8: 6, 16: 12}[ts.denominator] if limits and limits.straight else 1
     onset, bar_notes = [], 0
     for i, token_id in enumerate(body):
         token = name(token_id)

@@ -16,15 +16,16 @@ from cadenza.data.corpus import given_corpus, read_manifest, rebuild_from_music2
 
 
 # How remi-folk-small was made: a cosine run to 2600 steps, then a warm restart resumed to 4200 steps
-# (exported as the base model), then 900 steps of fill-in-the-middle fine-tuning from those weights: half
-# of the training sequences have a gap of 1-8 bars moved after the rest, so the model learns to write bars
-# that lead into what follows them (the infilling behind `--regenerate`).
+# (exported as the base model), then fill-in-the-middle fine-tuning from those weights, 900 steps and a
+# warm restart resumed to 1800: half of the training sequences have a gap of 1-8 bars moved after the
+# rest, so the model learns to write bars that lead into what follows them (`--regenerate`).
+_FIM = ("cadenza train symbolic --run runs/symbolic-fim --init-from runs/remi-folk-base --infill-rate 0.5 "
+        "--lr 3e-4 --warmup-steps 30 --threads 1")
 RECIPE_COMMANDS = ("cadenza train symbolic --prepare --corpus ../shared/corpus && "
                    "cadenza train symbolic --max-steps 2600 && "
                    "cadenza train symbolic --max-steps 4200 && "
                    "cadenza train symbolic --export runs/remi-folk-base --name remi-folk-base && "
-                   "cadenza train symbolic --run runs/symbolic-fim --init-from runs/remi-folk-base --infill-rate 0.5 "
-                   "--lr 3e-4 --warmup-steps 30 --max-steps 900 --threads 1 && "
+                   f"{_FIM} --max-steps 900 && {_FIM} --max-steps 1800 && "
                    "cadenza train symbolic --run runs/symbolic-fim --export checkpoints/remi-folk-small")
 
 
