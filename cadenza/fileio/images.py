@@ -6,6 +6,7 @@ figure state, which is neither thread-safe (the web app renders from several thr
 
 from __future__ import annotations
 
+import itertools
 import os
 
 import numpy as np
@@ -17,7 +18,7 @@ from matplotlib.figure import Figure
 from cadenza.errors import CorruptInput
 from cadenza.fileio import atomic_path
 from cadenza.fileio.audio import check_samples
-from cadenza.fileio.midi import to_seconds
+from cadenza.fileio.midi import bar_line_ticks, to_seconds
 
 _DPI = 100
 LOWEST_HZ = 30.0  # the spectrogram's floor: below the lowest note of most instruments
@@ -72,18 +73,14 @@ def piano_roll_png(
 def bar_lines_s(score: symusic.Score, end_s: float) -> list[float]:
     """Seconds of every bar line of ``score`` up to ``end_s``, following its time-signature changes
     (4/4 when it has none) and its tempo map."""
-    sigs = sorted((ts.time, ts.numerator, ts.denominator) for ts in score.time_signatures) or [(0, 4, 4)]
     if score.ttype == symusic.TimeUnit.second:
         return []  # no ticks to count bars in
     last_tick = max((n.time + n.duration for t in score.tracks for n in t.notes), default=0)
     markers = symusic.Score(score.ticks_per_quarter)
     markers.tempos = score.tempos.copy()
     track = symusic.Track()
-    tick = 0
-    while tick <= last_tick and len(track.notes) < 10_000:
+    for tick in itertools.islice(itertools.takewhile(lambda t: t <= last_tick, bar_line_ticks(score)), 10_000):
         track.notes.append(symusic.Note(tick, 1, 60, 1))
-        _, num, den = next((s for s in reversed(sigs) if s[0] <= tick), sigs[0])
-        tick += max(1, int(round(num * 4 / den * score.ticks_per_quarter)))
     markers.tracks.append(track)
     return [float(t) for t in to_seconds(markers).tracks[0].notes.numpy()["time"] if t <= end_s]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import symusic
@@ -58,3 +59,20 @@ def midi_duration_s(score: symusic.Score) -> float:
 def to_seconds(score: symusic.Score) -> symusic.Score:
     """The score with every time in seconds (tempo map applied); returned as is if already so."""
     return score if score.ttype == symusic.TimeUnit.second else score.to("second")
+
+
+def time_signature_at(score: symusic.Score, tick: int) -> tuple[int, int]:
+    """``(numerator, denominator)`` in force at ``tick`` (4/4 for a score without time signatures)."""
+    sigs = sorted((ts.time, ts.numerator, ts.denominator) for ts in score.time_signatures) or [(0, 4, 4)]
+    _, num, den = next((s for s in reversed(sigs) if s[0] <= tick), sigs[0])
+    return num, den
+
+
+def bar_line_ticks(score: symusic.Score) -> Iterator[int]:
+    """The tick of every bar line of a tick-based ``score`` from 0 on, following its time-signature
+    changes (an endless stream: the caller takes what it needs)."""
+    tick = 0
+    while True:
+        yield tick
+        num, den = time_signature_at(score, tick)
+        tick += max(1, int(round(num * 4 / den * score.ticks_per_quarter)))

@@ -60,7 +60,16 @@ def straight_grid(denominator: int) -> int:
     return max(3, 12 * denominator // 16)
 
 
-WINDOW_RESERVE = 48  # tokens kept free in a window: below this a window closes its bar and stops
+WINDOW_RESERVE = 48
+
+
+@dataclass(frozen=True)
+class _Rules:
+    """A style's limits in one meter: notes per bar, distinct pitches per onset, rhythm grid in ticks."""
+
+    bar_cap: int
+    per_onset: int
+    grid: int  # tokens kept free in a window: below this a window closes its bar and stops
 
 
 class RemiGrammar:
@@ -101,6 +110,7 @@ class RemiGrammar:
                                                 for name, limits in STYLE_LIMITS.items()}
         self._limits[-1] = StyleLimits(max(x.notes_per_onset for x in STYLE_LIMITS.values()),
                                        max(x.notes_per_quarter for x in STYLE_LIMITS.values()), False)
+        self._rules: dict[tuple[int, int], _Rules] = {}  # (style id, meter id) -> rules, filled as rows need them
         self._style_ids = set(tokenizer.ids_of_type("Style"))
         self._quarters_of_meter = {idx: parse_time_signature(tokenizer.value_of(idx)).quarters_per_bar
                                    for idx in tokenizer.ids_of_type("Meter")}
@@ -234,23 +244,22 @@ class RemiGrammar:
             owed = max(self.spec.total_bars - self.bars[row], 0)
             # Bar + TimeSig per owed bar + EOS, plus Pitch + Duration to finish a note started now.
             room = in_bar and remaining > (WINDOW_RESERVE if self.spec.window else 2 * owed + 3)
-            meter, limits = self.meter[row], self._limits_of(row)
-            bar_full = self.bar_notes[row] >= math.ceil(limits.notes_per_quarter * self._quarters_of_meter[meter] - 1e-9)
+            rules = self._rules_of(row)
+            bar_full = self.bar_notes[row] >= rules.bar_cap
             new_onsets = room and not bar_full
-            limit = self._positions_per_bar[meter] if new_onsets else 0
-            grid = self._grid_of_meter[meter] if self._straight(limits) else 1
+            limit = self._positions_per_bar[self.meter[row]] if new_onsets else 0
             chord = ()
-            if s == AFTER_DURATION and room and len(self.onset_pitches[row]) < limits.notes_per_onset and not bar_full:
+            if s == AFTER_DURATION and room and len(self.onset_pitches[row]) < rules.per_onset and not bar_full:
                 chord = (True,) + self.onset_pitches[row]  # another note may join this onset, but no pitch twice
-            key = (s, new_onsets, self.position[row] if new_onsets else 0, limit, grid, chord, owed > 0,
+            key = (s, new_onsets, self.position[row] if new_onsets else 0, limit, rules.grid, chord, owed > 0,
                    self.notes[row] > 0)
         elif s == AFTER_BAR:
             key = (s, self.meter[row])
         elif s == AFTER_PITCH:
-            meter, limits = self.meter[row], self._limits_of(row)
+            rules = self._rules_of(row)
             # one line (a single-line style): a note ends by the bar line, so no note is held under the next ones
-            room_left = self._positions_per_bar[meter] - self.position[row] if limits.notes_per_onset == 1 else 0
-            key = (s, self._grid_of_meter[meter] if self._straight(limits) else 1, room_left)
+            room_left = self._positions_per_bar[self.meter[row]] - self.position[row] if rules.per_onset == 1 else 0
+            key = (s, rules.grid, room_left)
         else:
             key = (s,)
         mask = self._rows.get(key)
@@ -294,11 +303,17 @@ class RemiGrammar:
                 allowed |= self.m_eos
         return allowed
 
-    def _limits_of(self, row: int) -> StyleLimits:
-        return self._limits.get(self.style[row], self._limits[-1])
-
-    def _straight(self, limits: StyleLimits) -> bool:
-        return limits.straight if self.spec.straight is None else self.spec.straight
+    def _rules_of(self, row: int) -> _Rules:
+        """The row's style limits in its meter, derived once per (style, meter) and kept: this runs every step."""
+        key = (self.style[row], self.meter[row])
+        rules = self._rules.get(key)
+        if rules is None:
+            limits = self._limits.get(key[0], self._limits[-1])
+            straight = limits.straight if self.spec.straight is None else self.spec.straight
+            rules = self._rules[key] = _Rules(
+                bar_cap=math.ceil(limits.notes_per_quarter * self._quarters_of_meter[key[1]] - 1e-9),
+                per_onset=limits.notes_per_onset, grid=self._grid_of_meter[key[1]] if straight else 1)
+        return rules
 
     def _forced_or(self, forced: int | None, type_mask: torch.Tensor) -> torch.Tensor:
         if forced is None:

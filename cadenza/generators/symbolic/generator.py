@@ -265,15 +265,16 @@ class SymbolicGenerator:
             sequences = self._decode(bos, params(limit), grammar)
             prefixes = sequences[:, :5]
             bodies = [strip_body(row[5:], tok) for row in sequences.tolist()]
+            plans = [plan] * n
         else:
             total = len(prompt_bars) + request.bars
             grammar = RemiGrammar(tok, GrammarSpec(style_id, key_id, meter_id, total, 4))
             prefixes = self._decode(bos, params(4), grammar)
             bodies = [[] for _ in range(n)]
+            plans = [plan if known else style_form(tok.value_of(int(prefixes[row, 1])), request.bars) for row in range(n)]
             if prompt is None:  # each row's form follows its style: rows whose form opens alike go on together
                 groups: dict[int, list[int]] = {}
-                for row in range(n):
-                    row_plan = style_form(tok.value_of(int(prefixes[row, 1])), request.bars)
+                for row, row_plan in enumerate(plans):
                     groups.setdefault(row_plan.sections[0].bars if row_plan else request.bars, []).append(row)
                 for first, rows in groups.items():
                     limit = min(window - 5, token_cap)
@@ -282,11 +283,8 @@ class SymbolicGenerator:
                     out = self._decode(prefixes[rows], params(limit), RemiGrammar(tok, spec))
                     for k, row in enumerate(rows):
                         bodies[row] = strip_body(out[k, 5:].tolist(), tok)
-        plans: list[FormPlan | None] = []
         for row in range(n):
-            row_plan = plan if known else style_form(tok.value_of(int(prefixes[row, 1])), request.bars)
-            plans.append(row_plan)
-            bodies[row] = writer.realize(prefixes[row].tolist(), prompt_bars, bodies[row], row_plan, request.bars)
+            bodies[row] = writer.realize(prefixes[row].tolist(), prompt_bars, bodies[row], plans[row], request.bars)
         return prefixes, bodies, plans
 
     def _regenerate(self, conditioning: Conditioning, sampling: Sampling, request: Request, seed: int,

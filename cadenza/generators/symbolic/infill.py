@@ -13,11 +13,13 @@ pitch of a kept note still sounding into the gap: a MIDI file could not keep the
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import symusic
 
 from cadenza.errors import InvalidConditioning
+from cadenza.fileio.midi import bar_line_ticks, time_signature_at
 from cadenza.tokenizers.remi import RemiTokenizer
 
 MIDDLE_TOKENS_PER_BAR = 48  # decode budget per regenerated bar (a busy reel bar is ~30 tokens)
@@ -39,18 +41,11 @@ class InfillRequest:
 
 def bar_starts(score: symusic.Score, count: int) -> list[int]:
     """Ticks of the first ``count + 1`` bar lines, following the score's time signature changes."""
-    sigs = sorted((ts.time, ts.numerator, ts.denominator) for ts in score.time_signatures) or [(0, 4, 4)]
-    starts, tick = [0], 0
-    while len(starts) <= count:
-        _, num, den = next((s for s in reversed(sigs) if s[0] <= tick), sigs[0])
-        tick += int(round(num * 4 / den * score.ticks_per_quarter))
-        starts.append(tick)
-    return starts
+    return list(itertools.islice(bar_line_ticks(score), count + 1))
 
 
 def meter_at(score: symusic.Score, tick: int) -> str:
-    sigs = sorted((ts.time, ts.numerator, ts.denominator) for ts in score.time_signatures) or [(0, 4, 4)]
-    _, num, den = next((s for s in reversed(sigs) if s[0] <= tick), sigs[0])
+    num, den = time_signature_at(score, tick)
     return f"{num}/{den}"
 
 
