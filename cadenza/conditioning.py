@@ -84,6 +84,8 @@ class Conditioning:
     ``form`` a plan of lettered sections such as 'AABB', 'A8 B8' or "A A' B B'" (see ``cadenza.music.form``);
     ``regenerate`` ``(first, last)``: bars of the MIDI ``prompt`` to write anew, 1-based and inclusive,
     keeping every other note as it is.
+    ``compose``: for audio models that perform a score (``cadenza.compose``): None composes the score
+    first when key, tempo, meter, form or bars are named; False never; True always.
     """
 
     text: str | None = None
@@ -102,8 +104,11 @@ class Conditioning:
     source_audio: str | None = None
     form: str | None = None
     regenerate: tuple[int, int] | None = None
+    compose: bool | None = None
 
     def __post_init__(self) -> None:
+        if self.compose is not None and not isinstance(self.compose, bool):
+            raise InvalidConditioning(f"compose must be true, false or unset, got {self.compose!r}")
         for name in ("tags", "instruments", "chords"):
             value = getattr(self, name)
             if isinstance(value, str):

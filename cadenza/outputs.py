@@ -132,6 +132,7 @@ class MidiOutput:
 class AudioOutput:
     """Generated audio ``samples [C, N] float32`` in [-1, 1] at ``sample_rate`` Hz.
 
+    ``score``: the score it performs, when the composer wrote one for it (compose, then perform).
     ``stems``: the parts it was mixed from, when the renderer made them (a DDSP instrument plays each
     voice of a score separately: one mono stem per voice, named by ``provenance.notes["voice"]``, that
     sum to the mix); empty otherwise.
@@ -141,16 +142,25 @@ class AudioOutput:
     sample_rate: int
     provenance: Provenance
     stems: tuple[AudioOutput, ...] = ()
+    score: MidiOutput | None = None
 
     def save(self, path: str | os.PathLike, sidecar: bool = True) -> Path:
+        """Write the audio (format by suffix) and its sidecar; an output performed from a composed score
+        also writes the score beside it (``x.wav`` -> ``x.mid``), named in the sidecar (``notes.score_file``)."""
+        from dataclasses import replace
+
         from cadenza.fileio.audio import write_audio
 
         target = Path(path)
         if target.suffix.lower() not in AUDIO_FORMATS:
             raise InvalidConditioning(f"cannot save audio as {target.name!r}: use {', '.join(AUDIO_FORMATS)}")
+        provenance = self.provenance
+        if self.score is not None:
+            score_path = self.score.save(target.with_suffix(".mid"), sidecar=sidecar)
+            provenance = replace(provenance, notes={**provenance.notes, "score_file": score_path.name})
         write_audio(target, self.samples, self.sample_rate)
         if sidecar:
-            self.provenance.write_sidecar(target)
+            provenance.write_sidecar(target)
         return target
 
     def spectrogram(self, path: str | os.PathLike) -> Path:

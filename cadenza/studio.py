@@ -195,11 +195,58 @@ class Studio:
         """Make ``sampling.num_samples`` outputs with ``model``; raises UnsupportedConditioning for
         any set field the model cannot honour."""
         spec = self.spec(model)
+        if family(spec.family).output == "audio" and conditioning.compose is not False:
+            plan = self._compose_plan(model, spec, conditioning)
+            if plan is not None:
+                return self._compose_then_perform(model, plan, conditioning, sampling, callbacks)
+        if conditioning.compose and family(spec.family).output != "audio":
+            raise UnsupportedConditioning(f"model {spec.name!r} writes MIDI itself: compose is for audio models")
         require_supported(conditioning, spec.capabilities, spec.name)
         require_sampling_supported(sampling, family(spec.family).sampling, spec.name)
         generator = self.load(model)  # by what was asked for: a name here, or a checkpoint folder's path
         with self._working(model):
             return generator.generate(conditioning, sampling, callbacks)
+
+    # ---- compose, then perform ------------------------------------------------------------------
+    def _compose_plan(self, model: str, spec: CheckpointSpec, conditioning: Conditioning):
+        """`cadenza.compose.plan_compose` for ``model`` (None: generate directly)."""
+        from cadenza.compose import DEFAULT_COMPOSER, plan_compose
+
+        composer = DEFAULT_COMPOSER if DEFAULT_COMPOSER in self.specs() else None
+        performer = self.load(model) if composer is not None else None
+        return plan_compose(conditioning, spec.capabilities, spec.family,
+                            default_s=float(getattr(performer, "default_duration_s", 10.0)),
+                            max_s=getattr(performer, "max_duration_s", None), composer=composer)
+
+    def _compose_then_perform(self, model: str, plan, conditioning: Conditioning, sampling: Sampling,
+                              callbacks: Callbacks) -> list[AudioOutput]:
+        """The composer writes ``sampling.num_samples`` scores with the plan's exact controls (one random
+        stream, seeded by the call's seed); the audio model performs score ``i`` with seed ``seed + i``.
+        Each output keeps its score (``AudioOutput.score``; saved beside it as ``.mid``), and its provenance
+        holds the request as asked with the call's seed, so the same request makes the same files."""
+        import tempfile
+        from dataclasses import replace
+
+        from cadenza.compose import performance
+        from cadenza.generators.base import resolve_seed
+
+        seed = resolve_seed(sampling)
+        scores = self.generate(plan.composer, plan.request, Sampling(seed=seed, num_samples=sampling.num_samples))
+        outputs = []
+        with tempfile.TemporaryDirectory(prefix="cadenza-score-") as work:
+            for index, score in enumerate(scores):
+                path = score.save(Path(work) / f"score-{index}.mid", sidecar=False)
+                request = performance(conditioning, str(path), score.duration_s, plan.max_s)
+                performed = self.generate(model, request, replace(sampling, seed=seed + index, num_samples=1),
+                                          callbacks)[0]
+                composed = {"composer": plan.composer, "controls": list(plan.why),
+                            "composer_request": plan.request.to_dict(), "composer_sample_index": index,
+                            "perform_seed": seed + index, "score_seconds": round(score.duration_s, 3)}
+                provenance = replace(performed.provenance, conditioning=conditioning.to_dict(),
+                                     sampling=replace(sampling, seed=seed).to_dict(), seed=seed, sample_index=index,
+                                     notes={**performed.provenance.notes, "composed": composed})
+                outputs.append(replace(performed, provenance=provenance, score=score))
+        return outputs
 
     def render(self, source: MidiOutput | AudioOutput | str | os.PathLike, synth: str = "fluidsynth",
                soundfont: str | None = None, *, seed: int | None = None, **options) -> AudioOutput:

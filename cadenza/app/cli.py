@@ -44,7 +44,15 @@ def _add_generate(sub) -> None:
     music.add_argument("--prompt", help="a MIDI or audio file to continue")
     music.add_argument("--regenerate", type=_bar_range, metavar="FIRST-LAST",
                        help="with a MIDI --prompt (symbolic): write bars FIRST..LAST anew (e.g. 5-8), keep the rest")
-    music.add_argument("--melody", help="a MIDI or audio melody to follow (audio models)")
+    music.add_argument("--melody", help="a melody to perform (audio models): a MIDI file, played note for note at its "
+                                        "tempo by the instrument the text names (our models), or audio (MusicGen-melody)")
+    compose = music.add_mutually_exclusive_group()
+    compose.add_argument("--no-compose", dest="compose", action="store_false", default=None,
+                         help="audio models: do not compose a score first, even when key, tempo, meter, form or bars "
+                              "are named (by default the composer writes the tune, the audio model performs it, and the "
+                              "score is saved beside the audio as .mid)")
+    compose.add_argument("--compose", dest="compose", action="store_true",
+                         help="audio models: always compose a score first, even when no musical control is named")
     how = p.add_argument_group("how to sample")
     how.add_argument("--seed", type=int, help="same seed + same settings = same music (default: a new seed, printed)")
     how.add_argument("--temperature", type=float, default=1.0, help="randomness: lower is safer, higher is wilder (0 = always the likeliest)")
@@ -248,7 +256,7 @@ def cmd_generate(args, studio) -> int:
     conditioning = Conditioning(
         text=args.text, negative_text=args.negative_text, style=args.style, tempo_bpm=args.tempo, key=args.key,
         time_signature=args.time_signature, bars=args.bars, duration_s=args.duration, instruments=tuple(args.instrument),
-        prompt=args.prompt, melody=args.melody, form=args.form, regenerate=args.regenerate)
+        prompt=args.prompt, melody=args.melody, form=args.form, regenerate=args.regenerate, compose=args.compose)
     sampling = Sampling(seed=args.seed, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
                         cfg_scale=args.cfg, steps=args.steps, scheduler=args.scheduler, strength=args.strength,
                         num_samples=args.samples, key_bias=args.key_bias)
@@ -267,12 +275,17 @@ def cmd_generate(args, studio) -> int:
             output = studio.render(output)  # MIDI is played with FluidSynth; audio passes through as it is
         path = output.save(target)
         notes = output.provenance.notes
+        if getattr(output, "score", None) is not None:  # composed, then performed: its score is beside it
+            score = path.with_suffix(".mid")
         written.append({"path": str(path), "seed": output.provenance.seed, "sample_index": index,
                         **({"midi": str(score)} if score else {}), "notes": notes})
         if not args.json:
             shown = ("style", "key", "time_signature", "bars", "tempo_bpm", "form", "instruments", "regenerated_bars")
             described = ", ".join(f"{k} {v}" for k, v in notes.items() if k in shown and v not in ([], None))
             print(f"wrote {path} (seed {output.provenance.seed}{'; ' + described if described else ''})")
+            if "composed" in notes:
+                print(f"  performing the score {score} written by {notes['composed']['composer']} "
+                      f"({', '.join(notes['composed']['controls'])} as asked)")
     if args.json:
         print(json.dumps({"written": written}))
     return 0

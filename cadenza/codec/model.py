@@ -32,9 +32,14 @@ class CodecConfig:
     lstm: int = 1
     n_q: int = 4
     bins: int = 1024
+    decoder: str = "seanet"  # "seanet" (audiocraft's) or "istft" (frame-rate ConvNeXt + inverse STFT)
+    decoder_dim: int = 256  # istft decoder only: ConvNeXt width
+    decoder_layers: int = 8  # istft decoder only: ConvNeXt blocks
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "ratios", tuple(int(r) for r in self.ratios))
+        if self.decoder not in ("seanet", "istft"):
+            raise CheckpointError(f"codec: unknown decoder {self.decoder!r} (seanet or istft)")
         if self.sample_rate % self.hop_length:
             raise CheckpointError(f"codec: sample_rate {self.sample_rate} is not a multiple of the hop {self.hop_length}")
 
@@ -49,6 +54,9 @@ class CodecConfig:
     def to_dict(self) -> dict:
         data = asdict(self)
         data["ratios"] = list(self.ratios)
+        if self.decoder == "seanet":  # configs written before the istft decoder existed stay identical
+            for name in ("decoder", "decoder_dim", "decoder_layers"):
+                data.pop(name)
         return data
 
     @classmethod
@@ -78,11 +86,19 @@ def build_codec(config: CodecConfig | dict):
                   n_residual_layers=config.n_residual_layers, ratios=list(config.ratios), lstm=config.lstm,
                   norm="weight_norm", causal=False, pad_mode="constant")
     encoder = SEANetEncoder(**seanet)
-    decoder = SEANetDecoder(**seanet)
+    decoder = SEANetDecoder(**seanet) if config.decoder == "seanet" else build_istft_decoder(config)
     quantizer = ResidualVectorQuantizer(dimension=config.dimension, n_q=config.n_q, bins=config.bins, q_dropout=False,
                                         decay=0.99, kmeans_init=True, kmeans_iters=10, threshold_ema_dead_code=2)
     return EncodecModel(encoder, decoder, quantizer, frame_rate=config.frame_rate, sample_rate=config.sample_rate,
                         channels=config.channels, causal=False, renormalize=False)
+
+
+def build_istft_decoder(config: CodecConfig):
+    """The frame-rate inverse-STFT decoder for ``config`` (`cadenza.codec.istft_decoder`)."""
+    from cadenza.codec.istft_decoder import ISTFTDecoder, ISTFTDecoderConfig
+
+    return ISTFTDecoder(ISTFTDecoderConfig(dimension=config.dimension, hop=config.hop_length, dim=config.decoder_dim,
+                                           layers=config.decoder_layers))
 
 
 def codec_state_dict(model) -> dict[str, torch.Tensor]:

@@ -3,7 +3,10 @@
 
 1. ``cadenza train audio-data`` renders the captioned clips (``data/audio``).
 2. ``cadenza train codec`` trains (seeded; run it again to resume; ``--minutes`` to stop early).
-3. ``cadenza train codec --export DIR`` writes ``DIR/codec.safetensors`` + ``DIR/codec.json`` (config,
+3. ``cadenza train codec --decoder istft --from DIR`` trains a new, frame-rate decoder (inverse-STFT head,
+   mel + adversarial losses) for an exported codec, keeping its encoder and quantizer, so models trained
+   on its codes and latents stay valid (``--run runs/codec-istft``).
+4. ``cadenza train codec --export DIR`` writes ``DIR/codec.safetensors`` + ``DIR/codec.json`` (config,
    validation mel distance and SI-SNR, how it was made); the LM and diffusion recipes take ``--codec DIR``.
 """
 
@@ -11,6 +14,9 @@ from __future__ import annotations
 
 RECIPE_COMMANDS = ("cadenza train audio-data && cadenza train codec --max-steps 6000 && "
                    "cadenza train codec --export runs/codec/export")
+DECODER_COMMANDS = ("cadenza train codec --decoder istft --from runs/codec/export --run runs/codec-istft "
+                    "--max-steps {max_steps} --adversarial-from {adversarial_from} && "
+                    "cadenza train codec --run runs/codec-istft --export runs/codec-istft/export")
 
 
 def add_arguments(p) -> None:
@@ -20,14 +26,35 @@ def add_arguments(p) -> None:
     p.add_argument("--minutes", type=float, help="stop after this many minutes (run again to resume)")
     p.add_argument("--threads", type=int, default=2, help="CPU threads")
     p.add_argument("--export", metavar="DIR", help="write codec.safetensors + codec.json from the run")
+    p.add_argument("--decoder", choices=("seanet", "istft"), default="seanet",
+                   help="istft: train a new frame-rate decoder for the codec given by --from (encoder and "
+                        "quantizer kept, so its codes and latents keep their meaning)")
+    p.add_argument("--from", dest="source", metavar="DIR", help="the exported codec a new decoder is trained for")
+    p.add_argument("--adversarial-from", type=int, metavar="STEP",
+                   help="istft decoder: add the adversary (MS-STFT discriminator) from this step (default 7000)")
 
 
 def run(args) -> int:
     if args.export:
         from cadenza.codec.export import export_codec
+        from cadenza.training import read_run_config
 
-        out = export_codec(args.run, args.data, args.export, command=RECIPE_COMMANDS)
+        decoder_run = read_run_config(args.run)["codec"].get("decoder", "seanet") == "istft"
+        command = (RECIPE_COMMANDS + " && " + DECODER_COMMANDS.format(**read_run_config(args.run)["train"])
+                   if decoder_run else RECIPE_COMMANDS)
+        out = export_codec(args.run, args.data, args.export, command=command)
         print(f"wrote {out}")
+        return 0
+    if args.decoder == "istft":
+        from cadenza.codec.decoder_train import DecoderTrainConfig, train_decoder
+        from cadenza.errors import InvalidConditioning
+
+        if not args.source:
+            raise InvalidConditioning("--decoder istft needs --from DIR: the exported codec whose encoder is kept")
+        run = args.run if args.run != "runs/codec" else "runs/codec-istft"
+        extra = {} if args.adversarial_from is None else {"adversarial_from": args.adversarial_from}
+        train_decoder(DecoderTrainConfig(data_dir=args.data, codec_dir=args.source, run_dir=run,
+                                         max_steps=args.max_steps, minutes=args.minutes, threads=args.threads, **extra))
         return 0
     from cadenza.codec.train import CodecTrainConfig, train_codec
 

@@ -10,6 +10,8 @@ Layout of ``out_dir``::
 
     clips.jsonl          one `ClipRecord` per line (JSON)
     clips/000123.flac    16-bit FLAC, mono, ``sample_rate`` Hz, exactly ``clip_s`` seconds
+    clips/000123.mid     the score that clip was rendered from (time 0 = the clip's first sample): the
+                         score conditioning of the audio families reads its notes
     BUILD.json           the `AudioCorpusConfig` used (rebuild = same config, same seed)
 """
 
@@ -263,6 +265,7 @@ def build_audio_corpus(corpus_dir: str | os.PathLike, out_dir: str | os.PathLike
                                   time_signature=time_signature, rng=rng)
             clip_id = f"{index:06d}"
             rel = f"clips/{clip_id}.flac"
+            write_clip_score(out_dir / score_path_of(rel), clip)
             write_audio(out_dir / rel, audio, config.sample_rate)
             record = ClipRecord(id=clip_id, path=rel, caption=caption, seconds=config.clip_s,
                                 sample_rate=config.sample_rate, split=split_of(entry.path), instruments=instruments,
@@ -280,6 +283,34 @@ def build_audio_corpus(corpus_dir: str | os.PathLike, out_dir: str | os.PathLike
     return {"clips": len(records), "hours": round(sum(r.seconds for r in records) / 3600, 2),
             "splits": {s: sum(r.split == s for r in records) for s in SPLITS},
             "skipped_works": failures, "sample_rate": config.sample_rate}
+
+
+def score_path_of(audio_path: str) -> str:
+    """The clip's score file beside its audio: ``clips/000123.flac -> clips/000123.mid``."""
+    return str(Path(audio_path).with_suffix(".mid"))
+
+
+def write_clip_score(path: Path, clip) -> None:
+    """Write ``clip`` (a symusic score in seconds) as a MIDI file, atomically."""
+    from cadenza.fileio import atomic_path
+
+    with atomic_path(path) as tmp:
+        clip.to("tick").dump_midi(str(tmp))
+
+
+def clip_notes(corpus_dir: str | os.PathLike, record: ClipRecord) -> np.ndarray:
+    """``[N, 3] float64`` rows of ``(onset_s, offset_s, pitch)`` of the score the clip was rendered from.
+
+    Raises `CorruptInput` when the corpus predates clip scores (rebuild it with `cadenza train audio-data`).
+    """
+    from cadenza.fileio.midi import load_midi
+    from cadenza.music.score_roll import score_notes
+
+    path = Path(corpus_dir) / score_path_of(record.path)
+    if not path.is_file():
+        raise CorruptInput(f"{path} is missing: this clip corpus has no scores; rebuild it with "
+                           "`cadenza train audio-data`")
+    return score_notes(load_midi(path))
 
 
 def load_clip(corpus_dir: str | os.PathLike, record: ClipRecord) -> np.ndarray:

@@ -18,6 +18,11 @@ guidance scale. Any other value is used as given (set ``top_p`` < 1 for nucleus 
 ``top_k`` = the codebook size for plain sampling, ``cfg_scale`` 0 for unconditional). The values used are
 recorded in each output's provenance notes (``sampling_used``).
 
+**Scores.** Our own models read a frame-aligned score (``cadenza.music.score_roll``): ``melody`` as a
+MIDI file is performed note for note, at the file's tempo, by the instrument the text names; without
+``duration_s`` the output lasts as long as the score plus ``SCORE_TAIL_S``. The unconditional CFG rows
+get no score.
+
 **CFG rows.** The unconditional half drops text and melody as audiocraft does (null text: zero
 states; null melody: audiocraft's silent chroma), and shares the audio prompt. With neither text nor
 melody there is nothing to guide towards, so no unconditional rows are run.
@@ -44,6 +49,7 @@ from cadenza.generators.codec_lm.lm import CodecLMRunner
 from cadenza.outputs import AudioOutput
 
 DEFAULT_DURATION_S = 10.0
+SCORE_TAIL_S = 0.5  # after the score's last note: the release and the room
 
 
 @dataclass(frozen=True)
@@ -106,6 +112,14 @@ class CodecLMGenerator:
         return cls(spec, load_bundle(spec, device or "cpu"), DevicePolicy(prefer=device or "cpu"))
 
     @property
+    def default_duration_s(self) -> float:
+        return DEFAULT_DURATION_S
+
+    @property
+    def max_duration_s(self) -> float | None:
+        return None  # sliding windows extend a piece to any length
+
+    @property
     def sample_rate(self) -> int:
         return int(self.bundle.codec.sample_rate)
 
@@ -123,24 +137,31 @@ class CodecLMGenerator:
         used = resolve_sampling(sampling, bundle.defaults)
         rng = make_rng(seed, device)
         n = sampling.num_samples
-        duration = conditioning.duration_s if conditioning.duration_s is not None else DEFAULT_DURATION_S
+        score_notes = self._score_notes(conditioning)
+        duration = conditioning.duration_s if conditioning.duration_s is not None else (
+            DEFAULT_DURATION_S if score_notes is None else float(score_notes[:, 1].max(initial=0.0)) + SCORE_TAIL_S)
         total_frames = math.ceil(duration * self.frame_rate - 1e-6)
         if total_frames < 1:
             raise InvalidConditioning(f"duration {duration} s is shorter than one codec frame ({1 / self.frame_rate:.3f} s)")
 
         prompt_codes = self._prompt_codes(conditioning, duration, device).expand(n, -1, -1)
-        melody = self._melody(conditioning)
+        melody = self._melody(conditioning) if score_notes is None else None
+        roll = None
+        if score_notes is not None:
+            from cadenza.music.score_roll import score_roll
+
+            roll = torch.from_numpy(score_roll(score_notes, total_frames, self.frame_rate))
         window_frames = int(bundle.window_s * self.frame_rate)
         overlap = max(1, int(round(OVERLAP_FRACTION * window_frames)))
         windows = plan_windows(prompt_codes.shape[-1], total_frames, window_frames, overlap)
-        conditioned = conditioning.text is not None or melody is not None
+        conditioned = conditioning.text is not None or melody is not None or roll is not None
         use_cfg = conditioned and used["cfg_scale"] != 1.0
         progress = Progress(callbacks, sum(w.new + lm.config.pattern.max_delay for w in windows))
 
         codes = prompt_codes.to(device)
         notes_windows = []
         for window in windows:
-            runner = self._runner(conditioning.text, melody, window, n, use_cfg)
+            runner = self._runner(conditioning.text, melody, window, n, use_cfg, roll)
             params = DecodeParams(max_new_tokens=window.new, temperature=used["temperature"], top_k=used["top_k"],
                                   top_p=used["top_p"], cfg_scale=used["cfg_scale"] if use_cfg else 1.0,
                                   pad_id=lm.special_token_id, rng=rng, progress=progress.step,
@@ -160,6 +181,9 @@ class CodecLMGenerator:
         notes = {"sampling_used": used, "windows": notes_windows, "frames": int(codes.shape[-1]),
                  "frame_rate": self.frame_rate, "cfg": use_cfg,
                  "prompt_s": round(prompt_codes.shape[-1] / self.frame_rate, 3)}
+        if roll is not None:
+            notes["score"] = {"notes": int(len(score_notes)), "frames": int(roll.shape[0]),
+                              "seconds": round(float(score_notes[:, 1].max(initial=0.0)), 3)}
         if melody is not None:
             notes["melody_chroma"] = "whole mix (no stem separation)" if not _is_midi(conditioning.melody) else "piano rendering of the MIDI"
         return [AudioOutput(np.ascontiguousarray(wav[i], dtype=np.float32), self.sample_rate,
@@ -188,6 +212,22 @@ class CodecLMGenerator:
             codes, _ = self.bundle.codec.encode(wav[None].to(device))
         return codes.long()
 
+    def _score_notes(self, conditioning: Conditioning) -> np.ndarray | None:
+        """``[N, 3]`` notes ``(onset_s, offset_s, pitch)`` of a MIDI melody for a model that reads scores
+        (None when the model has no score input or no melody is given)."""
+        if conditioning.melody is None or self.bundle.lm.config.score_dim is None:
+            return None
+        if not _is_midi(conditioning.melody):
+            raise InvalidConditioning(f"model {self.spec.name!r} performs a score: give --melody as a MIDI file "
+                                      "(an audio melody must be transcribed to MIDI first)")
+        from cadenza.fileio.midi import load_midi
+        from cadenza.music.score_roll import score_notes
+
+        notes = score_notes(load_midi(conditioning.melody))
+        if len(notes) == 0:
+            raise InvalidConditioning(f"melody {conditioning.melody}: no pitched notes to perform")
+        return notes
+
     def _melody(self, conditioning: Conditioning) -> torch.Tensor | None:
         if conditioning.melody is None:
             return None
@@ -198,8 +238,9 @@ class CodecLMGenerator:
         return melody_waveform(conditioning.melody, self.bundle.melody_sample_rate)
 
     def _runner(self, text: str | None, melody: torch.Tensor | None, window: Window, n: int,
-                use_cfg: bool) -> CodecLMRunner:
-        """The LM with this window's conditioning for ``n`` rows (+ ``n`` unconditional rows under CFG)."""
+                use_cfg: bool, roll: torch.Tensor | None = None) -> CodecLMRunner:
+        """The LM with this window's conditioning for ``n`` rows (+ ``n`` unconditional rows under CFG).
+        ``roll [F, SCORE_DIM]``: the whole output's score; the window reads its frames from ``window.start``."""
         bundle, lm = self.bundle, self.bundle.lm
         piece = None
         if melody is not None and bundle.melody_sample_rate is not None:
@@ -211,7 +252,16 @@ class CodecLMGenerator:
         with torch.inference_mode():
             states, mask, prefix = bundle.condition(ConditionInputs(texts, melodies))
             cross = lm.project_conditioning(states, mask) if lm.config.cross_attention else None
-        return CodecLMRunner(lm, cross=cross, prefix=prefix)
+            score = None
+            if roll is not None:
+                steps = window.context + window.new + lm.config.pattern.max_delay + 1
+                piece = roll[window.start : window.start + window.context + window.new][None]
+                dtype = next(lm.parameters()).dtype
+                score = lm.score_inputs(piece.to(device=cross.device if cross is not None else None, dtype=dtype), steps)
+                score = score.expand(n, -1, -1)
+                if use_cfg:
+                    score = torch.cat([score, torch.zeros_like(score)])
+        return CodecLMRunner(lm, cross=cross, prefix=prefix, score=score)
 
 
 def _is_midi(path: str | None) -> bool:

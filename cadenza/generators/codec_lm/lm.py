@@ -52,6 +52,9 @@ class CodecLMConfig:
     - ``cross_attention_pos_emb`` (+ ``_scale``): add sinusoidal positions to the cross states.
     - ``max_seq_len``: most positions (prefix + steps) one KV cache holds.
     - ``dropout``: training only.
+    - ``score_dim``: width of a frame-aligned score (``cadenza.music.score_roll``); when set, the model owns
+      a ``score_proj`` Linear(score_dim -> dim) whose output is added to the input of each step: step ``s``
+      (which predicts codebook 0 of frame ``s``) reads the score of frame ``s``. All-zero rows = no score.
     """
 
     n_q: int = 4
@@ -74,6 +77,7 @@ class CodecLMConfig:
     delays: tuple[int, ...] | None = None
     max_seq_len: int = 2048
     dropout: float = 0.0
+    score_dim: int | None = None
 
     def __post_init__(self) -> None:
         if self.dim % self.num_heads:
@@ -233,6 +237,7 @@ class CodecLM(nn.Module):
         self.config = config
         self.emb = nn.ModuleList(nn.Embedding(config.card + 1, config.dim) for _ in range(config.n_q))
         self.cond_proj = nn.Linear(config.cond_dim, config.dim) if config.cond_dim is not None else None
+        self.score_proj = nn.Linear(config.score_dim, config.dim) if config.score_dim is not None else None
         self.layers = nn.ModuleList(Layer(config) for _ in range(config.num_layers))
         self.out_norm = nn.LayerNorm(config.dim, eps=1e-5) if config.norm_first else None
         self.linears = nn.ModuleList(nn.Linear(config.dim, config.card, bias=config.bias_proj)
@@ -335,15 +340,27 @@ class CodecLM(nn.Module):
         self.set_cross_states(None)
 
     # -- forward -----------------------------------------------------------------------------------
+    def project_score(self, score: torch.Tensor) -> torch.Tensor:
+        """``score [B, F, score_dim]`` -> ``[B, F, dim]`` (added to the step inputs); zero rows stay zero."""
+        if self.score_proj is None:
+            raise ValueError("this model takes no score (its config has no score_dim)")
+        if score.shape[-1] != self.config.score_dim:
+            raise ValueError(f"score rows have width {score.shape[-1]}, the model expects {self.config.score_dim}")
+        score = score.to(self.linears[0].weight.dtype)
+        present = (score.abs().sum(-1, keepdim=True) > 0).to(score.dtype)
+        return self.score_proj(score) * present
+
     def forward(self, codes: torch.Tensor, input_pos: torch.Tensor | None = None, *,
-                cross: torch.Tensor | None = None, prefix: torch.Tensor | None = None) -> torch.Tensor:
+                cross: torch.Tensor | None = None, prefix: torch.Tensor | None = None,
+                score: torch.Tensor | None = None) -> torch.Tensor:
         """``codes [B, K, T]`` -> ``logits [B, K, T, card]``.
 
         ``input_pos [T]``: cache positions of the steps (None: no cache, positions ``0..T-1``).
         ``cross [B, S, dim]``: projected conditioning (``project_conditioning``); None uses the states
         given to ``set_cross_states``. ``prefix [B, P, dim]``: states prepended before the first step
         (only with ``input_pos`` None or starting at 0); they take positions ``0..P-1``, so with a cache
-        ``input_pos`` must already count them, and their logits are dropped.
+        ``input_pos`` must already count them, and their logits are dropped. ``score [B, T, dim]``:
+        projected score rows of these steps (``project_score``), added to their inputs.
         """
         b, k, t = codes.shape
         if k != self.config.n_q:
@@ -351,6 +368,8 @@ class CodecLM(nn.Module):
         x = self.emb[0](codes[:, 0])
         for cb in range(1, k):
             x = x + self.emb[cb](codes[:, cb])
+        if score is not None:
+            x = x + score.to(x.dtype)
         n_prefix = 0
         if prefix is not None:
             n_prefix = prefix.shape[1]
@@ -380,16 +399,26 @@ class CodecLM(nn.Module):
         start = seq.new_full((*seq.shape[:2], 1), self.special_token_id)
         return torch.cat([start, seq[..., :-1]], dim=-1)
 
+    def score_inputs(self, score: torch.Tensor, steps: int) -> torch.Tensor:
+        """Projected score ``[B, F, score_dim]`` -> step inputs ``[B, steps, dim]``: step ``s`` gets frame
+        ``s`` (zeros past the last frame)."""
+        projected = self.project_score(score)[:, :steps]
+        return F.pad(projected, (0, 0, 0, steps - projected.shape[1]))
+
     def forward_train(self, codes: torch.Tensor, cond_states: torch.Tensor | None = None,
-                      cond_mask: torch.Tensor | None = None, prefix: torch.Tensor | None = None) -> torch.Tensor:
+                      cond_mask: torch.Tensor | None = None, prefix: torch.Tensor | None = None,
+                      score: torch.Tensor | None = None) -> torch.Tensor:
         """Teacher-forced logits aligned with the codes: ``codes [B, K, T]`` (long, in ``[0, card)``),
         ``cond_states [B, S, cond_dim]`` + ``cond_mask [B, S]`` (bool; all-False = the empty
         condition for CFG dropout) -> ``logits [B, K, T, card]`` where ``logits[:, k, t]`` predicts
-        ``codes[:, k, t]`` (the delay pattern is applied and reverted inside)."""
+        ``codes[:, k, t]`` (the delay pattern is applied and reverted inside). ``score [B, T, score_dim]``:
+        the frame-aligned score (all-zero rows: none)."""
         if self.config.cross_attention and cond_states is None:
             raise ValueError("this model cross-attends to conditioning: pass cond_states (zeros for none)")
         cross = self.project_conditioning(cond_states, cond_mask) if self.config.cross_attention else None
-        logits = self(self.pattern_inputs(codes), cross=cross, prefix=prefix)
+        inputs = self.pattern_inputs(codes)
+        steps = None if score is None else self.score_inputs(score, inputs.shape[-1])
+        logits = self(inputs, cross=cross, prefix=prefix, score=steps)
         return self.config.pattern.revert(logits)
 
     @staticmethod
@@ -414,16 +443,19 @@ class CodecLMRunner(nn.Module):
 
     ``cross [N, S, dim]`` and ``prefix [N, P, dim]`` are already projected (``N`` = the decode batch:
     ``2B`` under CFG, conditional rows first). The prefix occupies cache positions ``0..P-1``; the engine
-    sees only token positions.
+    sees only token positions. ``score [N, S, dim]``: projected score inputs per token step
+    (``CodecLM.score_inputs``; the unconditional rows zero), indexed by the steps' positions.
     """
 
-    def __init__(self, lm: CodecLM, cross: torch.Tensor | None = None, prefix: torch.Tensor | None = None) -> None:
+    def __init__(self, lm: CodecLM, cross: torch.Tensor | None = None, prefix: torch.Tensor | None = None,
+                 score: torch.Tensor | None = None) -> None:
         super().__init__()
         if lm.config.cross_attention and cross is None:
             raise ValueError("this model cross-attends to conditioning: pass cross states (zeros for none)")
         self.lm = lm
         self.cross = cross
         self.prefix = prefix
+        self.score = score
         self.n_prefix = 0 if prefix is None else prefix.shape[1]
         self._prefill_next = True  # the first cached forward after setup_cache carries the prefix
 
@@ -440,7 +472,7 @@ class CodecLMRunner(nn.Module):
         return self.lm.max_seq_len - self.n_prefix
 
     def _check_batch(self, batch_size: int) -> None:
-        for name, t in (("cross", self.cross), ("prefix", self.prefix)):
+        for name, t in (("cross", self.cross), ("prefix", self.prefix), ("score", self.score)):
             if t is not None and t.shape[0] != batch_size:
                 raise ValueError(f"{name} states hold {t.shape[0]} rows but the decode batch is {batch_size}")
 
@@ -463,7 +495,11 @@ class CodecLMRunner(nn.Module):
             input_pos = torch.arange(codes.shape[-1], device=codes.device)
         else:
             self._prefill_next = False
-        return self.lm(codes, input_pos + self.n_prefix, prefix=self.prefix if first else None)
+        score = None
+        if self.score is not None:
+            score = self.score.index_select(1, input_pos.clamp(max=self.score.shape[1] - 1))
+            score = score * (input_pos < self.score.shape[1]).to(score.dtype)[None, :, None]
+        return self.lm(codes, input_pos + self.n_prefix, prefix=self.prefix if first else None, score=score)
 
 
 def init_weights(lm: CodecLM, std: float = 0.02) -> None:

@@ -30,6 +30,8 @@ def add_arguments(p) -> None:
                    help="stop (saved, resumable) at this step; the learning-rate schedule still spans --max-steps")
     p.add_argument("--minutes", type=float, help="stop after this many minutes (run again to resume)")
     p.add_argument("--threads", type=int, default=2, help="CPU threads")
+    p.add_argument("--init-from", metavar="DIR",
+                   help="start from this exported checkpoint's LM (a text-only model gains the score input at zero)")
     p.add_argument("--export", metavar="DIR", help="write a checkpoint folder from the run")
     p.add_argument("--name", default="musicgen-folk-small", help="model name for --export")
 
@@ -59,5 +61,5 @@ def run(args) -> int:
 
     train_lm(LMTrainConfig(cache_dir=args.cache, run_dir=args.run, max_steps=args.max_steps, minutes=args.minutes,
                            batch=args.batch, crop_frames=args.crop_frames, threads=args.threads,
-                           stop_at=args.stop_at))
+                           stop_at=args.stop_at, init_from=args.init_from))
     return 0

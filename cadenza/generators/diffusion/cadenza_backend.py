@@ -56,6 +56,16 @@ class CadenzaBackend:
         uncond = self.model.conditions(states[b:] * has_negative, uncond_mask, pooled[b:] * has_negative[:, :, 0], seconds)
         return TextConditions(cond, uncond)
 
+    def with_scores(self, texts: TextConditions, scores: torch.Tensor) -> TextConditions:
+        """Add ``scores [P, F, score_dim]`` (one per prompt row) to the conditions; the unconditional rows
+        of CFG get none."""
+        if not self.model.config.score_dim:
+            raise ValueError("this model reads no score")
+        device = next(self.model.parameters()).device
+        scores = scores.to(device)
+        uncond = None if texts.uncond is None else {**texts.uncond, "score": torch.zeros_like(scores)}
+        return TextConditions({**texts.cond, "score": scores}, uncond)
+
     def frames(self, duration_s: float) -> int:
         return max(1, math.ceil(duration_s * self.autoencoder.frame_rate - 1e-9))
 

@@ -49,10 +49,11 @@ def export_checkpoint(run_dir: str | Path, codec_dir: str | Path, data_dir: str 
         out, name=name, family="diffusion", files={"weights": "model.safetensors", "codec": "codec.safetensors"},
         config={"format": "cadenza", "model": saved["model"], "codec": codec_config.to_dict(), "latent": saved["latent"],
                 "defaults": DEFAULTS.to_dict(), "sample_rate": codec_config.sample_rate},
-        capabilities=list(CAPABILITIES),
+        capabilities=list(CAPABILITIES) + ([Capability.MELODY_MIDI] if saved["model"].get("score_dim") else []),
         license=("Weights: Apache-2.0. Trained on clips rendered from public-domain music21 corpus works with the "
                  "FluidR3_GM SoundFont (MIT)."),
-        description="Small text-to-music latent diffusion (DiT over the shared codec's latent, MiniLM text, timing).",
+        description=("Small text-to-music latent diffusion (DiT over the shared codec's latent, MiniLM text, timing"
+                     + (", and a score it performs: --melody tune.mid)." if saved["model"].get("score_dim") else ").")),
         made_by={"recipe": "cadenza train diffusion", "command": command, "train_config": saved["train"],
                  "data": {"dir": str(data_dir), "build": data_info}, "codec": {"dir": str(codec_dir), **codec_info}},
         metrics=all_metrics)

@@ -8,6 +8,9 @@ folders; see ``pipeline_dir``) and ``"cadenza"`` (our small default; see ``caden
 - ``duration_s`` -> latent length (and timing conditioning where the model has it); unset: the audio
   prompt's length, else the model's default duration;
 - ``prompt`` (audio) -> init latents, noised to ``Sampling.strength`` (model default 0.7 when unset);
+- ``melody`` (MIDI; models that read a score) -> the frame-aligned score (``cadenza.music.score_roll``) the
+  model performs, note for note at the file's tempo; unset ``duration_s`` then lasts the score plus
+  ``SCORE_TAIL_S`` (at most the model's longest);
 - ``Sampling.steps`` / ``cfg_scale`` / ``scheduler``: None / 1.0 / None mean the model's default (e.g.
   AudioLDM2: dpm++ 25 steps cfg 3.5; Stable Audio Open: dpm++ 30 steps cfg 7; see each backend's
   ``DEFAULTS``). Because cfg 1.0 means "default", guidance cannot be switched off by asking for 1.0.
@@ -32,6 +35,8 @@ from cadenza.generators.diffusion.rerank import rank
 from cadenza.generators.diffusion.sampler import Batch, Settings, sample
 from cadenza.generators.diffusion.schedulers import check_scheduler_name
 from cadenza.outputs import AudioOutput
+
+SCORE_TAIL_S = 0.5  # after a score's last note: the release and the room
 
 
 def resolve_settings(conditioning: Conditioning, sampling: Sampling, backend: Backend,
@@ -72,6 +77,14 @@ class DiffusionGenerator:
     def capabilities(self) -> frozenset[Capability]:
         return self.spec.capabilities
 
+    @property
+    def default_duration_s(self) -> float:
+        return float(min(self.backend.defaults.duration_s, self.backend.max_duration_s))
+
+    @property
+    def max_duration_s(self) -> float:
+        return float(self.backend.max_duration_s)
+
     @classmethod
     def from_checkpoint(cls, spec: CheckpointSpec, device: str | None = None) -> DiffusionGenerator:
         fmt = spec.config.get("format")
@@ -91,9 +104,20 @@ class DiffusionGenerator:
         seed = begin_call(self.spec, conditioning, sampling)
         started = time.perf_counter()
         init, prompt_seconds = self._read_prompt(conditioning.prompt)
+        notes = self._score_notes(conditioning.melody)
+        if notes is not None and conditioning.duration_s is None:
+            length = min(float(notes[:, 1].max(initial=0.0)) + SCORE_TAIL_S, self.backend.max_duration_s)
+            conditioning = replace(conditioning, duration_s=length)
         settings = resolve_settings(conditioning, sampling, self.backend, prompt_seconds)
         seeds = [seed + k for k in range(sampling.num_samples)]
-        batch = Batch([conditioning.text or ""], [conditioning.negative_text], [seeds], [init] if init is not None else [])
+        scores = []
+        if notes is not None:
+            from cadenza.music.score_roll import score_roll
+
+            frames = self.backend.latent_shape(settings.duration_s)[-1]
+            scores = [torch.from_numpy(score_roll(notes, frames, self.backend.autoencoder.frame_rate))]
+        batch = Batch([conditioning.text or ""], [conditioning.negative_text], [seeds], [init] if init is not None else [],
+                      scores)
         wav = sample(self.backend, batch, settings, callbacks.progress, callbacks.should_cancel)
         candidates = [w.numpy() for w in wav]
         order, scores = rank(candidates) if len(candidates) > 1 else ([0], [None])
@@ -116,6 +140,24 @@ class DiffusionGenerator:
                               seed=seeds[k], sample_index=k, timings_s={"generate": elapsed}, notes=notes)
             outputs.append(AudioOutput(candidates[k], self.backend.sample_rate, made))
         return outputs
+
+    def _score_notes(self, path: str | None):
+        """``[N, 3]`` notes of a MIDI melody (None without one); refused by models that read no score."""
+        if path is None:
+            return None
+        if not getattr(getattr(self.backend, "model", None), "config", None) or not self.backend.model.config.score_dim:
+            raise InvalidConditioning(f"model {self.spec.name!r} reads no score (melody)")
+        from cadenza.conditioning import MIDI_SUFFIXES
+        from cadenza.fileio.midi import load_midi
+        from cadenza.music.score_roll import score_notes
+
+        if not path.lower().endswith(MIDI_SUFFIXES):
+            raise InvalidConditioning(f"model {self.spec.name!r} performs a score: give --melody as a MIDI file "
+                                      "(an audio melody must be transcribed to MIDI first)")
+        notes = score_notes(load_midi(path))
+        if len(notes) == 0:
+            raise InvalidConditioning(f"melody {path}: no pitched notes to perform")
+        return notes
 
     def _read_prompt(self, path: str | None) -> tuple[torch.Tensor | None, float | None]:
         """Init audio ``[C, T]`` at the model's rate (soxr-resampled by ``read_audio``) and its length in s."""

@@ -16,6 +16,11 @@ always conditions.
 Tokens: ``patch`` consecutive latent frames are folded into one token (channels ``D * patch``), halving the
 sequence the attention runs over at the codec's 50 frames/s (Stable Audio's latent is ~21.5 frames/s).
 
+Score: with ``score_dim`` set, a frame-aligned score ``[B, F, score_dim]`` (``cond["score"]``, aligned with
+the latent frames) is projected to ``score_channels`` per frame and concatenated to the latent's channels
+before the tokens are folded (in-context conditioning, as JASCO does with its melody); rows without a
+score (all zero, the text-only path and the unconditional half of CFG) project to zeros.
+
 Diffusion: DDPM cosine schedule ("squaredcos_cap_v2", 1000 steps), v-prediction; the DiT's time input
 is ``t / 1000``.
 """
@@ -44,6 +49,8 @@ class DiTConfig:
     time_proj_dim: int = 64
     max_seconds: float = 30.0
     patch: int = 2  # latent frames folded into one token (50 Hz codec frames -> 25 tokens/s)
+    score_dim: int | None = None  # a frame-aligned score (cadenza.music.score_roll) read beside the latent
+    score_channels: int = 32  # its projection's width, concatenated to the latent's channels
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -69,11 +76,13 @@ class LatentDiT(nn.Module):
         self.projection = StableAudioProjectionModel(text_encoder_dim=config.text_dim, conditioning_dim=config.cond_dim,
                                                      min_value=0, max_value=config.max_seconds)
         self.dit = StableAudioDiTModel(
-            sample_size=1024, in_channels=config.latent_dim * config.patch, num_layers=config.layers,
+            sample_size=1024, in_channels=(config.latent_dim + (config.score_channels if config.score_dim else 0))
+            * config.patch, num_layers=config.layers,
             attention_head_dim=config.head_dim, num_attention_heads=config.heads, num_key_value_attention_heads=config.heads,
             out_channels=config.latent_dim * config.patch,
             cross_attention_dim=config.cond_dim, time_proj_dim=config.time_proj_dim,
             global_states_input_dim=2 * config.cond_dim, cross_attention_input_dim=config.cond_dim)
+        self.score_proj = nn.Linear(config.score_dim, config.score_channels) if config.score_dim else None
         self._rotary: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def conditions(self, states: torch.Tensor, mask: torch.Tensor, pooled: torch.Tensor,
@@ -87,6 +96,16 @@ class LatentDiT(nn.Module):
         ones = torch.ones(mask.shape[0], 1, dtype=torch.bool, device=mask.device)
         full_mask = torch.cat([ones, mask.bool(), ones, ones], dim=1)
         return {"cross": cross, "mask": full_mask, "global": torch.cat([start, end], dim=2)}
+
+    def score_channels(self, score: torch.Tensor | None, batch: int, frames: int, like: torch.Tensor) -> torch.Tensor:
+        """``score [B, F', score_dim]`` (or None: no score) -> ``[B, score_channels, frames]`` (cropped or
+        zero-padded to ``frames``; rows without a score are zero)."""
+        if score is None:
+            return like.new_zeros(batch, self.config.score_channels, frames)
+        score = score[:, :frames].to(like.dtype)
+        present = (score.abs().sum(-1, keepdim=True) > 0).to(like.dtype)
+        projected = (self.score_proj(score) * present).transpose(1, 2)
+        return torch.nn.functional.pad(projected, (0, frames - projected.shape[-1]))
 
     def rotary(self, length: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         if length not in self._rotary:
@@ -103,10 +122,39 @@ class LatentDiT(nn.Module):
         b, d, frames = latents.shape
         p = self.config.patch
         pad = (-frames) % p
-        x = torch.nn.functional.pad(latents, (0, pad))  # the padded frames are cut off again below
-        x = x.reshape(b, d, -1, p).permute(0, 1, 3, 2).reshape(b, d * p, -1)  # [B, D*p, F/p]
+        x = latents
+        if self.score_proj is not None:
+            x = torch.cat([x, self.score_channels(cond.get("score"), b, frames, latents)], dim=1)
+        x = torch.nn.functional.pad(x, (0, pad))  # the padded frames are cut off again below
+        x = x.reshape(b, x.shape[1], -1, p).permute(0, 1, 3, 2).reshape(b, x.shape[1] * p, -1)  # [B, D'*p, F/p]
         out = self.dit(x, time, encoder_hidden_states=cond["cross"], global_hidden_states=cond["global"],
                        rotary_embedding=self.rotary(x.shape[2] + 1, latents.device),
                        encoder_attention_mask=cond["mask"].bool(), return_dict=False)[0]
-        out = out.reshape(b, d, p, -1).permute(0, 1, 3, 2).reshape(b, d, -1)
+        out = out.reshape(b, d, p, -1).permute(0, 1, 3, 2).reshape(b, d, -1)  # out_channels stay D * p
         return out[:, :, :frames]
+
+
+def widen_for_score(model: LatentDiT, text_only_state: dict[str, torch.Tensor]) -> None:
+    """Load a text-only model's weights into ``model`` (which reads a score): the input layers gain zero
+    columns for the score channels and the score projection starts at zero, so ``model`` begins as
+    exactly the text-only model. Raises ValueError when anything else differs."""
+    own = model.state_dict()
+    unexpected = set(text_only_state) - set(own)
+    missing = {k for k in own if k not in text_only_state and not k.startswith("score_proj.")}
+    if unexpected or missing:
+        raise ValueError(f"weights do not fit (missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]})")
+    widened = {}
+    for name, value in own.items():
+        if name.startswith("score_proj."):
+            widened[name] = torch.zeros_like(value)
+            continue
+        old = text_only_state[name].to(value.dtype)
+        if old.shape == value.shape:
+            widened[name] = old
+            continue
+        if old.dim() != value.dim() or any(o > n for o, n in zip(old.shape, value.shape)):
+            raise ValueError(f"{name}: {tuple(old.shape)} cannot widen to {tuple(value.shape)}")
+        grown = torch.zeros_like(value)
+        grown[tuple(slice(0, o) for o in old.shape)] = old
+        widened[name] = grown
+    model.load_state_dict(widened)

@@ -42,6 +42,7 @@ class Batch:
     negatives: list[str | None]
     seeds: list[list[int]]
     init_audio: list[torch.Tensor | None] = field(default_factory=list)
+    scores: list[torch.Tensor] = field(default_factory=list)  # per prompt ``[F, score_dim]`` (models that read one)
 
     def __post_init__(self) -> None:
         if not (len(self.prompts) == len(self.negatives) == len(self.seeds)):
@@ -50,6 +51,8 @@ class Batch:
             raise ValueError("every prompt needs the same number of candidates")
         if self.init_audio and len(self.init_audio) != len(self.prompts):
             raise ValueError("init_audio needs one entry (or None) per prompt")
+        if self.scores and len(self.scores) != len(self.prompts):
+            raise ValueError("scores need one entry per prompt")
 
     @property
     def candidates(self) -> int:
@@ -65,6 +68,8 @@ def sample(backend: Backend, batch: Batch, settings: Settings, progress=None, sh
     use_cfg = settings.cfg_scale != 1.0
     scheduler = make_scheduler(settings.scheduler, backend.scheduler_kind, backend.scheduler_config)
     texts = backend.encode_text(batch.prompts, batch.negatives, [settings.duration_s] * len(batch.prompts), use_cfg)
+    if batch.scores:
+        texts = backend.with_scores(texts, torch.stack(batch.scores))
     shape = backend.latent_shape(settings.duration_s)
     device = _device_of(texts.cond)
     generators = [torch.Generator(device="cpu").manual_seed(int(s)) for row in batch.seeds for s in row]

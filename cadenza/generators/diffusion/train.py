@@ -7,6 +7,11 @@ step. ``<run>/log.jsonl``: train loss every 10 steps, validation loss every ``ev
 Each step draws its batch, crop length (``min_seconds`` .. clip length, so the timing embedding sees every
 duration), offsets, timesteps, noise and condition dropout from a generator seeded by ``(seed, step)``:
 a resumed run takes exactly the steps an uninterrupted one would.
+
+Scores: the cache also holds the notes each clip was rendered from (``notes [M, 3]``, ``note_index [N + 1]``);
+a model with ``score_dim`` reads each crop's frame-aligned score, dropped per row with ``score_dropout``
+(the text-only path) besides the joint ``cond_dropout`` (text and score: the unconditional half of CFG).
+``init_from``: start from an exported text-only checkpoint (`widen_for_score`: identical at step 0).
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import torch
 
 from cadenza.data.splits import SPLITS
 from cadenza.generators.diffusion.latent import LatentStats
-from cadenza.generators.diffusion.model import NUM_TRAIN_TIMESTEPS, DiTConfig, LatentDiT, scheduler_config
+from cadenza.generators.diffusion.model import NUM_TRAIN_TIMESTEPS, DiTConfig, LatentDiT, scheduler_config, widen_for_score
 
 
 @dataclass(frozen=True)
@@ -37,6 +42,8 @@ class DiffusionTrainConfig:
     warmup: int = 300
     min_seconds: float = 2.0
     cond_dropout: float = 0.1
+    score_dropout: float = 0.3
+    init_from: str | None = None  # an exported checkpoint folder whose model.safetensors starts the run
     ema: float = 0.999
     seed: int = 0
     eval_every: int = 500
@@ -53,7 +60,7 @@ class DiffusionTrainConfig:
 # ---- cache ---------------------------------------------------------------------------------------
 def prepare_cache(config: DiffusionTrainConfig, autoencoder=None, text_encoder=None, batch: int = 16) -> Path:
     """Encode every clip with the codec and every caption with MiniLM once (skipped when present)."""
-    from cadenza.data.audio_corpus import load_clip, read_clips
+    from cadenza.data.audio_corpus import clip_notes, load_clip, read_clips, score_path_of
 
     cache = Path(config.run_dir) / "cache"
     if (cache / "stats.json").is_file():
@@ -65,6 +72,10 @@ def prepare_cache(config: DiffusionTrainConfig, autoencoder=None, text_encoder=N
 
         text_encoder = TextEncoder()
     train_latents = None
+    scored = all((Path(config.data_dir) / score_path_of(r.path)).is_file() for r in read_clips(config.data_dir))
+    if not scored:
+        print(f"{config.data_dir}: some clips have no score (.mid beside the audio): caching text only",
+              file=sys.stderr)
     for split in SPLITS:
         records = read_clips(config.data_dir, split)
         if not records:
@@ -89,6 +100,10 @@ def prepare_cache(config: DiffusionTrainConfig, autoencoder=None, text_encoder=N
                 "states": torch.cat([torch.nn.functional.pad(s, (0, 0, 0, width - s.shape[1])) for s in states]),
                 "mask": torch.cat([torch.nn.functional.pad(m, (0, width - m.shape[1])) for m in masks]),
                 "pooled": torch.cat(pooled)}
+        if scored:
+            notes = [torch.from_numpy(clip_notes(config.data_dir, r)).float() for r in records]
+            data["notes"] = torch.cat(notes).reshape(-1, 3)
+            data["note_index"] = torch.tensor([0] + [len(n) for n in notes]).cumsum(0)
         torch.save(data, cache / f"{split}.pt")
         if split == "train":
             train_latents = data["latents"]
@@ -121,10 +136,33 @@ def read_stats(cache: Path) -> tuple[LatentStats, dict]:
 
 
 # ---- training ------------------------------------------------------------------------------------
+def crop_scores(data: dict, index: torch.Tensor, frames: int, offsets: torch.Tensor, frame_rate: float,
+                drop: torch.Tensor) -> torch.Tensor:
+    """``[B, frames, SCORE_DIM]`` scores of the crops (zero rows where ``drop``)."""
+    import numpy as np
+
+    from cadenza.music.score_roll import SCORE_DIM, score_roll
+
+    if "notes" not in data:
+        raise ValueError("this diffusion cache holds no scores: delete <run>/cache and run again to rebuild it")
+    rolls = []
+    for row, offset, dropped in zip(index.tolist(), offsets.tolist(), drop.tolist()):
+        if dropped:
+            rolls.append(np.zeros((frames, SCORE_DIM), dtype=np.float32))
+            continue
+        notes = data["notes"][data["note_index"][row]:data["note_index"][row + 1]].double().numpy().copy()
+        notes[:, :2] -= offset / frame_rate
+        notes = notes[notes[:, 1] > 0]
+        notes[:, 0] = np.maximum(notes[:, 0], 0.0)
+        rolls.append(score_roll(notes, frames, frame_rate))
+    return torch.from_numpy(np.stack(rolls))
+
+
 def diffusion_loss(model: LatentDiT, data: dict, index: torch.Tensor, frames: int, offsets: torch.Tensor,
                    t: torch.Tensor, noise: torch.Tensor, drop: torch.Tensor, stats: LatentStats, frame_rate: float,
-                   noise_schedule) -> torch.Tensor:
-    """v-prediction MSE on crops ``[offset, offset + frames)`` of clips ``index``; ``drop`` rows get the null text."""
+                   noise_schedule, drop_score: torch.Tensor | None = None) -> torch.Tensor:
+    """v-prediction MSE on crops ``[offset, offset + frames)`` of clips ``index``; ``drop`` rows get the null
+    text (and no score); ``drop_score`` rows no score (models that read one)."""
     clips = data["latents"][index].float()
     x0 = torch.stack([c[:, o:o + frames] for c, o in zip(clips, offsets.tolist())])
     x0 = stats.normalize(x0)
@@ -132,6 +170,9 @@ def diffusion_loss(model: LatentDiT, data: dict, index: torch.Tensor, frames: in
     seconds = torch.full((len(index),), frames / frame_rate)
     cond = model.conditions(data["states"][index].float() * keep[:, None, None], data["mask"][index],
                             data["pooled"][index].float() * keep[:, None], seconds)
+    if model.config.score_dim:
+        no_score = drop if drop_score is None else drop | drop_score
+        cond["score"] = crop_scores(data, index, frames, offsets, frame_rate, no_score)
     xt = noise_schedule.add_noise(x0, noise, t)
     target = noise_schedule.get_velocity(x0, noise, t)
     pred = model(xt, t.float() / NUM_TRAIN_TIMESTEPS, cond)
@@ -149,13 +190,15 @@ def step_draws(config: DiffusionTrainConfig, step: int, n_clips: int, clip_frame
             "offsets": torch.randint(0, clip_frames - frames + 1, (b,), generator=g),
             "t": torch.randint(0, NUM_TRAIN_TIMESTEPS, (b,), generator=g),
             "noise": torch.randn(b, latent_dim, frames, generator=g),
-            "drop": torch.rand(b, generator=g) < config.cond_dropout}
+            "drop": torch.rand(b, generator=g) < config.cond_dropout,
+            "drop_score": torch.rand(b, generator=g) < config.score_dropout}
 
 
 @torch.no_grad()
 def validation_loss(model: LatentDiT, data: dict, stats: LatentStats, frame_rate: float, noise_schedule,
-                    max_clips: int) -> float:
-    """Mean loss over full clips at 8 fixed timesteps with fixed noise (comparable across runs)."""
+                    max_clips: int, with_score: bool = True) -> float:
+    """Mean loss over full clips at 8 fixed timesteps with fixed noise (comparable across runs); with the
+    score when the model reads one and ``with_score`` (else its text-only path)."""
     n = min(max_clips, data["latents"].shape[0])
     frames = data["latents"].shape[-1]
     g = torch.Generator().manual_seed(1234)
@@ -166,7 +209,8 @@ def validation_loss(model: LatentDiT, data: dict, stats: LatentStats, frame_rate
             noise = torch.randn(len(index), data["latents"].shape[1], frames, generator=g)
             losses.append(float(diffusion_loss(model, data, index, frames, torch.zeros(len(index), dtype=torch.long),
                                                t_value.repeat(len(index)), noise, torch.zeros(len(index), dtype=torch.bool),
-                                               stats, frame_rate, noise_schedule)) * len(index))
+                                               stats, frame_rate, noise_schedule,
+                                               torch.full((len(index),), not with_score))) * len(index))
     return sum(losses) / (8 * n)
 
 
@@ -184,12 +228,19 @@ def train(config: DiffusionTrainConfig, autoencoder=None, text_encoder=None) -> 
     clip_frames = int(train_data["latents"].shape[-1])
     # The latent width comes from the codec; the timing range (and so the longest duration the model
     # offers) from the clips it actually saw.
+    from cadenza.music.score_roll import SCORE_DIM
+
     model_config = replace(config.model, latent_dim=int(info["latent_dim"]),
-                           max_seconds=float(math.ceil(clip_frames / frame_rate)))
+                           max_seconds=float(math.ceil(clip_frames / frame_rate)),
+                           score_dim=SCORE_DIM if "notes" in train_data else None)
     (run / "config.json").write_text(json.dumps({"train": config.to_dict(), "model": model_config.to_dict(),
                                                  "latent": {**stats.to_dict(), "frame_rate": frame_rate}}, indent=1))
     torch.manual_seed(config.seed)
     model = LatentDiT(model_config)
+    if config.init_from:
+        from safetensors.torch import load_file
+
+        widen_for_score(model, load_file(str(Path(config.init_from) / "model.safetensors")))
     ema = LatentDiT(model_config)
     ema.load_state_dict(model.state_dict())
     ema.requires_grad_(False)
@@ -225,7 +276,7 @@ def train(config: DiffusionTrainConfig, autoencoder=None, text_encoder=None) -> 
         for group in optimizer.param_groups:
             group["lr"] = lr
         loss = diffusion_loss(model, train_data, draws["index"], draws["frames"], draws["offsets"], draws["t"],
-                              draws["noise"], draws["drop"], stats, frame_rate, noise_schedule)
+                              draws["noise"], draws["drop"], stats, frame_rate, noise_schedule, draws["drop_score"])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -244,7 +295,11 @@ def train(config: DiffusionTrainConfig, autoencoder=None, text_encoder=None) -> 
         if val_data is not None and (step % config.eval_every == 0 or step == config.max_steps):
             val = validation_loss(ema, val_data, stats, frame_rate, noise_schedule, config.max_val_clips)
             figures = {**figures, "step": step, "val_loss": round(val, 5)}
-            log.write(json.dumps({"step": step, "val_loss": round(val, 5)}) + "\n")
+            entry = {"step": step, "val_loss": round(val, 5)}
+            if model_config.score_dim:
+                entry["val_loss_text_only"] = round(validation_loss(ema, val_data, stats, frame_rate, noise_schedule,
+                                                                    config.max_val_clips, with_score=False), 5)
+            log.write(json.dumps(entry) + "\n")
             log.flush()
         if time.monotonic() - last_save > config.save_every_s:
             save()

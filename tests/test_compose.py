@@ -1,0 +1,113 @@
+"""Compose, then perform: the plan (`cadenza.compose`) and Studio running it with a tiny score-reading
+codec LM and the shipped composer."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from cadenza import Conditioning, Sampling, Studio
+from cadenza.compose import DEFAULT_COMPOSER, TAIL_S, bar_seconds, named_controls, performance, plan_compose
+from cadenza.conditioning import Capability
+from cadenza.errors import UnsupportedConditioning
+
+PERFORMS = frozenset({Capability.TEXT, Capability.DURATION, Capability.MELODY_MIDI})
+
+
+def plan(conditioning, capabilities=PERFORMS, family="codec_lm", default_s=10.0, max_s=None, composer=DEFAULT_COMPOSER):
+    return plan_compose(conditioning, capabilities, family, default_s=default_s, max_s=max_s, composer=composer)
+
+
+def test_controls_named_in_text_or_fields_make_a_plan():
+    controls, musical = named_controls(Conditioning(text="a march played by a solo cello in G minor at 90 BPM"))
+    assert musical and controls == {"key": "G minor", "tempo_bpm": 90.0, "time_signature": "2/4"}
+    made = plan(Conditioning(text="a march played by a solo cello in G minor at 90 BPM"))
+    assert made.request.tempo_bpm == 90.0 and made.why == ("key", "tempo_bpm", "time_signature")
+    # as many 2/4 bars at 90 BPM as 10 s hold, less the tail
+    assert made.request.bars == int((10.0 - TAIL_S) // bar_seconds("2/4", 90.0))
+    fields = plan(Conditioning(text="something warm and gentle", key="D major", bars=4))
+    assert fields.request.bars == 4 and fields.request.key == "D major"
+    assert fields.request.text is None  # nothing the composer knows in it: it gets the fields only
+
+
+def test_no_controls_no_plan_unless_asked():
+    assert plan(Conditioning(text="something warm and gentle")) is None
+    assert plan(Conditioning(text="something warm and gentle", compose=True)) is not None
+    assert plan(Conditioning(text="in D major", compose=False)) is None
+
+
+def test_the_performer_limits_the_bars():
+    made = plan(Conditioning(text="a reel in D major"), max_s=8.0, default_s=8.0)
+    assert made.request.bars * bar_seconds("4/4", 110.0) <= 8.0 - TAIL_S + 1e-6
+
+
+@pytest.mark.parametrize("conditioning, capabilities, family, composer, reason", [
+    (Conditioning(text="in D major", compose=True), frozenset({Capability.TEXT}), "codec_lm", DEFAULT_COMPOSER,
+     "does not perform"),
+    (Conditioning(text="in D major", compose=True), PERFORMS, "codec_lm", None, "no composer"),
+])
+def test_compose_true_says_why_it_cannot(conditioning, capabilities, family, composer, reason):
+    with pytest.raises(UnsupportedConditioning, match=reason):
+        plan(conditioning, capabilities, family, composer=composer)
+    assert plan(Conditioning(text="in D major"), capabilities, family, composer=composer) is None
+
+
+def test_a_given_melody_or_prompt_is_performed_not_composed(tmp_path, midi_file):
+    tune = midi_file("t.mid")
+    assert plan(Conditioning(text="in D major", melody=str(tune))) is None
+    with pytest.raises(UnsupportedConditioning, match="melody is given"):
+        plan(Conditioning(text="in D major", melody=str(tune), compose=True))
+
+
+def test_performance_keeps_the_sound_and_drops_the_controls(tmp_path, midi_file):
+    tune = midi_file("t.mid")
+    asked = Conditioning(text="a cello in G minor", key="G minor", tempo_bpm=90, negative_text="noise")
+    performed = performance(asked, str(tune), 6.0, max_s=8.0)
+    assert performed.melody == str(tune) and performed.key is None and performed.tempo_bpm is None
+    assert performed.negative_text == "noise" and performed.duration_s == 6.0 + TAIL_S
+    assert performance(asked, str(tune), 9.0, max_s=8.0).duration_s == 8.0
+
+
+@pytest.fixture
+def score_model_root(tmp_path):
+    sys.path.insert(0, str(Path(__file__).parent / "generators" / "codec_lm"))
+    from test_score_conditioning import write_checkpoint
+
+    from cadenza.music.score_roll import SCORE_DIM
+
+    write_checkpoint(tmp_path / "tiny-score-lm", SCORE_DIM)
+    return tmp_path
+
+
+def test_studio_composes_then_performs_and_saves_the_score(score_model_root, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    studio = Studio(model_dirs=[score_model_root])
+    if DEFAULT_COMPOSER not in studio.specs():
+        pytest.skip(f"{DEFAULT_COMPOSER} is not installed")
+    request = Conditioning(text="a slow air for flute in E minor, 2 bars, 3/4 time")
+    outs = studio.generate("tiny-score-lm", request, Sampling(seed=3, num_samples=2))
+    assert len(outs) == 2 and all(o.score is not None for o in outs)
+    composed = outs[0].provenance.notes["composed"]
+    assert composed["composer"] == DEFAULT_COMPOSER and "key" in composed["controls"]
+    assert outs[0].provenance.conditioning == request.to_dict() and outs[0].provenance.seed == 3
+    score = outs[0].score.score
+    assert f"{score.time_signatures[0].numerator}/{score.time_signatures[0].denominator}" == "3/4"
+    # the audio lasts the score plus the tail
+    assert abs(outs[0].duration_s - (outs[0].score.duration_s + TAIL_S)) < 0.05
+    path = outs[0].save(tmp_path / "air.wav")
+    assert (tmp_path / "air.mid").is_file() and (tmp_path / "air.mid.json").is_file()
+    assert json.loads((tmp_path / "air.wav.json").read_text())["notes"]["score_file"] == "air.mid"
+    again = studio.generate("tiny-score-lm", request, Sampling(seed=3, num_samples=2))
+    assert all((a.samples == b.samples).all() for a, b in zip(outs, again))
+    direct = studio.generate("tiny-score-lm", Conditioning(text=request.text, compose=False, duration_s=2.0),
+                             Sampling(seed=3))
+    assert direct[0].score is None and "composed" not in direct[0].provenance.notes
+    assert path.is_file()
+
+
+def test_compose_is_refused_for_the_composer_itself(studio):
+    with pytest.raises(UnsupportedConditioning, match="writes MIDI itself"):
+        studio.generate("tiny-remi", Conditioning(text="in D major", compose=True), Sampling(seed=0))
