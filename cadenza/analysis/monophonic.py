@@ -133,7 +133,7 @@ def segment_notes(frames: MonoFrames, voicing_threshold: float, min_frames: int,
         voiced[max(0, start):max(0, end)] = False
     midi = np.full(n, np.nan)
     midi[voiced] = 69.0 + 12.0 * np.log2(frames.f0_hz[voiced] / 440.0)
-    steps = _semitones(midi, voiced)
+    steps = _semitones(midi, voiced, max(BLIP_FRAMES, min_frames))
     onsets = _onset_peaks(frames.flux, loud >= gate, ONSET_PEAK)
     restrikes = _onset_peaks(frames.flux, loud >= gate, RESTRIKE_PEAK) & (_rise_db(loud) >= RESTRIKE_RISE_DB)
 
@@ -184,24 +184,33 @@ def _onset_peaks(flux: np.ndarray, audible: np.ndarray, peak: float) -> np.ndarr
     return (strength >= peak) & (strength >= window.max(axis=0)) & audible
 
 
-def _semitones(midi: np.ndarray, voiced: np.ndarray) -> np.ndarray:
-    """Each voiced frame's semitone, with hysteresis, then runs shorter than ``BLIP_FRAMES`` absorbed into
-    the run before them (the first run of a note into the one after). Unvoiced frames: -1."""
+def _semitones(midi: np.ndarray, voiced: np.ndarray, glide_frames: int) -> np.ndarray:
+    """Each voiced frame's semitone, with hysteresis; then runs shorter than ``BLIP_FRAMES`` are absorbed
+    into the run before them (the first run of a note into the one after), and runs shorter than
+    ``glide_frames`` that lie between the semitones before and after them (a glide passing through) into
+    the run after them. Unvoiced frames: -1."""
     steps = np.full(midi.shape[0], -1, dtype=np.int64)
     current = None
     for t in np.flatnonzero(voiced):
         if current is None or not voiced[t - 1] or abs(midi[t] - current) > HYSTERESIS:
             current = int(np.round(midi[t]))
         steps[t] = current
-    run_starts = np.flatnonzero(np.diff(np.concatenate([[-2], steps])) != 0)
-    run_ends = np.concatenate([run_starts[1:], [steps.shape[0]]])
-    for i, (a, b) in enumerate(zip(run_starts, run_ends)):
-        if steps[a] < 0 or b - a >= BLIP_FRAMES:
-            continue
-        if a > 0 and steps[a - 1] >= 0:
-            steps[a:b] = steps[a - 1]
-        elif b < steps.shape[0] and steps[b] >= 0:
-            steps[a:b] = steps[b]
+    for passing in (False, True):
+        run_starts = np.flatnonzero(np.diff(np.concatenate([[-2], steps])) != 0)
+        run_ends = np.concatenate([run_starts[1:], [steps.shape[0]]])
+        for a, b in zip(run_starts, run_ends):
+            before = steps[a - 1] if a > 0 else -1
+            after = steps[b] if b < steps.shape[0] else -1
+            if steps[a] < 0:
+                continue
+            if not passing and b - a < BLIP_FRAMES:
+                if before >= 0:
+                    steps[a:b] = before
+                elif after >= 0:
+                    steps[a:b] = after
+            elif passing and b - a < glide_frames and before >= 0 and after >= 0 and \
+                    min(before, after) < steps[a] < max(before, after):
+                steps[a:b] = after
     return steps
 
 
@@ -213,4 +222,4 @@ def _add_note(notes: list[LocalNote], start: int, end: int, midi: np.ndarray, lo
     if not pitch_range[0] <= pitch <= pitch_range[1]:
         return
     level = (float(np.mean(loud[start:end])) - gate) / max(reference - gate, 1e-6)
-    notes.append((start, end, pitch, float(np.clip(0.3 + 0.7 * level, 0.1, 1.0)), None))
+    notes.append((start, end, pitch, float(np.clip(0.3 + 0.5 * level, 0.1, 0.8)), None))

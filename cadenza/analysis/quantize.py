@@ -60,10 +60,12 @@ def beats_per_bar(time_signature: str) -> int:
     return max(1, round(sig.numerator * 4 / sig.denominator / beat_quarters(time_signature)))
 
 
-def fit_grid(notes: np.ndarray, beat_bpm: float, time_signature: str | None, steps_per_quarter: int) -> Grid:
-    """The grid for notes ``[N, 4]`` (onset_s, offset_s, pitch, velocity) whose beat is ``beat_bpm`` beats a
-    minute, in ``time_signature`` (None: 4/4 or 3/4, chosen from the notes). ``steps_per_quarter`` 0 keeps
-    times exact (and tick 0 at the start of the audio)."""
+def fit_grid(notes: np.ndarray, beat_bpm: float, time_signature: str | None, steps_per_quarter: int,
+             refine: bool = True) -> Grid:
+    """The grid for notes ``[N, 4]`` (onset_s, offset_s, pitch, velocity) whose beat is about ``beat_bpm``
+    beats a minute (``refine``: fitted to the notes; False keeps it exactly), in ``time_signature`` (None: 4/4
+    or 3/4, chosen from the notes). ``steps_per_quarter`` 0 keeps times exact (tick 0 at the start of the
+    audio)."""
     meter = time_signature or "4/4"
     if notes.shape[0] == 0 or beat_bpm <= 0:
         quarters_per_beat = beat_quarters(meter)
@@ -72,6 +74,8 @@ def fit_grid(notes: np.ndarray, beat_bpm: float, time_signature: str | None, ste
     onsets = notes[:, 0]
     weight = notes[:, 3] / 127.0 * np.sqrt(np.clip(notes[:, 1] - notes[:, 0], 0.02, 2.0))
     phase = period * (np.angle(np.sum(weight * np.exp(2j * np.pi * onsets / period))) / (2 * np.pi)) % period
+    if refine:
+        period, phase = _refine(onsets, weight, period, phase)
     beat_index = np.round((onsets - phase) / period).astype(np.int64)
     on_beat = np.abs(onsets - phase - beat_index * period) < 0.2 * period
     if time_signature is None:
@@ -83,7 +87,28 @@ def fit_grid(notes: np.ndarray, beat_bpm: float, time_signature: str | None, ste
     origin = first_downbeat - np.ceil((first_downbeat - onsets.min() - 0.25 * period) / bar_s) * bar_s
     if not steps_per_quarter:
         origin = 0.0
-    return Grid(beat_bpm * beat_quarters(meter), float(origin), meter, steps_per_quarter)
+    return Grid(60.0 / period * beat_quarters(meter), float(origin), meter, steps_per_quarter)
+
+
+def _refine(onsets: np.ndarray, weight: np.ndarray, period: float, phase: float) -> tuple[float, float]:
+    """Beat period and phase fitted to the notes that fall near a beat (weighted least squares of onset
+    time on beat number, twice): a tempo estimate from an autocorrelation is a lag of whole frames, and a
+    grid a few per cent off drifts a beat away within a few bars."""
+    for _ in range(2):
+        beat = np.round((onsets - phase) / period)
+        near = np.abs(onsets - phase - beat * period) < 0.25 * period
+        if np.unique(beat[near]).shape[0] < 3:
+            break
+        w, b, t = weight[near], beat[near], onsets[near]
+        b_mean, t_mean = np.average(b, weights=w), np.average(t, weights=w)
+        spread = np.average((b - b_mean) ** 2, weights=w)
+        if spread <= 0:
+            break
+        fitted = np.average((b - b_mean) * (t - t_mean), weights=w) / spread
+        if not 0.8 * period < fitted < 1.25 * period:
+            break
+        period, phase = float(fitted), float(t_mean - fitted * b_mean)
+    return period, phase
 
 
 def _strength(beat_index: np.ndarray, weight: np.ndarray, per_bar: int) -> tuple[float, int]:

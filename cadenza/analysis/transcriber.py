@@ -162,7 +162,7 @@ def _assemble(found: list[TimedNote], stream: MonoStream, options: TranscribeOpt
     else:
         beat_bpm = tempo_from_notes(notes, duration)
     steps = GRIDS[options.grid] if options.quantize else 0
-    grid = fit_grid(notes, beat_bpm, meter, steps)
+    grid = fit_grid(notes, beat_bpm, meter, steps, refine=options.tempo_bpm is None)
     key = key_from_notes(notes)
     return Transcription(notes, duration, grid.tempo_bpm, grid.time_signature, key.name if key else None, grid,
                          options.mode, bends, _message(notes, stream, options, clipped), stream.peak, clipped)
