@@ -69,7 +69,7 @@ class Transcription:
 
         Quantised (``grid.steps_per_quarter`` > 0): notes on the grid, tick 0 at a bar line. Otherwise the
         notes keep their times (tick = seconds at the written tempo). Pitch bends, when kept, are written
-        for notes that overlap no other note (MIDI bends apply to the whole channel), range +-2 semitones.
+        for notes no louder note overlaps (MIDI bends apply to the whole channel), range +-2 semitones.
         A transcription without notes gives a score without notes.
         """
         score = symusic.Score(TICKS_PER_QUARTER)
@@ -102,18 +102,13 @@ class Transcription:
         return score
 
     def _add_bends(self, track: symusic.Track, on: np.ndarray, off: np.ndarray) -> None:
-        order = np.argsort(on, kind="stable")
-        alone = np.ones(len(self), dtype=bool)
-        latest_end = -1
-        previous = -1
-        for i in order:
-            if on[i] < latest_end:
-                alone[i] = False
-                if previous >= 0:
-                    alone[previous] = False
-            if off[i] > latest_end:
-                latest_end, previous = off[i], i
-        for i in np.flatnonzero(alone):
+        """MIDI bends move the whole channel: a note's bends are written when no louder note overlaps it
+        (the loudest of overlapping notes takes the channel; quiet overtone notes do not block it)."""
+        taken: list[tuple[int, int]] = []
+        for i in np.argsort(-self.notes[:, 3], kind="stable"):
+            if any(a < off[i] and on[i] < b for a, b in taken):
+                continue
+            taken.append((int(on[i]), int(off[i])))
             bend = self.bends[i]
             if bend.size == 0 or not np.any(bend):
                 continue
@@ -122,6 +117,7 @@ class Transcription:
             for tick, value in zip(ticks.tolist(), values.tolist()):
                 track.pitch_bends.append(symusic.PitchBend(tick, value))
             track.pitch_bends.append(symusic.PitchBend(int(off[i]), 0))
+        track.pitch_bends.sort(key=lambda event: event.time)
 
     def summary(self) -> dict:
         """What a sidecar records: counts, tempo, meter, key, grid, the message and the input's levels."""
