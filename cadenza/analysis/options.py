@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, fields
 
-from cadenza.errors import InvalidConditioning
+from cadenza.errors import InvalidConditioning, UnsupportedConditioning
 
 MODES = ("poly", "mono")
 # Basic Pitch's own defaults (its CLI: onset 0.5, frame 0.3, 127.7 ms = 11 frames at 86.13 frames/s).
@@ -89,7 +89,7 @@ class TranscribeOptions:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise InvalidConditioning(f"transcription has no option {', '.join(map(repr, unknown))}; "
+            raise UnsupportedConditioning(f"transcription has no option {', '.join(map(repr, unknown))}; "
                                       f"its options: {', '.join(sorted(known))}")
         data = dict(data)
         if isinstance(data.get("pitch_range"), list):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from cadenza import InvalidConditioning
+from cadenza import InvalidConditioning, UnsupportedConditioning
 from cadenza.analysis import TranscribeOptions, note_f1, score_notes
 from cadenza.analysis.chunks import ChunkedDecoder
 from cadenza.analysis.monophonic import MonoFrames
@@ -120,7 +120,7 @@ def test_options_are_checked():
         TranscribeOptions(pitch_range=(80, 40))
     with pytest.raises(InvalidConditioning, match="grid"):
         TranscribeOptions(grid="1/5")
-    with pytest.raises(InvalidConditioning, match="no option"):
+    with pytest.raises(UnsupportedConditioning, match="no option"):
         TranscribeOptions.from_dict({"treshold": 0.3})
     assert TranscribeOptions.from_dict(TranscribeOptions(pitch_range=(40, 80)).to_dict()).pitch_range == (40, 80)
 
