@@ -15,7 +15,7 @@ DESCRIPTION = """Cadenza: make music with AI models on your own computer.
   cadenza models                         what is installed
   cadenza generate MODEL -o tune.mid     write new music (MIDI, or WAV/FLAC by the file name)
   cadenza render song.mid -o song.wav    turn MIDI into audio (or a whole folder of MIDI files)
-  cadenza transcribe take.wav -o take.mid   turn a recording into MIDI notes (or a whole folder)
+  cadenza transcribe a.wav -o a.mid      turn a recording into MIDI notes (or a whole folder)
   cadenza train RECIPE                   rebuild a built-in model from scratch
   cadenza pull musicgen-small            download a big pretrained model (the only command that downloads)
   cadenza app                            open the studio in your browser
