@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import platform
+import dataclasses
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -70,13 +71,41 @@ class Provenance:
 AUDIO_FORMATS = (".wav", ".flac", ".ogg")
 
 
+def transcribed_path(target: str | os.PathLike, name: str) -> Path:
+    """Where ``save`` writes the score of an input heard from audio: ``tune.mid`` -> ``tune.prompt.mid``."""
+    target = Path(target)
+    return target.with_name(f"{target.stem}.{name}.mid")
+
+
+def _save_with_transcribed(output: MidiOutput | AudioOutput, target: Path, sidecar: bool,
+                           provenance: Provenance | None = None) -> None:
+    """Write ``output.transcribed`` beside ``target`` and the sidecar naming them (``notes["transcribed"]``:
+    input field -> its MIDI file's name). ``provenance``: what to write (default the output's own)."""
+    provenance = provenance or output.provenance
+    if output.transcribed:
+        names = {}
+        for name, heard in output.transcribed.items():
+            path = heard.save(transcribed_path(target, name), sidecar=sidecar)
+            names[name] = path.name
+        provenance = dataclasses.replace(provenance, notes={**provenance.notes, "transcribed": names})
+    if sidecar:
+        provenance.write_sidecar(target)
+
+
 @dataclass
 class MidiOutput:
-    """A score: generated, or read from a file with ``MidiOutput.load``. ``save('x.mid')`` writes MIDI;
-    ``Studio.render(output)`` turns it into an ``AudioOutput`` (then ``.save('x.wav')``)."""
+    """A score: generated, read from a file with ``MidiOutput.load`` or heard with ``Studio.transcribe``.
+    ``save('x.mid')`` writes MIDI; ``Studio.render(output)`` turns it into an ``AudioOutput`` (then
+    ``.save('x.wav')``).
+
+    ``transcribed``: inputs that were audio and were heard as notes to make this (a hummed ``prompt`` a
+    symbolic model continued), by conditioning field; ``save`` writes each beside the output
+    (``x.prompt.mid``) and names it in the sidecar.
+    """
 
     score: symusic.Score
     provenance: Provenance
+    transcribed: dict[str, MidiOutput] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> MidiOutput:
@@ -110,8 +139,7 @@ class MidiOutput:
         else:
             raise InvalidConditioning(f"cannot save MIDI as {target.name!r}: use .mid (or render it to audio with "
                                       "Studio.render)")
-        if sidecar:
-            self.provenance.write_sidecar(target)
+        _save_with_transcribed(self, target, sidecar)
         return target
 
     def piano_roll(self, path: str | os.PathLike) -> Path:
@@ -135,7 +163,7 @@ class AudioOutput:
     ``score``: the score it performs, when the composer wrote one for it (compose, then perform).
     ``stems``: the parts it was mixed from, when the renderer made them (a DDSP instrument plays each
     voice of a score separately: one mono stem per voice, named by ``provenance.notes["voice"]``, that
-    sum to the mix); empty otherwise.
+    sum to the mix); empty otherwise. ``transcribed``: as for `MidiOutput` (a hummed ``melody``).
     """
 
     samples: np.ndarray
@@ -143,6 +171,7 @@ class AudioOutput:
     provenance: Provenance
     stems: tuple[AudioOutput, ...] = ()
     score: MidiOutput | None = None
+    transcribed: dict[str, MidiOutput] = field(default_factory=dict)
 
     def save(self, path: str | os.PathLike, sidecar: bool = True) -> Path:
         """Write the audio (format by suffix) and its sidecar; an output performed from a composed score
@@ -159,8 +188,7 @@ class AudioOutput:
             score_path = self.score.save(target.with_suffix(".mid"), sidecar=sidecar)
             provenance = replace(provenance, notes={**provenance.notes, "score_file": score_path.name})
         write_audio(target, self.samples, self.sample_rate)
-        if sidecar:
-            provenance.write_sidecar(target)
+        _save_with_transcribed(self, target, sidecar, provenance)
         return target
 
     def spectrogram(self, path: str | os.PathLike) -> Path:

@@ -12,13 +12,14 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cadenza.checkpoints import CheckpointSpec, discover, read_manifest
 from cadenza.checkpoints import model_dirs as default_model_dirs
-from cadenza.conditioning import Conditioning, Sampling, require_sampling_supported, require_supported
+from cadenza.conditioning import (AUDIO_SUFFIXES, Capability, Conditioning, Sampling, require_sampling_supported,
+                                  require_supported)
 from cadenza.errors import CheckpointError, InvalidConditioning, UnsupportedConditioning
 from cadenza.generators.base import Callbacks, Generator
 from cadenza.generators.families import families, family, find_folder, load_generator, pullable, train_recipes
@@ -26,8 +27,13 @@ from cadenza.generators.family import Family, Recipe
 from cadenza.outputs import AudioOutput, MidiOutput, Provenance
 
 if TYPE_CHECKING:
+    from cadenza.analysis import TranscribeOptions, Transcriber
     from cadenza.render.batch import BatchSummary
     from cadenza.runners import Runner
+
+# Audio given where a model takes notes (a hummed prompt for a symbolic model) is heard like this: one
+# line, snapped to a grid in its own tempo and meter, so the model continues whole bars.
+HEARD_AS_NOTES = {"mode": "mono", "quantize": True}
 
 
 @dataclass(frozen=True)
@@ -83,6 +89,7 @@ class Studio:
         self._loaded: OrderedDict[str, Generator] = OrderedDict()
         self._cache_lock = threading.Lock()
         self._model_locks: dict[str, threading.Lock] = {}
+        self._transcriber: Transcriber | None = None
 
     # ---- discovery ------------------------------------------------------------------------------
     def specs(self) -> dict[str, CheckpointSpec]:
@@ -193,7 +200,13 @@ class Studio:
     def generate(self, model: str, conditioning: Conditioning = Conditioning(), sampling: Sampling = Sampling(),
                  callbacks: Callbacks = Callbacks()) -> list[MidiOutput | AudioOutput]:
         """Make ``sampling.num_samples`` outputs with ``model``; raises UnsupportedConditioning for
-        any set field the model cannot honour."""
+        any set field the model cannot honour.
+
+        A recording given as ``prompt`` (or ``melody``) to a model that takes that field only as MIDI is
+        heard first (``transcribe``, one line, quantised: hum a tune and the symbolic model continues it).
+        The provenance keeps the recording's path; each output's ``transcribed["prompt"]`` holds the notes
+        heard, which ``save`` writes beside it (``tune.prompt.mid``) and names in the sidecar.
+        """
         spec = self.spec(model)
         if family(spec.family).output == "audio" and conditioning.compose is not False:
             plan = self._compose_plan(model, spec, conditioning)
@@ -201,11 +214,38 @@ class Studio:
                 return self._compose_then_perform(model, plan, conditioning, sampling, callbacks)
         if conditioning.compose and family(spec.family).output != "audio":
             raise UnsupportedConditioning(f"model {spec.name!r} writes MIDI itself: compose is for audio models")
-        require_supported(conditioning, spec.capabilities, spec.name)
-        require_sampling_supported(sampling, family(spec.family).sampling, spec.name)
-        generator = self.load(model)  # by what was asked for: a name here, or a checkpoint folder's path
-        with self._working(model):
-            return generator.generate(conditioning, sampling, callbacks)
+        with contextlib.ExitStack() as stack:
+            heard = self._hear_audio_inputs(spec, conditioning, stack)
+            asked = conditioning
+            if heard:
+                paths = {name: stack.enter_context(_temporary_midi(output)) for name, output in heard.items()}
+                conditioning = replace(conditioning, **paths)
+            require_supported(conditioning, spec.capabilities, spec.name)
+            require_sampling_supported(sampling, family(spec.family).sampling, spec.name)
+            generator = self.load(model)  # by what was asked for: a name here, or a checkpoint folder's path
+            with self._working(model):
+                outputs = generator.generate(conditioning, sampling, callbacks)
+        if heard:
+            outputs = [_as_asked(output, asked, heard) for output in outputs]
+        return outputs
+
+    def _hear_audio_inputs(self, spec: CheckpointSpec, conditioning: Conditioning,
+                           stack: contextlib.ExitStack) -> dict[str, MidiOutput]:
+        """The audio ``prompt`` / ``melody`` that ``spec`` takes only as MIDI, heard as notes, by field."""
+        caps = spec.capabilities
+        wanted = {"prompt": (Capability.PROMPT_AUDIO, Capability.PROMPT_MIDI),
+                  "melody": (Capability.MELODY_AUDIO, Capability.MELODY_MIDI)}
+        heard = {}
+        for name, (as_audio, as_midi) in wanted.items():
+            value = getattr(conditioning, name)
+            if value is None or Path(value).suffix.lower() not in AUDIO_SUFFIXES or as_audio in caps or as_midi not in caps:
+                continue
+            output = self.transcribe(value, **HEARD_AS_NOTES)
+            if output.score.note_num() == 0:
+                message = output.provenance.notes.get("message") or "no notes were heard"
+                raise InvalidConditioning(f"{name}: {value} was heard as notes for {spec.name}, but {message}")
+            heard[name] = output
+        return heard
 
     # ---- compose, then perform ------------------------------------------------------------------
     def _compose_plan(self, model: str, spec: CheckpointSpec, conditioning: Conditioning):
@@ -338,6 +378,64 @@ class Studio:
             raise UnsupportedConditioning(f"model {name!r} is a {spec.family} model; this needs a ddsp instrument")
         return name, spec
 
+    def transcribe(self, path: str | os.PathLike, options: TranscribeOptions | None = None,
+                   **option_values) -> MidiOutput:
+        """The notes of a recording (WAV, FLAC, OGG, MP3, AIFF, M4A) as MIDI, with a provenance sidecar.
+
+        How, as keywords (all optional) or as one ``analysis.TranscribeOptions``: ``mode`` 'poly' (default:
+        any number of notes at once, Basic Pitch) or 'mono' (one voice or instrument: f0 from torchfcpe);
+        ``onset_threshold``, ``frame_threshold``, ``min_note_ms``, ``pitch_range=(low, high)``,
+        ``pitch_bends``; ``quantize=True`` snaps notes to a ``grid`` ('1/16') in the detected (or given
+        ``tempo_bpm`` / ``time_signature``) tempo and meter. The provenance's notes hold the tempo, meter,
+        key, note count and, when no notes were found or the input is clipped, a ``message``. Any length:
+        the file is read and transcribed in chunks.
+
+        Raises:
+            UnsupportedConditioning: an unknown option, or options given both ways.
+            InvalidConditioning: an option out of range.
+            CorruptInput: not a readable audio file, or NaN samples (InputNotFound: no such file).
+            MissingDependency: onnxruntime/basic-pitch (poly) or torchfcpe (mono) is not installed.
+        """
+        from cadenza.analysis import TranscribeOptions
+        from cadenza.analysis.output import transcription_output
+
+        if options is not None and option_values:
+            raise UnsupportedConditioning("give the transcription options as keywords or as one options object, not both")
+        if options is None:
+            options = TranscribeOptions.from_dict(option_values)
+        transcriber = self.transcriber()
+        result = transcriber.transcribe_file(path, options)
+        return transcription_output(result, path, options, transcriber.model_info(options.mode))
+
+    def transcriber(self) -> Transcriber:
+        """This studio's `analysis.Transcriber` (its models load on first use and stay loaded), on
+        ``threads`` CPU threads (default 1)."""
+        with self._cache_lock:
+            if self._transcriber is None:
+                from cadenza.analysis import Transcriber
+
+                self._transcriber = Transcriber(threads=self._threads or 1, device=self._device or "cpu")
+            return self._transcriber
+
+    def transcribe_batch(self, input_dir: str | os.PathLike, output_dir: str | os.PathLike,
+                         options: TranscribeOptions | None = None, *, workers: int = 1, progress: bool = True,
+                         force: bool = False, runner: Runner | None = None, **option_values) -> BatchSummary:
+        """Transcribe every audio file under ``input_dir`` into the same tree of .mid files (each with its
+        sidecar) under ``output_dir``: resume (finished files are skipped unless ``force``), a progress
+        bar, and a JSONL report (``transcribe_report.jsonl``) of every file; a broken file is reported and
+        never stops the batch. ``options`` as for ``transcribe``. ``workers`` processes (each loads the
+        models once) or another ``runner``. See ``analysis.batch.transcribe_batch``.
+        """
+        from cadenza.analysis import TranscribeOptions
+        from cadenza.analysis.batch import transcribe_batch
+
+        if options is not None and option_values:
+            raise UnsupportedConditioning("give the transcription options as keywords or as one options object, not both")
+        if options is None:
+            options = TranscribeOptions.from_dict(option_values)
+        return transcribe_batch(input_dir, output_dir, options=options, workers=workers, progress=progress,
+                                force=force, runner=runner, threads=self._threads or 1)
+
     def transfer(self, source_audio: str | os.PathLike, instrument: str, options=None, sampling: Sampling = Sampling(),
                  callbacks: Callbacks = Callbacks(), **option_values) -> AudioOutput:
         """Timbre transfer of a monophonic recording onto a DDSP instrument ('ddsp-violin' or 'violin').
@@ -363,6 +461,30 @@ class Studio:
         generator = self.load(key)
         with self._working(key):
             return generator.generate(conditioning, sampling, callbacks, options=options)[0]
+
+
+@contextlib.contextmanager
+def _temporary_midi(output: MidiOutput) -> Iterator[str]:
+    """``output`` written to a temporary .mid file for the length of the block."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="cadenza-heard-") as folder:
+        path = Path(folder) / "heard.mid"
+        output.save(path, sidecar=False)
+        yield str(path)
+
+
+def _as_asked(output: MidiOutput | AudioOutput, asked: Conditioning,
+              heard: dict[str, MidiOutput]) -> MidiOutput | AudioOutput:
+    """``output`` with the conditioning as asked (the recordings' paths, not the temporary MIDI files), the
+    notes heard in them as ``transcribed`` and what was heard in ``provenance.notes["heard"]``."""
+    prov = output.provenance
+    summary = {name: {"from": getattr(asked, name), **{k: h.provenance.notes.get(k) for k in
+                                                       ("notes", "tempo_bpm", "time_signature", "key", "mode")}}
+               for name, h in heard.items()}
+    provenance = replace(prov, conditioning={**prov.conditioning, **{name: getattr(asked, name) for name in heard}},
+                         notes={**prov.notes, "heard": summary})
+    return replace(output, provenance=provenance, transcribed={**output.transcribed, **heard})
 
 
 def _known_family(spec: CheckpointSpec) -> CheckpointSpec:

@@ -3,6 +3,8 @@ in Debian's headless Chromium with Playwright, and writes PNGs into docs/.
 
     .venv/bin/python scripts/web_screenshots.py [--out docs] [--images docs/images]
 
+`--only transcribe` takes docs/images/web-transcribe.png (a hummed tune made in code, on the Transcribe tab).
+
 The "Form" field and a result's "Regenerate bars" (docs/images/web-form-regenerate.png) need a symbolic
 model whose manifest lists the "form" and "regenerate" capabilities. Until the shipped remi-folk-small is
 re-exported with them, take that one shot with the tests' tiny random checkpoint (its notes are noise,
@@ -123,11 +125,49 @@ def shoot_form_regenerate(page, studio: Studio, path: Path) -> bool:
     return True
 
 
+def shoot_transcribe(page, folder: Path, path: Path) -> None:
+    """A hummed line on the Transcribe tab: heard as notes (one voice, snapped to the beat), its piano roll,
+    the MIDI download and "Continue this"."""
+    page.get_by_role("tab", name="Transcribe").click()
+    page.locator("#transcribe-source input[type=file]").set_input_files(_hum_tune(folder))
+    page.locator("#transcribe-mono input").check()
+    page.locator("#transcribe-go").click()
+    page.locator("#transcribe-status", has_text="notes").wait_for(timeout=120_000)
+    page.locator("#transcribe-image img").wait_for()
+    page.wait_for_timeout(1500)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(path), full_page=True)
+    print("wrote", path)
+
+
+def _hum_tune(folder: Path) -> str:
+    """A hummed tune of 12 notes at 120 BPM: glides between notes, vibrato, breaths and breath noise."""
+    import numpy as np
+    import soundfile
+
+    sr, per = 16000, 8000
+    pitches = [62, 64, 66, 67, 69, 69, 71, 69, 67, 66, 64, 62]
+    target = np.concatenate([np.repeat(np.asarray(pitches, float), per), np.full(sr // 2, 62.0)])
+    glide = np.convolve(np.pad(target, (480, 480), mode="edge"), np.ones(960) / 960, mode="same")[480:-480]
+    t = np.arange(target.size) / sr
+    pitch = glide + 0.3 * np.sin(2 * np.pi * 5.5 * t)
+    phase = 2 * np.pi * np.cumsum(440 * 2 ** ((pitch - 69) / 12)) / sr
+    level = np.ones(target.size)
+    for k in range(1, len(pitches)):
+        level[k * per - 480:k * per + 160] = 0.35
+    level[per * len(pitches):] = 0
+    voice = sum(np.sin(k * phase) * 0.6 ** k for k in range(1, 6)) * np.convolve(level, np.ones(80) / 80, "same")
+    wave = 0.25 * voice + 0.004 * np.random.default_rng(0).standard_normal(target.size)
+    path = folder / "hummed-tune.wav"
+    soundfile.write(path, wave.astype(np.float32), sr)
+    return str(path)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="docs", help="folder for the PNGs")
     parser.add_argument("--images", default="docs/images", help="folder for web-form-regenerate.png")
-    parser.add_argument("--only", choices=["form-regenerate"], help="take only this screenshot")
+    parser.add_argument("--only", choices=["form-regenerate", "transcribe"], help="take only this screenshot")
     parser.add_argument("--tiny-model", action="store_true",
                         help="also list the tests' tiny random checkpoint (it has 'form' and 'regenerate')")
     parser.add_argument("--chromium", default="/usr/bin/chromium")
@@ -145,6 +185,10 @@ def main() -> None:
             page.set_default_timeout(60_000)
             page.goto(f"http://127.0.0.1:{port}/")
             page.wait_for_selector("#generate")
+            if args.only == "transcribe":
+                shoot_transcribe(page, Path(tmp), Path(args.images) / "web-transcribe.png")
+                browser.close()
+                return
             if args.only == "form-regenerate":
                 took = shoot_form_regenerate(page, studio, Path(args.images) / "web-form-regenerate.png")
                 browser.close()
@@ -208,6 +252,9 @@ def main() -> None:
                 page.screenshot(path=str(out / "web-transfer.png"), full_page=True)
                 print("wrote", out / "web-transfer.png")
 
+            page.reload()
+            page.wait_for_selector("#generate")
+            shoot_transcribe(page, Path(tmp), Path(args.images) / "web-transcribe.png")
             page.reload()
             page.wait_for_selector("#generate")
             shoot_form_regenerate(page, studio, Path(args.images) / "web-form-regenerate.png")

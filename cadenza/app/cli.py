@@ -8,12 +8,14 @@ import sys
 from pathlib import Path
 
 from cadenza import CadenzaError, Callbacks, Conditioning, MidiOutput, Sampling, Studio
+from cadenza.outputs import transcribed_path
 
 DESCRIPTION = """Cadenza: make music with AI models on your own computer.
 
   cadenza models                         what is installed
   cadenza generate MODEL -o tune.mid     write new music (MIDI, or WAV/FLAC by the file name)
   cadenza render song.mid -o song.wav    turn MIDI into audio (or a whole folder of MIDI files)
+  cadenza transcribe a.wav -o a.mid      turn a recording into MIDI notes (or a whole folder)
   cadenza train RECIPE                   rebuild a built-in model from scratch
   cadenza pull musicgen-small            download a big pretrained model (the only command that downloads)
   cadenza app                            open the studio in your browser
@@ -41,7 +43,9 @@ def _add_generate(sub) -> None:
     music.add_argument("--instrument", action="append", default=[], help="instrument (repeat for several), e.g. violin, flute")
     music.add_argument("--form", help="form of the piece (symbolic): AABB, AABA, ABAC, 'A8 B8', \"A A' B B'\" "
                                       "(default: the style's usual form)")
-    music.add_argument("--prompt", help="a MIDI or audio file to continue")
+    music.add_argument("--prompt", help="a MIDI or audio file to continue; a recording (hum, sing, whistle or play a "
+                                        "tune) is heard as notes first for models that continue MIDI, and those "
+                                        "notes are saved beside the output as NAME.prompt.mid")
     music.add_argument("--regenerate", type=_bar_range, metavar="FIRST-LAST",
                        help="with a MIDI --prompt (symbolic): write bars FIRST..LAST anew (e.g. 5-8), keep the rest")
     music.add_argument("--melody", help="a melody to perform (audio models): a MIDI file, played note for note at its "
@@ -98,6 +102,59 @@ def _add_render(sub) -> None:
     p.add_argument("--tail", type=float, default=1.5, help="seconds kept after the last note (releases, reverb)")
     p.add_argument("--force", action="store_true", help="re-render files that are already done")
     _add_device(p)
+
+
+def _add_transcribe(sub) -> None:
+    p = sub.add_parser("transcribe", help="turn a recording into MIDI notes: one file or a whole folder",
+                       description="Hear the notes in a recording and write them as MIDI (with a .mid.json sidecar "
+                                   "saying how). By default any number of notes at once (Basic Pitch, for piano, "
+                                   "guitar, ensembles); --mono for one voice or instrument (singing, humming, "
+                                   "whistling, a flute): steadier notes from a pitch tracker. --quantize snaps the "
+                                   "notes to a grid in the tempo and meter heard, ready to edit or to continue with "
+                                   "`cadenza generate MODEL --prompt take.mid`. Give a folder to transcribe every "
+                                   "recording in it into the same tree of .mid files: finished files are skipped "
+                                   "when you run it again, broken ones are listed in transcribe_report.jsonl.")
+    p.add_argument("input", help="a recording (.wav .flac .ogg .mp3 .aiff .m4a) or a folder of them")
+    p.add_argument("-o", "--output", required=True, help="output .mid file, or folder for a folder")
+    p.add_argument("--json", action="store_true", help="print what was written (path, notes, tempo, key) as one JSON line")
+    p.add_argument("--mono", action="store_true", help="one voice or instrument at a time (voice, whistle, solo line)")
+    p.add_argument("--onset-threshold", type=float, default=0.5,
+                   help="0-1: how sure the model must be that a note starts (lower finds more notes; polyphonic)")
+    p.add_argument("--frame-threshold", type=float, default=0.3,
+                   help="0-1: how sure it must be that a note still sounds (lower: longer notes; polyphonic)")
+    p.add_argument("--voicing-threshold", type=float, default=0.5,
+                   help="0-1: how sure the pitch tracker must be that a moment is pitched (--mono)")
+    p.add_argument("--min-note-ms", type=float, metavar="MS",
+                   help="drop notes shorter than this (default 128 ms, 80 ms with --mono)")
+    p.add_argument("--pitch-range", type=_pitch_range, metavar="LOW-HIGH", default=(21, 108),
+                   help="keep notes in this range: MIDI numbers or names, e.g. 40-84 or E2-C6 (default A0-C8)")
+    p.add_argument("--pitch-bends", action="store_true", help="keep each note's bends and slides as MIDI pitch bends")
+    p.add_argument("--quantize", action="store_true", help="snap notes to a grid in the tempo and meter heard")
+    p.add_argument("--grid", default="1/16", choices=["1/4", "1/8", "1/16", "1/8t", "1/16t"],
+                   help="the grid --quantize snaps to")
+    p.add_argument("--tempo", type=float, help="the tempo in BPM, if you know it (default: heard)")
+    p.add_argument("--time-signature", help="the meter, e.g. 3/4 or 6/8 (default: heard, 4/4 or 3/4)")
+    p.add_argument("--workers", type=int, default=1, help="files transcribed in parallel (folders)")
+    p.add_argument("--force", action="store_true", help="transcribe files that are already done again")
+
+
+def _pitch_range(text: str) -> tuple[int, int]:
+    """``"40-84"`` or ``"E2-C6"`` -> (40, 84)."""
+    import re
+
+    parts = re.fullmatch(r"\s*([A-Ga-g][#b]?-?\d+|\d+)\s*-\s*([A-Ga-g][#b]?-?\d+|\d+)\s*", text)
+    if not parts:
+        raise argparse.ArgumentTypeError(f"{text!r}: write LOW-HIGH as MIDI numbers (40-84) or note names (E2-C6)")
+    return _pitch(parts.group(1)), _pitch(parts.group(2))
+
+
+def _pitch(name: str) -> int:
+    if name.isdigit():
+        return int(name)
+    from cadenza.music.theory import parse_key
+
+    octave = int(name[2:] if len(name) > 1 and name[1] in "#b" else name[1:])
+    return parse_key(name[: len(name) - len(str(octave))]).tonic + 12 * (octave + 1)
 
 
 def _add_train(sub) -> None:
@@ -195,6 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     _add_generate(sub)
     _add_render(sub)
+    _add_transcribe(sub)
     p = sub.add_parser("transfer", help="turn a recording (voice, whistle, ...) into an instrument (DDSP models)")
     p.add_argument("input", help="a monophonic recording (.wav/.flac)")
     p.add_argument("--instrument", required=True, help="a DDSP instrument: violin, flute, trumpet, clarinet (or a model name)")
@@ -277,15 +335,19 @@ def cmd_generate(args, studio) -> int:
         notes = output.provenance.notes
         if getattr(output, "score", None) is not None:  # composed, then performed: its score is beside it
             score = path.with_suffix(".mid")
+        heard = {name: str(transcribed_path(score or path, name)) for name in notes.get("heard", {})}
         written.append({"path": str(path), "seed": output.provenance.seed, "sample_index": index,
-                        **({"midi": str(score)} if score else {}), "notes": notes})
+                        **({"midi": str(score)} if score else {}), **({"heard": heard} if heard else {}),
+                        "notes": notes})
         if not args.json:
             shown = ("style", "key", "time_signature", "bars", "tempo_bpm", "form", "instruments", "regenerated_bars")
             described = ", ".join(f"{k} {v}" for k, v in notes.items() if k in shown and v not in ([], None))
             print(f"wrote {path} (seed {output.provenance.seed}{'; ' + described if described else ''})")
             if "composed" in notes:
-                print(f"  performing the score {score} written by {notes['composed']['composer']} "
-                      f"({', '.join(notes['composed']['controls'])} as asked)")
+                print(f"wrote {score} (the score it performs, written by {notes['composed']['composer']} with "
+                      f"the {', '.join(notes['composed']['controls'])} asked for)")
+            for name, heard_path in heard.items():
+                print(f"wrote {heard_path} (the notes heard in the {name} {notes['heard'][name]['from']})")
     if args.json:
         print(json.dumps({"written": written}))
     return 0
@@ -372,6 +434,37 @@ def cmd_transfer(args, studio) -> int:
     return 0
 
 
+def cmd_transcribe(args, studio) -> int:
+    """`cadenza transcribe IN|DIR -o OUT`: one file through Studio.transcribe, a folder through transcribe_batch."""
+    options = dict(mode="mono" if args.mono else "poly", onset_threshold=args.onset_threshold,
+                   frame_threshold=args.frame_threshold, voicing_threshold=args.voicing_threshold,
+                   min_note_ms=args.min_note_ms, pitch_range=args.pitch_range, pitch_bends=args.pitch_bends,
+                   quantize=args.quantize, grid=args.grid, tempo_bpm=args.tempo, time_signature=args.time_signature)
+    source = Path(args.input)
+    if source.is_dir():
+        summary = studio.transcribe_batch(source, args.output, workers=args.workers, force=args.force, **options)
+        if args.json:
+            print(json.dumps({"ok": summary.ok, "skipped": summary.skipped, "failed": summary.failed,
+                              "total": summary.total, "seconds": round(summary.seconds, 3),
+                              "report": str(summary.report_path)}))
+        else:
+            print(f"{summary.ok} transcribed, {summary.skipped} already done, {summary.failed} failed of "
+                  f"{summary.total} in {summary.seconds:.1f} s; report: {summary.report_path}")
+        return 0 if summary.failed == 0 else 1
+    output = studio.transcribe(source, **options)
+    path = output.save(args.output)
+    notes = output.provenance.notes
+    if args.json:
+        print(json.dumps({"written": [{"path": str(path), "notes": notes}]}))
+        return 0
+    shown = ", ".join(f"{label} {notes[k]}" for k, label in (("tempo_bpm", "tempo"), ("time_signature", "meter"),
+                                                             ("key", "key")) if notes.get(k) is not None)
+    print(f"wrote {path} ({notes['notes']} notes; {shown})")
+    if notes.get("message"):
+        print(f"note: {notes['message']}", file=sys.stderr)
+    return 0
+
+
 def cmd_train(args, studio) -> int:
     return studio.train_recipes()[args.recipe_name].run(args)
 
@@ -398,7 +491,8 @@ def cmd_app(args, studio) -> int:
     return 0
 
 
-COMMANDS = {"models": cmd_models, "generate": cmd_generate, "render": cmd_render, "transfer": cmd_transfer,
+COMMANDS = {"models": cmd_models, "generate": cmd_generate, "render": cmd_render, "transcribe": cmd_transcribe,
+            "transfer": cmd_transfer,
             "train": cmd_train, "pull": cmd_pull, "app": cmd_app}
 
 

@@ -10,6 +10,7 @@ from cadenza import Studio
 from cadenza.app.web.batch_tab import build_batch_tab
 from cadenza.app.web.context import AppContext, AppSettings
 from cadenza.app.web.generate_tab import build_generate_tab
+from cadenza.app.web.transcribe_tab import build_transcribe_tab
 from cadenza.app.web.uploads import UploadPolicy
 from cadenza.app.web.workspace import Workspace
 
@@ -42,9 +43,11 @@ def build_app(studio: Studio, settings: AppSettings = AppSettings()) -> StudioAp
     # delete_cache: Gradio's own copies of uploads and results older than an hour go every 10 minutes
     with gr.Blocks(title=settings.title, delete_cache=(600, 3600), analytics_enabled=False) as blocks:
         gr.Markdown(f"# {settings.title}\n{INTRO}")
-        with gr.Tabs():
+        with gr.Tabs() as tabs:
             with gr.Tab("Generate", id="generate"):
-                build_generate_tab(context)
+                generate = build_generate_tab(context)
+            with gr.Tab("Transcribe", id="transcribe"):
+                build_transcribe_tab(context, {**generate, "tabs": tabs})
             if context.ddsp_models():
                 from cadenza.app.web.transfer_tab import build_transfer_tab
 

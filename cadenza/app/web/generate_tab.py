@@ -139,8 +139,9 @@ def describe(info: ModelInfo) -> str:
     return f"**{info.name}** · {info.family} model · writes {writes}. {info.description}"
 
 
-def build_generate_tab(ctx: AppContext) -> None:
-    """Lay out the tab and wire its events (call inside a ``gr.Blocks``)."""
+def build_generate_tab(ctx: AppContext) -> dict:
+    """Lay out the tab and wire its events (call inside a ``gr.Blocks``). Returns the widgets other tabs
+    send work to: ``model``, ``prompt`` and ``status``."""
     default = ctx.default_model()
     with gr.Row():
         with gr.Column(scale=2, min_width=380):
@@ -272,6 +273,7 @@ def build_generate_tab(ctx: AppContext) -> None:
         slot.regen_button.click(_regenerate_handler(ctx, i, slot, slots, records, status, synth, samp),
                                 inputs={records, synth, slot.regen_bars, *samp.values()}, outputs=outputs,
                                 concurrency_limit=limit, concurrency_id="generate")
+    return {"model": model, "prompt": cond["prompt"], "status": status}
 
 
 def _regenerate_handler(ctx: AppContext, i: int, slot: ResultSlot, slots: list[ResultSlot], records: gr.State,

@@ -226,15 +226,20 @@ def test_corrupt_prompt_raises(tmp_path):
         Conditioning(prompt=path, bars=2)
 
 
-def test_audio_prompt_is_unsupported(studio, tmp_path):
+def test_audio_prompt_is_heard_by_studio_not_by_the_model(studio, tmp_path):
+    """The model takes MIDI prompts only; Studio hears a recording as notes first (hum to tune), and a
+    recording with no notes in it is refused with the reason."""
     import numpy as np
     import soundfile
 
-    from cadenza.errors import UnsupportedConditioning
+    from cadenza.conditioning import require_supported
+    from cadenza.errors import InvalidConditioning, UnsupportedConditioning
 
     wav = tmp_path / "a.wav"
     soundfile.write(wav, np.zeros(800, dtype=np.float32), 8000)
     with pytest.raises(UnsupportedConditioning, match="prompt_audio"):
+        require_supported(Conditioning(prompt=wav, bars=2), studio.spec(MODEL).capabilities, MODEL)
+    with pytest.raises(InvalidConditioning, match="too short|silent"):
         studio.generate(MODEL, Conditioning(prompt=wav, bars=2))
 
 

@@ -1,0 +1,140 @@
+"""Transcribe a folder tree of recordings into the same tree of MIDI files, as ``render.batch`` renders
+MIDI: resume, a JSONL report, atomic outputs, a broken file reported and never stopping the batch, and
+any ``cadenza.runners`` runner (each worker loads the models once)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+from cadenza.analysis.options import TranscribeOptions
+from cadenza.conditioning import AUDIO_SUFFIXES
+from cadenza.errors import InvalidConditioning
+from cadenza.render.batch import BatchSummary
+from cadenza.render.jobs import remove_stale_parts
+from cadenza.runners import InlineRunner, Outcome, ProcessPoolRunner, Runner, Task
+
+REPORT_NAME = "transcribe_report.jsonl"
+
+
+@dataclass(frozen=True)
+class TranscribeJob:
+    """One recording ``input`` -> MIDI file ``output`` (with its sidecar)."""
+
+    input: str
+    output: str
+
+
+def transcribe_batch(input_dir: str | os.PathLike, output_dir: str | os.PathLike, *,
+                     options: TranscribeOptions = TranscribeOptions(), workers: int = 1,
+                     report_path: str | os.PathLike | None = None, progress: bool = True, force: bool = False,
+                     runner: Runner | None = None, threads: int = 1) -> BatchSummary:
+    """Transcribe every audio file under ``input_dir`` (``conditioning.AUDIO_SUFFIXES``, any letter case,
+    recursively) into ``output_dir``/same/path.mid (+ .mid.json sidecar).
+
+    A file whose .mid exists and is newer than the recording is skipped unless ``force``. Each file gets
+    one JSON line in ``report_path`` (default ``<output_dir>/transcribe_report.jsonl``, rewritten each run):
+    ``input``, ``output``, ``status`` (ok | skipped | error), ``reason``, ``seconds``, ``notes`` and
+    ``message``, flushed as it finishes. ``runner`` runs the jobs (default: ``workers`` processes; 1 runs
+    them here, one at a time, with ``threads`` CPU threads per model).
+
+    Raises:
+        InvalidConditioning: ``input_dir`` is not a folder.
+        MissingDependency: the transcription model is not installed (before any file is read).
+    """
+    started = time.perf_counter()
+    src, dst = Path(input_dir), Path(output_dir)
+    if not src.is_dir():
+        raise InvalidConditioning(f"input folder not found: {src}")
+    report = Path(report_path) if report_path is not None else dst / REPORT_NAME
+    report.parent.mkdir(parents=True, exist_ok=True)
+    inputs = sorted(p for p in src.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
+    jobs, settled, claimed = [], [], {}
+    for path in inputs:
+        out = dst / path.relative_to(src).with_suffix(".mid")
+        entry = {"input": str(path), "output": str(out), "seconds": 0.0}
+        if out in claimed:  # song.wav and song.flac side by side
+            settled.append(entry | {"status": "error", "reason": f"same output as {claimed[out]}"})
+        elif not force and _up_to_date(path, out):
+            settled.append(entry | {"status": "skipped", "reason": "output is newer than input"})
+        else:
+            jobs.append(TranscribeJob(str(path), str(out)))
+        claimed.setdefault(out, path)
+    jobs.sort(key=lambda job: _size(job.input), reverse=True)  # longest first: no worker idles at the end
+    if runner is None:
+        runner = ProcessPoolRunner(workers) if workers > 1 else InlineRunner()
+    task = Task(setup=open_transcriber, run=transcribe_job, setup_args=(options, threads))
+    counts = {"ok": 0, "skipped": 0, "error": 0}
+    with report.open("w", encoding="utf-8") as log:
+
+        def record(entry: dict) -> None:
+            counts[entry["status"]] += 1
+            log.write(json.dumps(entry) + "\n")
+            log.flush()  # a killed run keeps every line written so far
+
+        for entry in settled:
+            record(entry)
+        remove_stale_parts([Path(job.output) for job in jobs])
+        with tqdm(total=len(jobs), unit="file", file=sys.stderr, disable=not progress, smoothing=0.1) as bar:
+            for outcome in runner.map(task, jobs):
+                record(_entry(outcome))
+                bar.update(1)
+                bar.set_postfix(failed=counts["error"], refresh=False)
+    seconds = time.perf_counter() - started
+    return BatchSummary(ok=counts["ok"], skipped=counts["skipped"], failed=counts["error"], total=len(inputs),
+                        seconds=seconds, files_per_s=counts["ok"] / seconds if seconds > 0 else 0.0,
+                        report_path=report)
+
+
+def open_transcriber(options: TranscribeOptions, threads: int):
+    """A worker's set-up: the transcriber with its model loaded (a missing model stops the batch here)."""
+    from cadenza.analysis.transcriber import Transcriber
+
+    transcriber = Transcriber(threads=threads)
+    transcriber.model_info(options.mode)  # loads it
+    return transcriber, options
+
+
+def transcribe_job(state, job: TranscribeJob) -> dict:
+    """Transcribe one file and describe the outcome; a failure is recorded, never raised."""
+    from cadenza.analysis.output import transcription_output
+
+    transcriber, options = state
+    started = time.perf_counter()
+    entry = {"input": job.input, "output": job.output}
+    try:
+        result = transcriber.transcribe_file(job.input, options)
+        transcription_output(result, job.input, options, transcriber.model_info(options.mode)).save(job.output)
+    except Exception as e:  # noqa: BLE001 -- per-file isolation is the point; the reason goes to the report
+        return entry | {"status": "error", "reason": f"{type(e).__name__}: {e}",
+                        "seconds": round(time.perf_counter() - started, 4)}
+    return entry | {"status": "ok", "reason": "", "seconds": round(time.perf_counter() - started, 4),
+                    "notes": len(result), "message": result.message}
+
+
+def _entry(outcome: Outcome[TranscribeJob, dict]) -> dict:
+    if outcome.lost is None:
+        return outcome.value
+    job = outcome.job
+    return {"input": job.input, "output": job.output, "status": "error", "seconds": 0.0,
+            "reason": f"WorkerLost: {outcome.lost}; run again to retry it"}
+
+
+def _size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0
+
+
+def _up_to_date(src: Path, out: Path) -> bool:
+    try:
+        return out.stat().st_mtime_ns > src.stat().st_mtime_ns
+    except FileNotFoundError:
+        return False
