@@ -24,6 +24,7 @@ import sys
 
 # name -> one line of what it measures (the module benchmarks/<name>.py has ``main(quick) -> dict``)
 BENCHMARKS: dict[str, str] = {
+    "audio_controls": "audio models: asked key, tempo, tune (note F1 vs the score) and instrument heard; vs FluidSynth",
     "decode_symbolic": "symbolic decode tokens/s vs HF generate on the same weights",
     "decode_codec": "MusicGen-shaped LM ms/step with CFG vs audiocraft's generate on the same weights",
     "denoise": "our denoise loop vs the diffusers pipeline's __call__; DPM-Solver++ 20 vs DDIM 200",

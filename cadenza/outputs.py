@@ -192,9 +192,14 @@ class AudioOutput:
         return target
 
     def spectrogram(self, path: str | os.PathLike) -> Path:
-        from cadenza.fileio.images import spectrogram_png
+        """Write a spectrogram PNG; an output performed from a composed score shows the score's piano roll
+        above it, on the same time axis."""
+        from cadenza.fileio.images import score_and_spectrogram_png, spectrogram_png
 
-        spectrogram_png(self.samples, self.sample_rate, path)
+        if self.score is not None:
+            score_and_spectrogram_png(self.score.score, self.samples, self.sample_rate, path)
+        else:
+            spectrogram_png(self.samples, self.sample_rate, path)
         return Path(path)
 
     @property

@@ -106,6 +106,8 @@ def test_studio_composes_then_performs_and_saves_the_score(score_model_root, tmp
                              Sampling(seed=3))
     assert direct[0].score is None and "composed" not in direct[0].provenance.notes
     assert path.is_file()
+    picture = outs[0].spectrogram(tmp_path / "air.png")  # the score's piano roll above the spectrogram
+    assert picture.stat().st_size > 10_000
 
 
 def test_compose_is_refused_for_the_composer_itself(studio):

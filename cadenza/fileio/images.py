@@ -34,12 +34,34 @@ def piano_roll_png(
     Raises:
         CorruptInput: the score has no notes.
     """
+    fig = Figure(figsize=(width_px / _DPI, height_px / _DPI), dpi=_DPI)
+    FigureCanvasAgg(fig)
+    _draw_piano_roll(fig.add_subplot(), score)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def score_and_spectrogram_png(score: symusic.Score, samples: np.ndarray, sr: int, path: str | os.PathLike, *,
+                              width_px: int = 1200, height_px: int = 760) -> None:
+    """The score's piano roll above the spectrogram of its performance ``samples [C, N]``, on one time
+    axis: what was asked beside what was played. Raises CorruptInput for a score without notes."""
+    fig = Figure(figsize=(width_px / _DPI, height_px / _DPI), dpi=_DPI)
+    FigureCanvasAgg(fig)
+    roll_ax, spec_ax = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [2, 3]})
+    _draw_piano_roll(roll_ax, score)
+    roll_ax.set_xlabel("")
+    roll_ax.set_title("score", loc="left", fontsize="small")
+    _draw_spectrogram(fig, spec_ax, samples, sr)
+    spec_ax.set_title("performance", loc="left", fontsize="small")
+    roll_ax.set_xlim(0.0, samples.shape[-1] / sr)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def _draw_piano_roll(ax, score: symusic.Score) -> None:
     seconds = to_seconds(score)
     if seconds.note_num() == 0:
         raise CorruptInput("the score has no notes: nothing to draw")
-    fig = Figure(figsize=(width_px / _DPI, height_px / _DPI), dpi=_DPI)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
     low, high, end = 127, 0, 0.0
     for i, track in enumerate(seconds.tracks):
         if not len(track.notes):
@@ -66,8 +88,6 @@ def piano_roll_png(
     if len(seconds.tracks) > 1:
         ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small")
     ax.grid(True, axis="y", alpha=0.2)
-    fig.tight_layout()
-    _save(fig, path)
 
 
 def bar_lines_s(score: symusic.Score, end_s: float) -> list[float]:
@@ -91,6 +111,14 @@ def spectrogram_png(
     """Draw the spectrogram (dB re full scale, 2048-point Hann frames, 75% overlap; x: seconds,
     y: Hz on a log scale from 30 Hz, where music lives, up to ``sr / 2``) of ``samples [C, N]``
     (channels averaged) at ``sr`` Hz, and write a PNG to ``path`` atomically."""
+    fig = Figure(figsize=(width_px / _DPI, height_px / _DPI), dpi=_DPI)
+    FigureCanvasAgg(fig)
+    _draw_spectrogram(fig, fig.add_subplot(), samples, sr)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def _draw_spectrogram(fig: Figure, ax, samples: np.ndarray, sr: int) -> None:
     check_samples(samples)
     db, hop = _stft_db(samples.mean(axis=0, dtype=np.float64))
     low, high = LOWEST_HZ, sr / 2.0
@@ -99,9 +127,6 @@ def spectrogram_png(
     below = np.clip(np.floor(bins).astype(int), 0, db.shape[0] - 2)
     frac = (bins - below)[:, None]
     log_db = db[below] * (1.0 - frac) + db[below + 1] * frac  # linear interpolation between FFT bins
-    fig = Figure(figsize=(width_px / _DPI, height_px / _DPI), dpi=_DPI)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
     extent = (0.0, db.shape[1] * hop / sr, 0.0, 1.0)
     image = ax.imshow(log_db, origin="lower", aspect="auto", extent=extent, cmap="magma", vmin=-100.0, vmax=0.0)
     ticks = [f for f in (50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000) if low <= f <= high]
@@ -110,8 +135,6 @@ def spectrogram_png(
     ax.set_xlabel("time (s)")
     ax.set_ylabel("frequency (Hz, log)")
     fig.colorbar(image, ax=ax, label="dB")
-    fig.tight_layout()
-    _save(fig, path)
 
 
 def _stft_db(x: np.ndarray, n_fft: int = 2048) -> tuple[np.ndarray, int]:

@@ -53,8 +53,10 @@ def save_result(studio: Studio, output: MidiOutput | AudioOutput, folder: Path, 
     else:
         wav = source = output.save(folder / f"{stem}.wav")
         flac = output.save(folder / f"{stem}.flac", sidecar=False)
-        image = output.spectrogram(folder / f"{stem}.png")
+        image = output.spectrogram(folder / f"{stem}.png")  # with the score's piano roll when it performs one
         downloads = (wav, flac, Path(f"{wav}.json"))
+        if output.score is not None:  # compose, then perform: AudioOutput.save wrote its score beside it
+            downloads = (wav.with_suffix(".mid"), *downloads)
         kind = "audio"
     regenerated = prov.notes.get("regenerated_bars")
     return ResultFiles(kind=kind, source=source, audio=wav, downloads=downloads, image=image,

@@ -30,6 +30,7 @@ def add_arguments(p) -> None:
                    help="stop (saved, resumable) at this step; the learning-rate schedule still spans --max-steps")
     p.add_argument("--minutes", type=float, help="stop after this many minutes (run again to resume)")
     p.add_argument("--threads", type=int, default=2, help="CPU threads")
+    p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (lower it to fine-tune with --init-from)")
     p.add_argument("--init-from", metavar="DIR",
                    help="start from this exported checkpoint's LM (a text-only model gains the score input at zero)")
     p.add_argument("--export", metavar="DIR", help="write a checkpoint folder from the run")
@@ -61,5 +62,5 @@ def run(args) -> int:
 
     train_lm(LMTrainConfig(cache_dir=args.cache, run_dir=args.run, max_steps=args.max_steps, minutes=args.minutes,
                            batch=args.batch, crop_frames=args.crop_frames, threads=args.threads,
-                           stop_at=args.stop_at, init_from=args.init_from))
+                           stop_at=args.stop_at, init_from=args.init_from, lr=args.lr))
     return 0

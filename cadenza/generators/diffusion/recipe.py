@@ -31,6 +31,7 @@ def add_arguments(p) -> None:
     p.add_argument("--batch", type=int, default=16, help="crops per step")
     p.add_argument("--threads", type=int, default=2, help="CPU threads")
     p.add_argument("--seed", type=int, default=0, help="training seed")
+    p.add_argument("--lr", type=float, default=4e-4, help="peak learning rate (lower it to fine-tune with --init-from)")
     p.add_argument("--init-from", metavar="DIR",
                    help="start from this exported checkpoint's model (a text-only model gains the score input at zero)")
     p.add_argument("--export", metavar="DIR", help="write a checkpoint folder from the run")
@@ -52,6 +53,6 @@ def run(args) -> int:
     figures = train(DiffusionTrainConfig(data_dir=args.data, codec_dir=args.codec, run_dir=args.run,
                                          max_steps=args.max_steps, minutes=args.minutes, batch=args.batch,
                                          threads=args.threads, seed=args.seed, stop_at=args.stop_at,
-                                         init_from=args.init_from))
+                                         init_from=args.init_from, lr=args.lr))
     print(f"trained to step {figures['step']}: {figures}")
     return 0

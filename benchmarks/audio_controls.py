@@ -1,0 +1,161 @@
+"""Do the audio models play what the text asks for: key, tempo, the tune, the instrument?
+
+Prompts name a form, a solo instrument, a key and a tempo ("a jig played by a solo flute in E minor at
+116 BPM"). For each prompt the composer (`remi-folk-small`) writes the score with exactly those controls
+(`cadenza.compose`: as `cadenza generate MODEL --text ...` does by default), and then:
+
+- ``reference``: that score rendered by FluidSynth with the instrument's General MIDI sound;
+- every installed built-in audio model performs it (``--melody``: compose, then perform);
+- the same models from the text alone (``--no-compose``), reported beside them as ``MODEL --no-compose``.
+
+Per model, over the prompts:
+
+- ``key``: the key estimated from the audio (CQT chroma + Krumhansl-Schmuckler,
+  `cadenza.analysis.estimate_key_from_audio`) is the one asked for;
+- ``tempo`` / ``tempo_octave``: librosa's beat tracker (`estimate_tempo`) within 8 % of the asked BPM /
+  of half, the same or double it;
+- ``melody_f1``: note F1 (mir_eval, onsets within 50 ms, pitch within 50 cents) of the notes Basic Pitch
+  hears in the audio against the score (the reference's F1 is the ear's own ceiling on these sounds);
+- ``notes_per_s``: notes heard per second; ``instrument``: the offline instrument probe
+  (`cadenza.data.instrument_probe`, fitted on the corpus' solo training clips) names the asked instrument.
+
+``--quick``: 6 prompts, probe fitted on 300 clips. Needs ``data/audio`` (`cadenza train audio-data`).
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+DATA = Path("data/audio")
+MODELS = ("musicgen-folk-small", "diffusion-folk-small")
+FORMS = {"reel": (104, 124), "jig": (108, 132), "waltz": (96, 144), "march": (88, 116), "hornpipe": (88, 104),
+         "air": (66, 84)}
+KEYS = ("C major", "D major", "G major", "A major", "F major", "Bb major", "E minor", "A minor", "D minor",
+        "G minor", "B minor", "F# minor")
+DURATION_S = 8.0
+SEED = 7
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def prompts(n: int, instruments: tuple[str, ...]) -> list[tuple[str, str, str, float]]:
+    """``n`` seeded ``(text, instrument, key, bpm)``: forms, keys and instruments cycled so each recurs."""
+    rng = random.Random(SEED)
+    made = []
+    forms = list(FORMS)
+    for i in range(n):
+        form = forms[i % len(forms)]
+        instrument = instruments[(i * 5) % len(instruments)]
+        key = KEYS[(i * 7) % len(KEYS)]
+        bpm = float(rng.randint(*FORMS[form]))
+        made.append((f"a {form} played by a solo {instrument} in {key} at {bpm:.0f} BPM", instrument, key, bpm))
+    return made
+
+
+def reference_audio(score, instrument: str, sample_rate: int) -> np.ndarray:
+    """The score on the instrument's General MIDI sound, as the training clips were rendered."""
+    from cadenza.data.audio_corpus import SOLO_INSTRUMENTS
+    from cadenza.fileio.audio import loudness_normalize
+    from cadenza.render.fluidsynth import FluidSynthRenderer, RenderOptions
+
+    score = score.copy()
+    for track in score.tracks:
+        track.program = SOLO_INSTRUMENTS[instrument][0]
+    options = RenderOptions(sample_rate=sample_rate, stereo=False, reverb=True, normalize_lufs=None, tail_s=0.5, gain=0.5)
+    with FluidSynthRenderer(options) as renderer:
+        audio = renderer.render(score)
+    return loudness_normalize(audio, sample_rate, -20.0)[0]
+
+
+def judge(audio: np.ndarray, sample_rate: int, key: str, bpm: float, score_notes: np.ndarray | None, ear, probe,
+          instrument: str) -> dict:
+    """One output's figures (see the module docstring)."""
+    from cadenza.analysis import TranscribeOptions, estimate_key_from_audio, estimate_tempo, note_f1
+    from cadenza.data.instrument_probe import clip_features
+
+    heard_key = estimate_key_from_audio(audio, sample_rate)
+    tempo = estimate_tempo(audio, sample_rate)
+    notes = ear.transcribe(audio.astype(np.float32), sample_rate, TranscribeOptions(mode="poly")).notes
+    said = probe.predict(clip_features(audio, sample_rate)[None])[0]
+    close = lambda value: bpm > 0 and abs(value - bpm) / bpm <= 0.08  # noqa: E731
+    return {"key": heard_key is not None and heard_key.name == key, "heard_key": None if heard_key is None else heard_key.name,
+            "tempo": close(tempo), "tempo_octave": any(close(tempo * f) for f in (0.5, 1.0, 2.0)),
+            "heard_bpm": round(float(tempo), 1),
+            "melody_f1": None if score_notes is None else note_f1(score_notes, notes)["f1"],
+            "notes_per_s": len(notes) / (audio.shape[-1] / sample_rate), "instrument": said == instrument,
+            "heard_instrument": said}
+
+
+def summarise(rows: list[dict]) -> dict:
+    out = {name: round(float(np.mean([r[name] for r in rows])), 3) for name in ("key", "tempo", "tempo_octave",
+                                                                                "notes_per_s", "instrument")}
+    f1 = [r["melody_f1"] for r in rows if r["melody_f1"] is not None]
+    out["melody_f1"] = round(float(np.mean(f1)), 3) if f1 else None
+    out["outputs"] = len(rows)
+    return out
+
+
+def main(quick: bool) -> dict:
+    import torch
+
+    from cadenza import Conditioning, Sampling, Studio
+    from cadenza.analysis import Transcriber, score_notes
+    from cadenza.compose import DEFAULT_COMPOSER, TAIL_S, plan_compose
+    from cadenza.conditioning import Capability
+    from cadenza.data.instrument_probe import InstrumentProbe
+
+    torch.set_num_threads(1)
+    if not (DATA / "clips.jsonl").is_file():
+        raise SystemExit(f"{DATA} is missing: build it with `cadenza train audio-data`")
+    started = time.time()
+    probe = InstrumentProbe.fit(DATA, "train", max_clips=300 if quick else 1500)
+    log(f"probe fitted in {time.time() - started:.0f} s on {len(probe.classes)} instruments")
+    studio = Studio(threads=1)
+    models = [m for m in MODELS if m in studio.specs()]
+    ear = Transcriber(threads=1)
+    asked = prompts(6 if quick else 20, tuple(probe.classes))
+    rows: dict[str, list[dict]] = {"reference": []}
+    timings: dict[str, list[float]] = {}
+    with tempfile.TemporaryDirectory(prefix="cadenza-bench-") as work:
+        for index, (text, instrument, key, bpm) in enumerate(asked):
+            request = Conditioning(text=text, duration_s=DURATION_S)
+            plan = plan_compose(request, frozenset({Capability.MELODY_MIDI}), "audio", default_s=DURATION_S,
+                                max_s=DURATION_S, composer=DEFAULT_COMPOSER)
+            score = studio.generate(plan.composer, plan.request, Sampling(seed=SEED + index))[0]
+            path = score.save(Path(work) / f"score-{index}.mid", sidecar=False)
+            notes = score_notes(score.score)
+            duration = min(score.duration_s + TAIL_S, DURATION_S)
+            reference = reference_audio(score.score, instrument, 16000)
+            rows["reference"].append(judge(reference, 16000, key, bpm, notes, ear, probe, instrument))
+            for model in models:
+                performs = Capability.MELODY_MIDI in studio.spec(model).capabilities  # a text-only model: text only
+                for compose in (True, False) if performs else (False,):
+                    name = model if compose else f"{model} --no-compose"
+                    conditioning = (Conditioning(text=text, melody=str(path), duration_s=duration) if compose
+                                    else Conditioning(text=text, compose=False, duration_s=DURATION_S))
+                    began = time.perf_counter()
+                    out = studio.generate(model, conditioning, Sampling(seed=SEED + index))[0]
+                    timings.setdefault(name, []).append(time.perf_counter() - began)
+                    figures = judge(out.samples[0], out.sample_rate, key, bpm, notes if compose else None, ear, probe,
+                                    instrument)
+                    rows.setdefault(name, []).append(figures)
+                    log(f"[{index + 1}/{len(asked)}] {name}: {text!r} -> key {figures['heard_key']}, "
+                        f"{figures['heard_bpm']} BPM, F1 {figures['melody_f1']}, {figures['heard_instrument']}")
+            log(f"[{index + 1}/{len(asked)}] reference: key {rows['reference'][-1]['heard_key']}, "
+                f"F1 {rows['reference'][-1]['melody_f1']:.2f}")
+    result = {"prompts": len(asked), "seconds": DURATION_S, "composer": DEFAULT_COMPOSER,
+              "probe_instruments": len(probe.classes), "threads": 1}
+    for name, made in rows.items():
+        result[name] = summarise(made)
+        if name in timings:
+            result[name]["seconds_per_output"] = round(float(np.mean(timings[name])), 2)
+    result["wall_s"] = round(time.time() - started, 1)
+    return result
