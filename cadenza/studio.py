@@ -273,7 +273,8 @@ class Studio:
             rendered = generator.render_midi(output.score, note_options, seed=seed)
         base = asdict(output.provenance)
         notes = {**output.provenance.notes, "rendered_with": f"ddsp:{spec.name}", "ddsp_sha256": spec.sha256,
-                 "render_options": note_options.to_dict(), "render_seed": seed}
+                 "render_options": note_options.to_dict(), "render_seed": seed,
+                 **({"loudness": rendered.loudness} if rendered.loudness is not None else {})}
         stems = tuple(AudioOutput(stem, rendered.sample_rate, Provenance(**{**base, "notes": {**notes, "voice": name}}))
                       for stem, name in zip(rendered.stems, rendered.voice_names, strict=True))
         return AudioOutput(rendered.mix, rendered.sample_rate,
