@@ -24,6 +24,7 @@ from cadenza.generators.base import Callbacks, Generator
 from cadenza.generators.families import families, family, find_folder, load_generator, pullable, train_recipes
 from cadenza.generators.family import Family, Recipe
 from cadenza.outputs import AudioOutput, MidiOutput, Provenance
+from cadenza.sidecars import RemakePlan, read_sidecar
 
 if TYPE_CHECKING:
     from cadenza.render.batch import BatchSummary
@@ -83,6 +84,7 @@ class Studio:
         self._loaded: OrderedDict[str, Generator] = OrderedDict()
         self._cache_lock = threading.Lock()
         self._model_locks: dict[str, threading.Lock] = {}
+        self._remaking = threading.local()  # a remake's thread count, for this thread's calls only
 
     # ---- discovery ------------------------------------------------------------------------------
     def specs(self) -> dict[str, CheckpointSpec]:
@@ -176,14 +178,15 @@ class Studio:
     def _working(self, name: str) -> Iterator[None]:
         """Hold model ``name``'s lock, under this studio's thread limit (the generators never raise the
         count they find, so the limit holds through their own choices)."""
+        threads = getattr(self._remaking, "threads", None) or self._threads
         with self._lock(name):
-            if self._threads is None:
+            if threads is None:
                 yield
                 return
             import torch
 
             before = torch.get_num_threads()
-            torch.set_num_threads(self._threads)
+            torch.set_num_threads(threads)
             try:
                 yield
             finally:
@@ -292,6 +295,55 @@ class Studio:
             raise UnsupportedConditioning(f"model {name!r} is a {spec.family} model; this needs a ddsp instrument")
         return name, spec
 
+    def remake(self, sidecar: str | os.PathLike, out: str | os.PathLike | None = None) -> MidiOutput | AudioOutput:
+        """Make an output again from its sidecar (``x.wav.json``, or the output's own path): the same model
+        (checked by sha256), request, seed, sample, thread count and rendering, so the file comes out the
+        same, bit for bit, on the same kind of machine and device. With ``out`` it is also saved there
+        (with a new sidecar); the output is returned either way.
+
+        Raises:
+            InputNotFound: the sidecar or an input file it names (prompt, melody, recording, MIDI,
+                SoundFont) is missing.
+            CorruptInput: not a sidecar, or an input file changed since (its sha256 differs).
+            CheckpointError: the model is not installed, or its weights are not the ones recorded.
+        """
+        plan = read_sidecar(sidecar)
+        self._remaking.threads = plan.threads
+        try:
+            output = self._remade(plan)
+        finally:
+            self._remaking.threads = None
+        if out is not None:
+            output.save(out)
+        return output
+
+    def _remade(self, plan: RemakePlan) -> MidiOutput | AudioOutput:
+        if plan.model is None:
+            output: MidiOutput | AudioOutput = MidiOutput.load(plan.midi)
+        else:
+            spec = self.spec(plan.model)
+            _same_weights(plan.model, spec.sha256, plan.checkpoint_sha256)
+            if plan.transfer_options is not None:
+                output = self.transfer(plan.conditioning.source_audio, plan.model, sampling=plan.sampling,
+                                       **plan.transfer_options)
+            else:
+                made = self.generate(plan.model, plan.conditioning, plan.sampling)
+                output = next(o for o in made if o.provenance.sample_index == plan.sample_index)
+        step = plan.render
+        if step is None:
+            return output
+        options = dict(step.options)
+        if step.synth == "fluidsynth":
+            soundfont = options.pop("soundfont", None)
+            if soundfont is None and step.soundfont is not None:
+                soundfont = _same_soundfont(step.soundfont)
+            return self.render(output, "fluidsynth", soundfont, **options)
+        _same_weights(step.synth, self._ddsp_spec(step.synth)[1].sha256, step.model_sha256)
+        audio = self.render(output, step.synth, seed=step.seed, **options)
+        if plan.voice is None:
+            return audio
+        return next(s for s in audio.stems if s.provenance.notes.get("voice") == plan.voice)
+
     def transfer(self, source_audio: str | os.PathLike, instrument: str, options=None, sampling: Sampling = Sampling(),
                  callbacks: Callbacks = Callbacks(), **option_values) -> AudioOutput:
         """Timbre transfer of a monophonic recording onto a DDSP instrument ('ddsp-violin' or 'violin').
@@ -317,6 +369,25 @@ class Studio:
         generator = self.load(key)
         with self._working(key):
             return generator.generate(conditioning, sampling, callbacks, options=options)[0]
+
+
+def _same_weights(model: str, installed: str, recorded: str | None) -> None:
+    if recorded and installed != recorded:
+        raise CheckpointError(f"model {model!r} is not the one this output was made with (its weights have sha256 "
+                              f"{installed[:12]}..., the sidecar records {recorded[:12]}...)")
+
+
+def _same_soundfont(recorded: dict) -> str:
+    """The recorded SoundFont's path, once it is there with the recorded sha256."""
+    from cadenza.errors import InputNotFound
+    from cadenza.fileio.hashes import cached_sha256
+
+    path = Path(str(recorded.get("path")))
+    if not path.is_file():
+        raise InputNotFound(f"the SoundFont {path} this output was played with is missing")
+    if cached_sha256(path) != recorded.get("sha256"):
+        raise CheckpointError(f"the SoundFont {path} changed since this output was played (its sha256 differs)")
+    return str(path)
 
 
 def _known_family(spec: CheckpointSpec) -> CheckpointSpec:

@@ -14,6 +14,7 @@ DESCRIPTION = """Cadenza: make music with AI models on your own computer.
   cadenza models                         what is installed
   cadenza generate MODEL -o tune.mid     write new music (MIDI, or WAV/FLAC by the file name)
   cadenza render song.mid -o song.wav    turn MIDI into audio (or a whole folder of MIDI files)
+  cadenza remake tune.wav.json           make an output again from its sidecar, bit for bit
   cadenza train RECIPE                   rebuild a built-in model from scratch
   cadenza pull musicgen-small            download a big pretrained model (the only command that downloads)
   cadenza app                            open the studio in your browser
@@ -203,6 +204,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep the recording's octave and loudness (default: moved to the instrument's register)")
     p.add_argument("--seed", type=int, help="seed of the noise part of the sound (default: random, recorded)")
     _add_device(p)
+    p = sub.add_parser("remake", help="make an output again from its sidecar, bit for bit",
+                       description="Make an output again from the sidecar written beside it (tune.wav.json): the same "
+                                   "model (checked by sha256), settings, seed, sample and CPU thread count, the same "
+                                   "prompt or melody files (refused if they changed) and the same rendering. With -o "
+                                   "it writes the new file there; without, it writes the original back if it is "
+                                   "missing, or checks that the original comes out the same (exit status 1 if not).")
+    p.add_argument("sidecar", help="the .json beside an output (or the output itself)")
+    p.add_argument("-o", "--output", help="write the remade file here (with its own sidecar)")
+    p.add_argument("--json", action="store_true", help="print what was done as one JSON line")
+    _add_device(p)
     _add_train(sub)
     p = sub.add_parser("pull", help="download a pretrained model into ~/.cache/cadenza (the only command that downloads)",
                        description="Download a known pretrained model (MusicGen, plus the T5 text encoder it needs; or a "
@@ -266,13 +277,17 @@ def cmd_generate(args, studio) -> int:
                 score = output.save(target.with_suffix(".mid"))
             output = studio.render(output)  # MIDI is played with FluidSynth; audio passes through as it is
         path = output.save(target)
-        notes = output.provenance.notes
-        written.append({"path": str(path), "seed": output.provenance.seed, "sample_index": index,
-                        **({"midi": str(score)} if score else {}), "notes": notes})
+        made = output.provenance
+        notes = made.notes
+        written.append({"path": str(path), "seed": made.seed, "call_seed": made.sampling.get("seed"),
+                        "sample_index": made.sample_index, **({"midi": str(score)} if score else {}), "notes": notes})
         if not args.json:
             shown = ("style", "key", "time_signature", "bars", "tempo_bpm", "form", "instruments", "regenerated_bars")
             described = ", ".join(f"{k} {v}" for k, v in notes.items() if k in shown and v not in ([], None))
-            print(f"wrote {path} (seed {output.provenance.seed}{'; ' + described if described else ''})")
+            # one of several: the seed makes the whole call, this file is one sample of it (`cadenza remake` makes it alone)
+            seed = (f"seed {made.sampling.get('seed')}, sample {made.sample_index + 1} of {len(outputs)}"
+                    if len(outputs) > 1 else f"seed {made.seed}")
+            print(f"wrote {path} ({seed}{'; ' + described if described else ''})")
     if args.json:
         print(json.dumps({"written": written}))
     return 0
@@ -359,6 +374,14 @@ def cmd_transfer(args, studio) -> int:
     return 0
 
 
+def cmd_remake(args, studio) -> int:
+    """`cadenza remake OUT.json [-o NEW]`: NEW, or the original where it is missing, or (both there) a
+    check that the original comes out the same."""
+    from cadenza.app.remake_check import remake_command
+
+    return remake_command(studio, args.sidecar, args.output, as_json=args.json)
+
+
 def cmd_train(args, studio) -> int:
     return studio.train_recipes()[args.recipe_name].run(args)
 
@@ -386,7 +409,7 @@ def cmd_app(args, studio) -> int:
 
 
 COMMANDS = {"models": cmd_models, "generate": cmd_generate, "render": cmd_render, "transfer": cmd_transfer,
-            "train": cmd_train, "pull": cmd_pull, "app": cmd_app}
+            "remake": cmd_remake, "train": cmd_train, "pull": cmd_pull, "app": cmd_app}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -106,14 +106,36 @@ class Progress:
 
 
 def provenance(spec: CheckpointSpec, conditioning: Conditioning, sampling: Sampling, *, seed: int | None,
-               sample_index: int, timings_s: dict, notes: dict) -> Provenance:
+               sample_index: int, timings_s: dict, notes: dict, call_seed: int | None = None) -> Provenance:
     """How one output of a call was made: the model, the request as given and what the family adds
-    (``timings_s`` in seconds, ``notes``). ``notes["cpu_threads"]`` is torch's thread count while the
+    (``timings_s`` in seconds, ``notes``).
+
+    ``seed``: this sample's own seed; ``call_seed``: the call's (default ``seed``), written into the
+    recorded sampling when it was drawn, so ``sampling`` alone makes the call again. The input files are
+    recorded with their sha256 (``inputs``). ``notes["cpu_threads"]`` is torch's thread count while the
     output was made (called from inside the generator's work): on the CPU the last bits of audio can
     depend on it."""
     import torch
 
     notes = {**notes, "cpu_threads": torch.get_num_threads()}
+    if sampling.seed is None:
+        sampling = sampling.with_seed(seed if call_seed is None else call_seed)
     return Provenance(model=spec.name, family=spec.family, checkpoint_sha256=spec.sha256,
                       conditioning=conditioning.to_dict(), sampling=sampling.to_dict(), seed=seed,
-                      sample_index=sample_index, timings_s=timings_s, notes=notes)
+                      sample_index=sample_index, timings_s=timings_s, notes=notes, inputs=input_files(conditioning))
+
+
+def input_files(conditioning: Conditioning) -> dict:
+    """The files ``conditioning`` names (prompt, melody, source_audio): ``{field: {"path", "sha256"}}``,
+    the path made absolute."""
+    import hashlib
+    import os
+
+    found = {}
+    for name in ("prompt", "melody", "source_audio"):
+        path = getattr(conditioning, name)
+        if path is not None:
+            with open(path, "rb") as handle:
+                digest = hashlib.file_digest(handle, "sha256").hexdigest()
+            found[name] = {"path": os.path.abspath(path), "sha256": digest}
+    return found

@@ -19,8 +19,6 @@ folders; see ``pipeline_dir``) and ``"cadenza"`` (our small default; see ``caden
 from __future__ import annotations
 
 import time
-from dataclasses import replace
-
 import torch
 
 from cadenza.checkpoints import CheckpointSpec
@@ -111,9 +109,10 @@ class DiffusionGenerator:
                           "quality": scores[k].to_dict()}
             if agreement:
                 notes["clap_score"] = round(agreement[k], 5)
-            # each candidate has its own seed: its sidecar asks for that one sample
-            made = provenance(self.spec, conditioning, replace(sampling, seed=seeds[k], num_samples=1),
-                              seed=seeds[k], sample_index=k, timings_s={"generate": elapsed}, notes=notes)
+            # each candidate has its own seed (made alone from it, it comes out within float noise of this
+            # one); the sidecar records the whole call, which remakes it bit for bit
+            made = provenance(self.spec, conditioning, sampling, seed=seeds[k], sample_index=k, call_seed=seed,
+                              timings_s={"generate": elapsed}, notes=notes)
             outputs.append(AudioOutput(candidates[k], self.backend.sample_rate, made))
         return outputs
 
