@@ -123,8 +123,10 @@ class Studio:
 
     def pull(self, name: str, root: str | os.PathLike | None = None,
              log: Callable[[str], None] = print) -> CheckpointSpec:
-        """Download the pretrained model ``name`` (see ``pullable``) into ``root/name`` (default
-        ``~/.cache/cadenza``) with a manifest pinning every file by sha256. The only call that downloads."""
+        """Download the pretrained model ``name`` (see ``pullable``) at its pinned revision into the Hugging
+        Face cache and write ``root/name`` (default ``~/.cache/cadenza``): a manifest pinning every file by
+        sha256 and links to the cached files. The only call that downloads; without network it raises
+        CheckpointError at once."""
         from cadenza.generators.families import pull
 
         return pull(name, root=None if root is None else os.fspath(root), log=log)

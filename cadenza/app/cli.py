@@ -215,15 +215,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print what was done as one JSON line")
     _add_device(p)
     _add_train(sub)
-    p = sub.add_parser("pull", help="download a pretrained model into ~/.cache/cadenza (the only command that downloads)",
+    p = sub.add_parser("pull", help="download a pretrained model (the only command that downloads)",
                        description="Download a known pretrained model (MusicGen, plus the T5 text encoder it needs; or a "
-                                   "diffusion pipeline: AudioLDM2, Stable Audio Open) from "
-                                   "the Hugging Face hub into ~/.cache/cadenza/NAME/ with a manifest pinning every file by "
-                                   "sha256. Nothing else in Cadenza touches the network. You can also point `cadenza "
-                                   "generate` at a MusicGen folder you already have (state_dict.bin + "
-                                   "compression_state_dict.bin).")
+                                   "diffusion pipeline: AudioLDM2, Stable Audio Open) from the Hugging Face hub at a "
+                                   "pinned revision into the Hugging Face cache ($HF_HOME, shared with other tools), and "
+                                   "write ~/.cache/cadenza/NAME/: a manifest pinning every file by sha256 and links to "
+                                   "the cached files. Without network it stops at once. Nothing else in Cadenza touches "
+                                   "the network. You can also point `cadenza generate` at a MusicGen folder you already "
+                                   "have (state_dict.bin + compression_state_dict.bin).")
     p.add_argument("name", help="one of: " + ", ".join(Studio.pullable()))
-    p.add_argument("--dir", help="download into DIR/NAME instead of ~/.cache/cadenza/NAME")
+    p.add_argument("--dir", help="write the model folder (manifest and links) as DIR/NAME instead of ~/.cache/cadenza/NAME")
     p = sub.add_parser("app", help="open the web studio",
                        description="Serve the web studio and open http://HOST:PORT in your browser: pick a model, set "
                                    "what you want, generate, listen, continue it, download MIDI and audio. It listens "
