@@ -265,8 +265,16 @@ def cmd_generate(args, studio) -> int:
                         cfg_scale=args.cfg, steps=args.steps, scheduler=args.scheduler, strength=args.strength,
                         num_samples=args.samples, key_bias=args.key_bias)
     interactive = sys.stderr.isatty()  # a progress line only where \r redraws it (not in logs or pipes)
+    clock = args.clock
+    if clock.enabled:  # load first, so loading and generating are timed apart
+        import torch  # noqa: F401
+
+        clock.lap("torch_import")
+        studio.load(args.model)
+        clock.lap("load")
     outputs = studio.generate(args.model, conditioning, sampling,
                               Callbacks(progress=_progress_printer() if interactive else None))
+    clock.lap("generate")
     if interactive:
         print(file=sys.stderr)
     written = []
@@ -289,6 +297,7 @@ def cmd_generate(args, studio) -> int:
             seed = (f"seed {made.sampling.get('seed')}, sample {made.sample_index + 1} of {len(outputs)}"
                     if len(outputs) > 1 else f"seed {made.seed}")
             print(f"wrote {path} ({seed}{'; ' + described if described else ''})")
+    clock.lap("write")
     if args.json:
         print(json.dumps({"written": written}))
     return 0
@@ -414,14 +423,21 @@ COMMANDS = {"models": cmd_models, "generate": cmd_generate, "render": cmd_render
 
 
 def main(argv: list[str] | None = None) -> int:
+    from cadenza.app.timings import PhaseClock
+
+    clock = PhaseClock()
     args = build_parser().parse_args(argv)
+    args.clock = clock
     if not args.verbose:
         quiet_dependencies()
+    clock.lap("cli")
     try:
         return COMMANDS[args.command](args, Studio(device=getattr(args, "device", None), threads=args.threads))
     except CadenzaError as exc:
         print(f"cadenza: error: {in_flag_terms(str(exc))}", file=sys.stderr)
         return 2
+    finally:
+        clock.report()
 
 
 if __name__ == "__main__":
