@@ -20,7 +20,7 @@ from cadenza.checkpoints import CheckpointSpec, discover, read_manifest
 from cadenza.checkpoints import model_dirs as default_model_dirs
 from cadenza.conditioning import Conditioning, Sampling, require_sampling_supported, require_supported
 from cadenza.errors import CheckpointError, InvalidConditioning, UnsupportedConditioning
-from cadenza.generators.base import Callbacks, Generator
+from cadenza.generators.base import Callbacks, Generator, chosen_threads
 from cadenza.generators.families import families, family, find_folder, load_generator, pullable, train_recipes
 from cadenza.generators.family import Family, Recipe
 from cadenza.outputs import AudioOutput, MidiOutput, Provenance
@@ -63,9 +63,9 @@ class Studio:
 
     def __init__(self, model_dirs: list[str | os.PathLike] | None = None, cache_size: int = 2,
                  device: str | None = None, threads: int | None = None) -> None:
-        """``threads``: the most CPU threads a model may use (default ``$CADENZA_THREADS``, else each
-        model's own choice, which is 1-2 for the small built-in ones: on a shared machine more threads
-        make small models slower, not faster)."""
+        """``threads``: the CPU threads models run on (default ``$CADENZA_THREADS``, else each model's own
+        choice by its size: one for a small model such as the built-in ones, the physical cores for a
+        big one; on a shared machine more threads make small models slower, not faster)."""
         if threads is None and os.environ.get("CADENZA_THREADS"):
             try:
                 threads = int(os.environ["CADENZA_THREADS"])
@@ -178,21 +178,11 @@ class Studio:
 
     @contextlib.contextmanager
     def _working(self, name: str) -> Iterator[None]:
-        """Hold model ``name``'s lock, under this studio's thread limit (the generators never raise the
-        count they find, so the limit holds through their own choices)."""
+        """Hold model ``name``'s lock, on this studio's thread count when one was chosen (else each model
+        runs on its own choice: one thread for a small model, the physical cores for a big one)."""
         threads = getattr(self._remaking, "threads", None) or self._threads
-        with self._lock(name):
-            if threads is None:
-                yield
-                return
-            import torch
-
-            before = torch.get_num_threads()
-            torch.set_num_threads(threads)
-            try:
-                yield
-            finally:
-                torch.set_num_threads(before)
+        with self._lock(name), chosen_threads(threads):
+            yield
 
     # ---- work -----------------------------------------------------------------------------------
     def generate(self, model: str, conditioning: Conditioning = Conditioning(), sampling: Sampling = Sampling(),

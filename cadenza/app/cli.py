@@ -179,8 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cadenza", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"cadenza {_version()}")
     parser.add_argument("--threads", type=int, metavar="N",
-                        help="the most CPU threads a model may use (default: $CADENZA_THREADS, else each model's "
-                             "own choice; on a busy machine fewer is faster)")
+                        help="the CPU threads models run on (default: $CADENZA_THREADS, else by model size: one for "
+                             "small models such as the built-in ones, all cores for big ones; on a busy machine "
+                             "fewer is faster)")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="show the libraries' own warnings and progress bars (hidden by default)")
     sub = parser.add_subparsers(dest="command", required=True)

@@ -24,7 +24,7 @@ import torch
 from cadenza.checkpoints import CheckpointSpec
 from cadenza.conditioning import Capability, Conditioning, Sampling
 from cadenza.errors import CheckpointError, InvalidConditioning
-from cadenza.generators.base import Callbacks, begin_call, provenance
+from cadenza.generators.base import Callbacks, begin_call, cpu_threads, provenance, threads_for, weight_count
 from cadenza.generators.diffusion.backend import Backend
 from cadenza.generators.diffusion.rerank import rank
 from cadenza.generators.diffusion.sampler import Batch, Settings, sample
@@ -65,6 +65,8 @@ class DiffusionGenerator:
 
     def __init__(self, spec: CheckpointSpec, backend: Backend) -> None:
         self.spec, self.backend = spec, backend
+        self._threads = threads_for(weight_count(backend))  # 1 for a small model (see generators.base)
+        self._device = _device_of(backend)
 
     @property
     def capabilities(self) -> frozenset[Capability]:
@@ -86,6 +88,10 @@ class DiffusionGenerator:
     def generate(self, conditioning: Conditioning, sampling: Sampling,
                  callbacks: Callbacks = Callbacks()) -> list[AudioOutput]:
         """``sampling.num_samples`` outputs ``[C, N]`` at the model's rate, best-first when more than one."""
+        with cpu_threads(self._threads, self._device):
+            return self._generate(conditioning, sampling, callbacks)
+
+    def _generate(self, conditioning: Conditioning, sampling: Sampling, callbacks: Callbacks) -> list[AudioOutput]:
         seed = begin_call(self.spec, conditioning, sampling)
         started = time.perf_counter()
         init, prompt_seconds = self._read_prompt(conditioning.prompt)
@@ -124,6 +130,16 @@ class DiffusionGenerator:
 
         samples, rate = read_audio(path, sample_rate=self.backend.sample_rate)
         return torch.from_numpy(samples), samples.shape[-1] / rate
+
+
+def _device_of(backend: Backend) -> torch.device | None:
+    """Where the backend's first weights are (a pipeline's components, or the modules it holds)."""
+    held = list(vars(backend).values()) + list((getattr(getattr(backend, "pipe", None), "components", None) or {}).values())
+    for value in held:
+        if isinstance(value, torch.nn.Module):
+            for parameter in value.parameters():
+                return parameter.device
+    return None
 
 
 def _steps_run(settings: Settings) -> int:
