@@ -89,6 +89,25 @@ def import_skipping_inits(module_names: tuple[str, ...] | list[str], packages: t
                 del sys.modules[stand_in.__name__]
 
 
+@contextlib.contextmanager
+def without_module(name: str) -> Iterator[None]:
+    """While the block runs, ``import name`` raises ImportError (a module imported already is left alone).
+
+    For a library that imports an expensive optional module at its top inside ``try/except ImportError``:
+    diffusers imports torch._dynamo (~1 s) for ``allow_in_graph``, a decorator that matters only when a
+    model is compiled; Cadenza never compiles a diffusers model, and a later ``import torch._dynamo``
+    (compiling a language model on a GPU) works as usual."""
+    if name in sys.modules:
+        yield
+        return
+    sys.modules[name] = None  # the import system's "known to be missing"
+    try:
+        yield
+    finally:
+        if name in sys.modules and sys.modules[name] is None:
+            del sys.modules[name]
+
+
 def _package_stand_in(name: str, spec) -> ModuleType:
     """An empty package module named ``name`` whose submodules are found where ``spec`` says (its own
     ``__init__`` is not run), registered in ``sys.modules``."""
