@@ -16,7 +16,7 @@ NEVER = ("audiocraft.data", "audiocraft.solvers", "audiocraft.models", "audiocra
 
 @pytest.mark.parametrize(("model", "also_never"), [
     ("musicgen-folk-small", ("torch._dynamo", "diffusers")),
-    ("diffusion-folk-small", ("diffusers.models.transformers.ace_step_transformer",
+    ("diffusion-folk-small", ("torch._dynamo", "diffusers.models.transformers.ace_step_transformer",
                               "diffusers.pipelines.stable_audio.pipeline_stable_audio")),
     ("remi-folk-small", ("torch._dynamo", "audiocraft", "diffusers", "transformers")),
 ])

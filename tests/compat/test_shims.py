@@ -136,3 +136,18 @@ def test_parts_of_a_package_import_without_its_init_and_stay_the_same_objects():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_a_module_hidden_during_an_import_is_importable_again_afterwards():
+    import sys
+
+    from cadenza.compat import without_module
+
+    name = "json.tool"  # any module not imported yet in this process
+    sys.modules.pop(name, None)
+    with without_module(name):
+        with pytest.raises(ImportError):
+            __import__(name)
+    assert __import__(name) and name in sys.modules
+    with without_module(name):  # already imported: left alone
+        assert __import__(name)
