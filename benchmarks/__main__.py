@@ -10,6 +10,8 @@ benchmark whose ``main`` takes them (decode_symbolic, decode_codec: ``python -m 
 picks: cpu, ``pick_dtype`` (fp32 on CPU, bf16 on CUDA), compiled on CUDA only.
 
 To add one: write ``benchmarks/NAME.py`` with that ``main`` and add its name to ``BENCHMARKS`` below.
+It runs from any folder: files of the repository are found through ``benchmarks.paths``, never the
+current folder (``pip install -e .`` installs ``benchmarks`` beside ``cadenza``).
 Only the chosen benchmark's module is imported, so one benchmark's optional dependencies never break
 another. (Worker processes started with "spawn" do not re-import a package's ``__main__``.)
 """
@@ -25,6 +27,8 @@ import sys
 # name -> one line of what it measures (the module benchmarks/<name>.py has ``main(quick) -> dict``)
 BENCHMARKS: dict[str, str] = {
     "audio_controls": "audio models: asked key, tempo, tune (note F1 vs the score) and instrument heard; vs FluidSynth",
+    "busy_machine": "built-in models' slowdown with two CPU-bound processes beside them (busy / idle)",
+    "cold_start": "`cadenza generate` from a fresh process: import, load, generate (8 s of audio, 16 bars)",
     "decode_symbolic": "symbolic decode tokens/s vs HF generate on the same weights",
     "decode_codec": "MusicGen-shaped LM ms/step with CFG vs audiocraft's generate on the same weights",
     "denoise": "our denoise loop vs the diffusers pipeline's __call__; DPM-Solver++ 20 vs DDIM 200",

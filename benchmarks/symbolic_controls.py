@@ -18,6 +18,8 @@ import random
 import tempfile
 from pathlib import Path
 
+from benchmarks.paths import DATA
+
 MODEL = os.environ.get("CADENZA_BENCH_SYMBOLIC", "remi-folk-small")
 METERS = ("2/4", "3/4", "4/4", "6/8")
 
@@ -108,7 +110,7 @@ def main(quick: bool) -> dict:
     test_stats = []
     spec = studio.spec(MODEL)
     corpus = Path(os.environ.get("CADENZA_CORPUS", Path(__file__).resolve().parents[1].parent / "shared" / "corpus"))
-    pieces_file = Path("data/symbolic/test_pieces.txt")
+    pieces_file = DATA / "symbolic" / "test_pieces.txt"
     if pieces_file.exists() and (corpus / "midi").is_dir():
         for rel in pieces_file.read_text().splitlines():
             if not rel.strip():

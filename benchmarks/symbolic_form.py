@@ -26,6 +26,8 @@ import random
 import tempfile
 from pathlib import Path
 
+from benchmarks.paths import DATA
+
 MODEL = os.environ.get("CADENZA_BENCH_SYMBOLIC", "remi-folk-small")
 SINGLE_LINE = ("irish", "scottish", "folk-song")
 PLANS = (None, "AABB", "AABA", "ABAB", "ABAC", "A A' B B'", "A A' B B' A", "ABA")
@@ -99,7 +101,7 @@ def corpus_limits() -> dict:
     from cadenza.generators.symbolic.dataset import TokenCache
     from cadenza.tokenizers.remi import RemiTokenizer
 
-    data = Path("data/symbolic")
+    data = DATA / "symbolic"
     if not (data / "train.npz").exists():
         return {}
     tok = RemiTokenizer.load(data / "tokenizer.json")
@@ -167,7 +169,7 @@ def infill_figures(studio, n_pieces: int, tmp: Path) -> dict:
     from cadenza.music.theory import estimate_key, score_pitch_class_histogram
     from cadenza.tokenizers.remi import ControlPrefix
 
-    pieces_file = Path("data/symbolic/test_pieces.txt")
+    pieces_file = DATA / "symbolic" / "test_pieces.txt"
     corpus = _corpus_dir()
     if not pieces_file.exists():
         print("test split not found (run `cadenza train symbolic --prepare`): infilling skipped")

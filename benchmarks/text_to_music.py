@@ -28,7 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-DATA = Path("data/audio")
+from benchmarks import paths
+
+DATA = paths.DATA / "audio"
 MODELS = {"codec_lm": "musicgen-folk-small", "diffusion": "diffusion-folk-small"}
 KEYS = ("G major", "D minor", "A major", "E minor", "C major", "F major")
 FORMS = ("an Irish jig", "a Scottish reel", "a folk song", "an Irish hornpipe")

@@ -9,7 +9,6 @@ Weights load only through safetensors; a pickle is never unpickled here.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -17,18 +16,13 @@ from pathlib import Path
 
 from cadenza.conditioning import Capability
 from cadenza.errors import CheckpointError
+from cadenza.fileio.hashes import cached_sha256, sha256_of
+
+__all__ = ["CheckpointSpec", "discover", "model_dirs", "read_manifest", "sha256_of", "write_manifest"]
 
 MANIFEST = "manifest.json"
 REPO_CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
 USER_CHECKPOINTS = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "cadenza"
-
-
-def sha256_of(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -57,12 +51,13 @@ class CheckpointSpec:
         return self.directory / self.files[role]["path"]
 
     def verify(self) -> None:
-        """Check every listed file exists and matches its sha256; raise CheckpointError otherwise."""
+        """Check every listed file exists and matches its sha256; raise CheckpointError otherwise. A file
+        verified before with the same size and mtime is not read again (``fileio.hashes``)."""
         for role, entry in self.files.items():
             path = self.directory / entry["path"]
             if not path.is_file():
                 raise CheckpointError(f"checkpoint {self.name!r}: {role} file {path} is missing")
-            actual = sha256_of(path)
+            actual = cached_sha256(path)
             if actual != entry["sha256"]:
                 raise CheckpointError(f"checkpoint {self.name!r}: {path.name} has sha256 {actual[:12]}..., "
                                       f"the manifest says {entry['sha256'][:12]}...: the file is corrupt or was replaced")

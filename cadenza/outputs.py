@@ -1,8 +1,9 @@
 """What generators return: `MidiOutput` or `AudioOutput`, each with its `Provenance`.
 
 ``save(path)`` picks the format from the suffix and writes ``<path>.json`` beside it: the model, the
-checkpoint's sha256, the conditioning and sampling (seed included), package versions and timings, i.e.
-everything needed to make the same file again.
+checkpoint's sha256, the conditioning and sampling (seed included), the input files with their sha256,
+package versions and timings, i.e. everything needed to make the same file again
+(``Studio.remake(sidecar)``, ``cadenza remake OUT.json``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import symusic
 
-from cadenza.errors import InvalidConditioning
+from cadenza.errors import CorruptInput, InvalidConditioning
 from cadenza.fileio import atomic_path, atomic_write_text
 
 _VERSIONED_PACKAGES = ("cadenza", "torch", "numpy", "miditok", "symusic", "transformers", "diffusers", "audiocraft")
@@ -38,10 +39,17 @@ def package_versions() -> dict[str, str]:
 
 @dataclass(frozen=True)
 class Provenance:
-    """How an output was made. ``seed`` is the seed of the call that made it and ``sample_index`` its place
-    among that call's ``sampling["num_samples"]`` outputs: the same model, conditioning and sampling
-    (seed and num_samples included) give this output back at that index. (Samples of one call share
-    one random stream, so a seed alone with num_samples=1 reproduces only sample 0.)"""
+    """How an output was made.
+
+    ``sampling`` is the call's sampling with its ``seed`` always set (a drawn seed is filled in), and
+    ``sample_index`` says which of that call's ``sampling["num_samples"]`` outputs this is: the same
+    model, conditioning and sampling give this output back as that sample (what ``Studio.remake``
+    does). ``seed`` is this sample's own seed: where a family seeds each sample on its own (diffusion
+    candidates and DDSP transfers: the call's seed + sample_index) a call with that seed alone makes a
+    close copy; where samples share one random stream (symbolic, codec LM) it is the call's seed.
+    ``inputs``: the files the output was made from (``prompt``, ``melody``, ``source_audio``, a loaded
+    ``midi``), each ``{"path": absolute path, "sha256": ...}``, so a remake can tell they changed.
+    """
 
     model: str
     family: str
@@ -54,13 +62,31 @@ class Provenance:
     versions: dict = field(default_factory=package_versions)
     created: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
     notes: dict = field(default_factory=dict)
+    inputs: dict = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1, sort_keys=True, default=str)
 
     @classmethod
     def from_json(cls, text: str) -> Provenance:
-        return cls(**json.loads(text))
+        """A sidecar's provenance (fields this version does not know are left out).
+
+        Raises:
+            CorruptInput: the text is not a sidecar's JSON.
+        """
+        from dataclasses import fields
+
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise CorruptInput(f"not a sidecar (JSON): {exc}") from None
+        known = {f.name for f in fields(cls)}
+        if not isinstance(data, dict) or not {"model", "family", "conditioning", "sampling"} <= set(data):
+            raise CorruptInput("not a sidecar: it needs model, family, conditioning and sampling")
+        try:
+            return cls(**{k: v for k, v in data.items() if k in known})
+        except TypeError as exc:
+            raise CorruptInput(f"not a sidecar: {exc}") from None
 
     def write_sidecar(self, output_path: str | os.PathLike) -> Path:
         sidecar = Path(f"{os.fspath(output_path)}.json")
@@ -112,7 +138,8 @@ class MidiOutput:
         """Read a Standard MIDI File, to render it, continue it or use it as a melody.
 
         The provenance says where it came from: family ``"file"``, ``model`` the path, and
-        ``notes["loaded_from"]`` / ``notes["sha256"]`` (of the file's bytes).
+        ``notes["loaded_from"]`` (absolute) / ``notes["sha256"]`` (of the file's bytes), also as
+        ``inputs["midi"]``.
 
         Raises:
             CorruptMidi: the file is empty, not MIDI, cannot be parsed, or has no notes.
@@ -123,9 +150,11 @@ class MidiOutput:
         source = Path(path)
         score = load_midi(source)
         digest = hashlib.sha256(source.read_bytes()).hexdigest()
-        notes = {"loaded_from": str(source), "sha256": digest}
+        where = os.path.abspath(source)
+        notes = {"loaded_from": where, "sha256": digest}
         return cls(score, Provenance(model=str(source), family="file", checkpoint_sha256=None, conditioning={},
-                                     sampling={}, seed=None, notes=notes))
+                                     sampling={}, seed=None, notes=notes,
+                                     inputs={"midi": {"path": where, "sha256": digest}}))
 
     def save(self, path: str | os.PathLike, sidecar: bool = True) -> Path:
         target = Path(path)

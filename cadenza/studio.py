@@ -21,10 +21,11 @@ from cadenza.checkpoints import model_dirs as default_model_dirs
 from cadenza.conditioning import (AUDIO_SUFFIXES, Capability, Conditioning, Sampling, require_sampling_supported,
                                   require_supported)
 from cadenza.errors import CheckpointError, InvalidConditioning, UnsupportedConditioning
-from cadenza.generators.base import Callbacks, Generator
+from cadenza.generators.base import Callbacks, Generator, chosen_threads
 from cadenza.generators.families import families, family, find_folder, load_generator, pullable, train_recipes
 from cadenza.generators.family import Family, Recipe
 from cadenza.outputs import AudioOutput, MidiOutput, Provenance
+from cadenza.sidecars import RemakePlan, read_sidecar
 
 if TYPE_CHECKING:
     from cadenza.analysis import TranscribeOptions, Transcriber
@@ -68,9 +69,9 @@ class Studio:
 
     def __init__(self, model_dirs: list[str | os.PathLike] | None = None, cache_size: int = 2,
                  device: str | None = None, threads: int | None = None) -> None:
-        """``threads``: the most CPU threads a model may use (default ``$CADENZA_THREADS``, else each
-        model's own choice, which is 1-2 for the small built-in ones: on a shared machine more threads
-        make small models slower, not faster)."""
+        """``threads``: the CPU threads models run on (default ``$CADENZA_THREADS``, else each model's own
+        choice by its size: one for a small model such as the built-in ones, the physical cores for a
+        big one; on a shared machine more threads make small models slower, not faster)."""
         if threads is None and os.environ.get("CADENZA_THREADS"):
             try:
                 threads = int(os.environ["CADENZA_THREADS"])
@@ -90,6 +91,7 @@ class Studio:
         self._cache_lock = threading.Lock()
         self._model_locks: dict[str, threading.Lock] = {}
         self._transcriber: Transcriber | None = None
+        self._remaking = threading.local()  # a remake's thread count, for this thread's calls only
 
     # ---- discovery ------------------------------------------------------------------------------
     def specs(self) -> dict[str, CheckpointSpec]:
@@ -128,8 +130,10 @@ class Studio:
 
     def pull(self, name: str, root: str | os.PathLike | None = None,
              log: Callable[[str], None] = print) -> CheckpointSpec:
-        """Download the pretrained model ``name`` (see ``pullable``) into ``root/name`` (default
-        ``~/.cache/cadenza``) with a manifest pinning every file by sha256. The only call that downloads."""
+        """Download the pretrained model ``name`` (see ``pullable``) at its pinned revision into the Hugging
+        Face cache and write ``root/name`` (default ``~/.cache/cadenza``): a manifest pinning every file by
+        sha256 and links to the cached files. The only call that downloads; without network it raises
+        CheckpointError at once."""
         from cadenza.generators.families import pull
 
         return pull(name, root=None if root is None else os.fspath(root), log=log)
@@ -181,20 +185,11 @@ class Studio:
 
     @contextlib.contextmanager
     def _working(self, name: str) -> Iterator[None]:
-        """Hold model ``name``'s lock, under this studio's thread limit (the generators never raise the
-        count they find, so the limit holds through their own choices)."""
-        with self._lock(name):
-            if self._threads is None:
-                yield
-                return
-            import torch
-
-            before = torch.get_num_threads()
-            torch.set_num_threads(self._threads)
-            try:
-                yield
-            finally:
-                torch.set_num_threads(before)
+        """Hold model ``name``'s lock, on this studio's thread count when one was chosen (else each model
+        runs on its own choice: one thread for a small model, the physical cores for a big one)."""
+        threads = getattr(self._remaking, "threads", None) or self._threads
+        with self._lock(name), chosen_threads(threads):
+            yield
 
     # ---- work -----------------------------------------------------------------------------------
     def generate(self, model: str, conditioning: Conditioning = Conditioning(), sampling: Sampling = Sampling(),
@@ -282,9 +277,10 @@ class Studio:
                 composed = {"composer": plan.composer, "controls": list(plan.why),
                             "composer_request": plan.request.to_dict(), "composer_sample_index": index,
                             "perform_seed": seed + index, "score_seconds": round(score.duration_s, 3)}
+                inputs = {k: v for k, v in performed.provenance.inputs.items() if k != "melody"}  # a temporary file
                 provenance = replace(performed.provenance, conditioning=conditioning.to_dict(),
                                      sampling=replace(sampling, seed=seed).to_dict(), seed=seed, sample_index=index,
-                                     notes={**performed.provenance.notes, "composed": composed})
+                                     inputs=inputs, notes={**performed.provenance.notes, "composed": composed})
                 outputs.append(replace(performed, provenance=provenance, score=score))
         return outputs
 
@@ -360,7 +356,8 @@ class Studio:
             rendered = generator.render_midi(output.score, note_options, seed=seed)
         base = asdict(output.provenance)
         notes = {**output.provenance.notes, "rendered_with": f"ddsp:{spec.name}", "ddsp_sha256": spec.sha256,
-                 "render_options": note_options.to_dict(), "render_seed": seed}
+                 "render_options": note_options.to_dict(), "render_seed": seed,
+                 **({"loudness": rendered.loudness} if rendered.loudness is not None else {})}
         stems = tuple(AudioOutput(stem, rendered.sample_rate, Provenance(**{**base, "notes": {**notes, "voice": name}}))
                       for stem, name in zip(rendered.stems, rendered.voice_names, strict=True))
         return AudioOutput(rendered.mix, rendered.sample_rate,
@@ -436,6 +433,56 @@ class Studio:
         return transcribe_batch(input_dir, output_dir, options=options, workers=workers, progress=progress,
                                 force=force, runner=runner, threads=self._threads or 1)
 
+
+    def remake(self, sidecar: str | os.PathLike, out: str | os.PathLike | None = None) -> MidiOutput | AudioOutput:
+        """Make an output again from its sidecar (``x.wav.json``, or the output's own path): the same model
+        (checked by sha256), request, seed, sample, thread count and rendering, so the file comes out the
+        same, bit for bit, on the same kind of machine and device. With ``out`` it is also saved there
+        (with a new sidecar); the output is returned either way.
+
+        Raises:
+            InputNotFound: the sidecar or an input file it names (prompt, melody, recording, MIDI,
+                SoundFont) is missing.
+            CorruptInput: not a sidecar, or an input file changed since (its sha256 differs).
+            CheckpointError: the model is not installed, or its weights are not the ones recorded.
+        """
+        plan = read_sidecar(sidecar)
+        self._remaking.threads = plan.threads
+        try:
+            output = self._remade(plan)
+        finally:
+            self._remaking.threads = None
+        if out is not None:
+            output.save(out)
+        return output
+
+    def _remade(self, plan: RemakePlan) -> MidiOutput | AudioOutput:
+        if plan.model is None:
+            output: MidiOutput | AudioOutput = MidiOutput.load(plan.midi)
+        else:
+            spec = self.spec(plan.model)
+            _same_weights(plan.model, spec.sha256, plan.checkpoint_sha256)
+            if plan.transfer_options is not None:
+                output = self.transfer(plan.conditioning.source_audio, plan.model, sampling=plan.sampling,
+                                       **plan.transfer_options)
+            else:
+                made = self.generate(plan.model, plan.conditioning, plan.sampling)
+                output = next(o for o in made if o.provenance.sample_index == plan.sample_index)
+        step = plan.render
+        if step is None:
+            return output
+        options = dict(step.options)
+        if step.synth == "fluidsynth":
+            soundfont = options.pop("soundfont", None)
+            if soundfont is None and step.soundfont is not None:
+                soundfont = _same_soundfont(step.soundfont)
+            return self.render(output, "fluidsynth", soundfont, **options)
+        _same_weights(step.synth, self._ddsp_spec(step.synth)[1].sha256, step.model_sha256)
+        audio = self.render(output, step.synth, seed=step.seed, **options)
+        if plan.voice is None:
+            return audio
+        return next(s for s in audio.stems if s.provenance.notes.get("voice") == plan.voice)
+
     def transfer(self, source_audio: str | os.PathLike, instrument: str, options=None, sampling: Sampling = Sampling(),
                  callbacks: Callbacks = Callbacks(), **option_values) -> AudioOutput:
         """Timbre transfer of a monophonic recording onto a DDSP instrument ('ddsp-violin' or 'violin').
@@ -485,6 +532,25 @@ def _as_asked(output: MidiOutput | AudioOutput, asked: Conditioning,
     provenance = replace(prov, conditioning={**prov.conditioning, **{name: getattr(asked, name) for name in heard}},
                          notes={**prov.notes, "heard": summary})
     return replace(output, provenance=provenance, transcribed={**output.transcribed, **heard})
+
+
+def _same_weights(model: str, installed: str, recorded: str | None) -> None:
+    if recorded and installed != recorded:
+        raise CheckpointError(f"model {model!r} is not the one this output was made with (its weights have sha256 "
+                              f"{installed[:12]}..., the sidecar records {recorded[:12]}...)")
+
+
+def _same_soundfont(recorded: dict) -> str:
+    """The recorded SoundFont's path, once it is there with the recorded sha256."""
+    from cadenza.errors import InputNotFound
+    from cadenza.fileio.hashes import cached_sha256
+
+    path = Path(str(recorded.get("path")))
+    if not path.is_file():
+        raise InputNotFound(f"the SoundFont {path} this output was played with is missing")
+    if cached_sha256(path) != recorded.get("sha256"):
+        raise CheckpointError(f"the SoundFont {path} changed since this output was played (its sha256 differs)")
+    return str(path)
 
 
 def _known_family(spec: CheckpointSpec) -> CheckpointSpec:

@@ -39,6 +39,20 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_hash_cache(tmp_path_factory):
+    """Verified checkpoint hashes go to a file of this test session, never the user's ~/.cache."""
+    import os
+
+    before = os.environ.get("CADENZA_HASH_CACHE")
+    os.environ["CADENZA_HASH_CACHE"] = str(tmp_path_factory.mktemp("hashes") / "sha256-cache.json")
+    yield
+    if before is None:
+        os.environ.pop("CADENZA_HASH_CACHE", None)
+    else:
+        os.environ["CADENZA_HASH_CACHE"] = before
+
+
 @pytest.fixture
 def one_thread():
     """Run a decode test on one CPU thread: on a busy 2-core box, 2 threads made tiny decodes ~20x

@@ -106,6 +106,8 @@ def test_studio_composes_then_performs_and_saves_the_score(score_model_root, tmp
                              Sampling(seed=3))
     assert direct[0].score is None and "composed" not in direct[0].provenance.notes
     assert path.is_file()
+    remade = studio.remake(tmp_path / "air.wav.json")  # composes again from the request as asked, same seed
+    assert (remade.samples == outs[0].samples).all() and remade.score is not None
     picture = outs[0].spectrogram(tmp_path / "air.png")  # the score's piano roll above the spectrogram
     assert picture.stat().st_size > 10_000
 

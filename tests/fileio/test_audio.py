@@ -206,3 +206,32 @@ def test_m4a_is_read_with_pyav(tmp_path):
         read_audio(broken)
     with pytest.raises(CorruptInput, match="source_audio"):
         Conditioning(source_audio=str(broken))
+
+
+def test_the_record_says_what_loudness_was_reached_on_a_file_with_large_peaks():
+    """Clicks 19 dB over the music: the limiter takes them, the result is on target and says so."""
+    from cadenza.fileio.audio import normalize_loudness
+
+    audio = sine(amp=0.1, channels=2)
+    audio[:, 1000::4000] = 0.95
+    out, record = normalize_loudness(audio, SR, -14.0)
+    assert record.why_not is None
+    assert record.measured_lufs == pytest.approx(measure(out), abs=0.01)
+    assert abs(record.measured_lufs - record.target_lufs) <= 0.5
+    assert record.limited_db > 3.0  # the peaks were turned down, and by how much is recorded
+    assert record.to_dict().keys() == {"target_lufs", "measured_lufs", "limited_db"}
+
+
+def test_the_record_says_why_a_target_was_missed():
+    from cadenza.fileio.audio import MAX_LIMIT_DB, normalize_loudness
+
+    audio = sine(amp=0.001, channels=2)
+    audio[:, 1000] = 0.9  # a lone click: reaching -14 would take far more than MAX_LIMIT_DB
+    out, record = normalize_loudness(audio, SR, -14.0)
+    assert record.measured_lufs == pytest.approx(measure(out), abs=0.01) and record.measured_lufs < -14.5
+    assert record.limited_db == pytest.approx(MAX_LIMIT_DB, abs=0.1)
+    assert "limiting" in record.why_not
+    _, short = normalize_loudness(sine(seconds=0.1, channels=1), SR, -14.0)
+    assert short.measured_lufs is None and "cannot be measured" in short.why_not
+    _, silent = normalize_loudness(np.zeros((1, SR), dtype=np.float32), SR, -14.0)
+    assert silent.measured_lufs is None and "silent" in silent.why_not

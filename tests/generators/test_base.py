@@ -54,6 +54,35 @@ def test_cpu_threads_caps_and_restores():
         torch.set_num_threads(before)
 
 
+def test_a_chosen_thread_count_overrides_the_models_own_choice():
+    from cadenza.generators.base import chosen_threads, threads_for, weight_count
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        with chosen_threads(3):
+            assert torch.get_num_threads() == 3
+            with cpu_threads(1):  # a small model's own choice does not lower what the user chose
+                assert torch.get_num_threads() == 3
+        assert torch.get_num_threads() == 1
+        with chosen_threads(None), cpu_threads(1):
+            assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    small, big = torch.nn.Linear(10, 10), torch.nn.Embedding(60_000, 1000)
+    assert weight_count(small, small) == 110 and threads_for(weight_count(small)) == 1
+    assert threads_for(weight_count(big)) is None  # a big model: all physical cores
+
+    class Pipeline:  # a diffusers pipeline keeps its modules as components
+        components = {"unet": big, "scheduler": object()}
+
+    class Backend:
+        def __init__(self):
+            self.pipe = Pipeline()
+
+    assert weight_count(Backend()) == 60_000_000
+
+
 def test_progress_counts_across_windows():
     seen = []
     exact = Progress(Callbacks(progress=lambda d, t: seen.append((d, t))), 3)

@@ -115,3 +115,25 @@ def test_options_are_validated():
         RenderOptions(sample_rate=100)
     with pytest.raises(InvalidConditioning, match="gain"):
         RenderOptions(gain=0.0)
+
+
+def test_a_render_records_the_loudness_it_reached(tmp_path, score_of):
+    """Soft notes with a few fortissimo chords: the sidecar holds the loudness measured after limiting,
+    within 0.5 LU of the target or with the reason why not."""
+    pytest.importorskip("fluidsynth")
+    import json
+
+    from cadenza.fileio.audio import integrated_loudness, read_audio
+    from cadenza.outputs import MidiOutput, Provenance
+    from cadenza.render.fluidsynth import RenderOptions, render_output
+
+    notes = [(i * 240, 200, 60 + i % 12, 20) for i in range(24)]
+    notes += [(i * 1440, 400, pitch, 127) for i in range(4) for pitch in (36, 48, 55, 60, 64, 67, 72)]
+    midi = MidiOutput(score_of(notes), Provenance("t", "file", None, {}, {}, None))
+    audio = render_output(midi, RenderOptions(normalize_lufs=-14.0))
+    path = audio.save(tmp_path / "x.wav")
+    record = json.loads((tmp_path / "x.wav.json").read_text())["notes"]["loudness"]
+    samples, sr = read_audio(path)
+    assert record["target_lufs"] == -14.0
+    assert record["measured_lufs"] == pytest.approx(integrated_loudness(samples, sr), abs=0.05)
+    assert abs(record["measured_lufs"] + 14.0) <= 0.5 or record["why_not"]

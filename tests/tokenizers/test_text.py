@@ -34,3 +34,27 @@ def test_similar_captions_are_closer(encoder):
 def test_empty_prompt_encodes(encoder):
     out = encoder([""])
     assert out.states.shape[0] == 1 and torch.isfinite(out.pooled).all()
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_the_plain_torch_encoder_equals_transformers_bit_for_bit(encoder, threads):
+    """Our BERT (no transformers import at load) gives exactly transformers' BertModel numbers, with and
+    without padding, on accents, CJK, an empty prompt and text cut at max_tokens."""
+    transformers = pytest.importorskip("transformers")
+    from cadenza.tokenizers.text import minilm_directory
+
+    directory = minilm_directory()
+    tokenizer = transformers.AutoTokenizer.from_pretrained(directory, local_files_only=True)
+    reference = transformers.AutoModel.from_pretrained(directory, local_files_only=True).eval()
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for texts in (["an irish reel on a fiddle"], ["", "a slow air in E minor for solo flute, 16 bars"],
+                      ["Café déjà vu, 你好 ñ", "jig " * 100, ""]):
+            batch = tokenizer(texts, padding=True, truncation=True, max_length=encoder.max_tokens, return_tensors="pt")
+            ids, mask = encoder.tokenizer(texts)
+            assert torch.equal(ids, batch["input_ids"]) and torch.equal(mask, batch["attention_mask"])
+            with torch.inference_mode():
+                assert torch.equal(encoder.model(ids, mask), reference(**batch).last_hidden_state)
+    finally:
+        torch.set_num_threads(before)

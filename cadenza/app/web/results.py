@@ -60,9 +60,17 @@ def save_result(studio: Studio, output: MidiOutput | AudioOutput, folder: Path, 
         kind = "audio"
     regenerated = prov.notes.get("regenerated_bars")
     return ResultFiles(kind=kind, source=source, audio=wav, downloads=downloads, image=image,
-                       provenance_json=prov.to_json(), seed=prov.seed, summary=_summary(output, index),
+                       provenance_json=prov.to_json(), seed=_call_seed(prov), summary=_summary(output, index),
                        batch_size=int(prov.sampling.get("num_samples") or 1), model=prov.model,
                        regenerated=(int(regenerated[0]), int(regenerated[1])) if regenerated else None)
+
+
+def _call_seed(prov: Provenance) -> int | None:
+    """The seed that makes the whole call again ("Regenerate with this seed" asks for the same number of
+    samples): the call's, which the sidecar's sampling records; a diffusion candidate's own seed is the
+    call's + its index."""
+    seed = prov.sampling.get("seed") if isinstance(prov.sampling, dict) else None
+    return prov.seed if seed is None else int(seed)
 
 
 def _summary(output: MidiOutput | AudioOutput, index: int) -> str:

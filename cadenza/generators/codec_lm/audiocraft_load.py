@@ -10,7 +10,6 @@ audiocraft's builders (and wrapped for stereo / codebook count exactly as audioc
 
 from __future__ import annotations
 
-import functools
 import os
 import pickle
 import re
@@ -19,20 +18,9 @@ from pathlib import Path
 
 import torch
 
-from cadenza.checkpoints import sha256_of
 from cadenza.errors import CheckpointError
+from cadenza.fileio.hashes import cached_sha256  # release files are GBs: hashed once per size and mtime
 from cadenza.generators.codec_lm.lm import CodecLMConfig
-
-@functools.lru_cache(maxsize=64)
-def _sha256(path: str, size: int, mtime_ns: int) -> str:
-    return sha256_of(path)
-
-
-def cached_sha256(path: str | os.PathLike) -> str:
-    """sha256 of ``path``, computed once per process for a given size and modification time (release
-    files are GBs; a spec is made on every request that names a bare directory)."""
-    stat = os.stat(path)
-    return _sha256(os.fspath(path), stat.st_size, stat.st_mtime_ns)
 
 
 #: Cache positions one audiocraft LM may use (sinusoidal positions have no learned limit; this bounds

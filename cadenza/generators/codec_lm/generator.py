@@ -42,7 +42,8 @@ from cadenza.conditioning import Capability, Conditioning, Sampling
 from cadenza.engine.decode import DecodeParams, decode_codebooks, decode_step
 from cadenza.engine.device import DevicePolicy
 from cadenza.errors import InvalidConditioning
-from cadenza.generators.base import Callbacks, Progress, begin_call, make_rng, provenance
+from cadenza.generators.base import (Callbacks, Progress, begin_call, cpu_threads, make_rng, provenance, threads_for,
+                                     weight_count)
 from cadenza.generators.codec_lm.conditioners import ConditionInputs
 from cadenza.generators.codec_lm.loading import OVERLAP_FRACTION, CodecLMBundle, load_bundle
 from cadenza.generators.codec_lm.lm import CodecLMRunner
@@ -102,6 +103,7 @@ class CodecLMGenerator:
         device = self.policy.device()
         bundle.lm.to(device=device, dtype=self.policy.dtype_for(device))
         self._step = self.policy.maybe_compile(decode_step, device)
+        self._threads = threads_for(weight_count(bundle.lm, bundle.codec))  # 1 for a small LM (see base)
 
     @property
     def capabilities(self) -> frozenset[Capability]:
@@ -130,6 +132,10 @@ class CodecLMGenerator:
     def generate(self, conditioning: Conditioning, sampling: Sampling,
                  callbacks: Callbacks = Callbacks()) -> list[AudioOutput]:
         """``sampling.num_samples`` clips of ``conditioning.duration_s`` seconds (prompt included)."""
+        with cpu_threads(self._threads, next(self.bundle.lm.parameters()).device):
+            return self._generate(conditioning, sampling, callbacks)
+
+    def _generate(self, conditioning: Conditioning, sampling: Sampling, callbacks: Callbacks) -> list[AudioOutput]:
         seed = begin_call(self.spec, conditioning, sampling)
         started = time.perf_counter()
         bundle, lm, codec = self.bundle, self.bundle.lm, self.bundle.codec

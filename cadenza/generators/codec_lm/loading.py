@@ -20,6 +20,7 @@ Two manifest formats (``config.format``):
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -58,8 +59,14 @@ class CodecLMBundle:
     has_text: bool
 
 
+#: Below this many weights an LM is built with real (then replaced) tensors: its random init takes
+#: milliseconds, while building on the meta device imports torch._dynamo (~1.4 s of a cold start).
+META_INIT_ABOVE = 50_000_000
+
+
 def _build_lm(config: CodecLMConfig, state: dict[str, torch.Tensor], device: str, name: str) -> CodecLM:
-    with torch.device("meta"):
+    big = sum(v.numel() for v in state.values()) > META_INIT_ABOVE
+    with torch.device("meta") if big else contextlib.nullcontext():
         lm = CodecLM(config)
     state = {k: v.to(device=device, dtype=torch.float32) for k, v in state.items()}
     try:

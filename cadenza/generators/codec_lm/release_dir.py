@@ -7,8 +7,9 @@
   Nothing is written into the user's folder (it may be read-only or the HF cache); the sha256 pins go
   into every output's provenance. ``cadenza pull`` is the way to get a persistent, named manifest.
 - ``pull(name)`` is the only network path: it downloads a known MusicGen release (and the T5 encoder
-  its text conditioner needs) into ``~/.cache/cadenza/<name>/`` and writes a manifest that pins every
-  file by sha256. The downloader is injectable (tests pass a fake one; they never touch the network).
+  its text conditioner needs) at a pinned revision into the Hugging Face cache, links the files from
+  ``~/.cache/cadenza/<name>/`` and writes a manifest there that pins every file by sha256. The snapshot
+  function is injectable (tests pass a fake one; they never touch the network).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Callable
 from cadenza.checkpoints import CheckpointSpec, write_manifest
 from cadenza.conditioning import Capability
 from cadenza.errors import CheckpointError
+from cadenza.hub import Snapshot
 
 RELEASE_FILES = {"state_dict": "state_dict.bin", "compression_state_dict": "compression_state_dict.bin"}
 T5_FILES = ("config.json", "model.safetensors", "spiece.model", "tokenizer.json")
@@ -30,18 +32,25 @@ MUSICGEN_LICENSE = "CC-BY-NC-4.0 (weights, Meta's MusicGen release); T5: Apache-
 
 @dataclass(frozen=True)
 class Pullable:
-    """A model ``cadenza pull`` knows: its hub repository and a one-line description."""
+    """A model ``cadenza pull`` knows: its hub repository, a one-line description, and the revision (a
+    commit sha) pulled; None pulls the repository's main branch, and the manifest records the commit
+    that was."""
 
     repo: str
     description: str
     license: str = MUSICGEN_LICENSE
+    revision: str | None = None
 
 
+# Revisions: commits whose snapshots are known to hold the audiocraft release files (state_dict.bin and
+# compression_state_dict.bin). The names without one are pulled from main, the commit recorded.
 PULLABLE: dict[str, Pullable] = {
-    "musicgen-small": Pullable("facebook/musicgen-small", "MusicGen 300M: text to music, 32 kHz mono"),
+    "musicgen-small": Pullable("facebook/musicgen-small", "MusicGen 300M: text to music, 32 kHz mono",
+                               revision="4c8334b02c6ec4e8664a91979669a501ec497792"),
     "musicgen-medium": Pullable("facebook/musicgen-medium", "MusicGen 1.5B: text to music, 32 kHz mono"),
     "musicgen-large": Pullable("facebook/musicgen-large", "MusicGen 3.3B: text to music, 32 kHz mono"),
-    "musicgen-melody": Pullable("facebook/musicgen-melody", "MusicGen 1.5B: text + melody to music, 32 kHz mono"),
+    "musicgen-melody": Pullable("facebook/musicgen-melody", "MusicGen 1.5B: text + melody to music, 32 kHz mono",
+                                revision="51e18546f12df76256cdf55199560a82366389fe"),
     "musicgen-melody-large": Pullable("facebook/musicgen-melody-large", "MusicGen 3.3B: text + melody, 32 kHz mono"),
     "musicgen-stereo-small": Pullable("facebook/musicgen-stereo-small", "MusicGen 300M: text to music, stereo"),
     "musicgen-stereo-medium": Pullable("facebook/musicgen-stereo-medium", "MusicGen 1.5B: text to music, stereo"),
@@ -49,8 +58,9 @@ PULLABLE: dict[str, Pullable] = {
     "musicgen-stereo-melody": Pullable("facebook/musicgen-stereo-melody", "MusicGen 1.5B: text + melody, stereo"),
 }
 
-# (hub repo, file name, target directory) -> local path of the downloaded file
-Downloader = Callable[[str, str, Path], Path]
+# The T5 text encoders MusicGen releases name, at the commit pulled (t5-base's files: config.json,
+# model.safetensors, spiece.model, tokenizer.json).
+T5_REVISIONS = {"google-t5/t5-base": "a9723ea7f1b39c1eae772870f3b547bf6ef7e6c1"}
 
 
 def find_release(name: str | os.PathLike) -> Path | None:
@@ -122,75 +132,64 @@ def spec_for_name(name: str) -> CheckpointSpec | None:
     return None if release is None else spec_for_release(release, name=name)
 
 
-def hf_downloader(repo: str, filename: str, target: Path) -> Path:
-    """Download ``repo``/``filename`` into ``target`` (huggingface_hub verifies LFS files' sha256)."""
-    from huggingface_hub import hf_hub_download
-
-    return Path(hf_hub_download(repo, filename, local_dir=target))
-
-
-def pull(name: str, root: str | os.PathLike | None = None, downloader: Downloader | None = None,
+def pull(name: str, root: str | os.PathLike | None = None, downloader: Snapshot | None = None,
          log: Callable[[str], None] = print) -> CheckpointSpec:
-    """Fetch the known model ``name`` into ``root/name`` (default ``~/.cache/cadenza``) and write its
-    manifest (every file pinned by sha256). Returns the spec. The only place Cadenza downloads."""
+    """Fetch the known model ``name`` at its pinned revision into the Hugging Face cache, link its files
+    from ``root/name`` (default ``~/.cache/cadenza``) and write the manifest there (every file pinned by
+    sha256). Returns the spec. The only place Cadenza downloads; without network it fails at once.
+
+    ``downloader``: ``(repo, revision, patterns) -> snapshot folder`` (default ``hub.hf_snapshot``, after
+    one quick ``hub.require_network`` check).
+    """
     from cadenza import checkpoints
+    from cadenza.hub import hf_snapshot, link_files, require_network
 
     if name not in PULLABLE:
         raise CheckpointError(f"cadenza pull knows no model {name!r}; known: {', '.join(sorted(PULLABLE))}")
     item = PULLABLE[name]
-    downloader = downloader or hf_downloader
+    if downloader is None:
+        require_network()
+        downloader = hf_snapshot
     target = Path(root if root is not None else checkpoints.USER_CHECKPOINTS) / name
-    target.mkdir(parents=True, exist_ok=True)
-    files: dict[str, str] = {}
-    for role, filename in RELEASE_FILES.items():
-        log(f"downloading {item.repo}/{filename}")
-        _fetch(downloader, item.repo, filename, target)
-        files[role] = filename
-    cfg = _release_cfg(target)
+    log(f"downloading {item.repo}{_at(item.revision)} into the Hugging Face cache")
+    release = _snapshot(downloader, item.repo, item.revision, tuple(RELEASE_FILES.values()), RELEASE_FILES.values())
+    cfg = _release_cfg(release)
     t5_names = sorted({str(spec.t5.name) for key, spec in (cfg.get("conditioners") or {}).items()
                        if key != "args" and str(spec.model) == "t5"})
     if len(t5_names) > 1:
         raise CheckpointError(f"{name}: more than one T5 encoder ({t5_names}) is not supported")
+    encoders = []
     for t5 in t5_names:
         repo = t5 if "/" in t5 else f"google-t5/{t5}"
-        for filename in T5_FILES:
-            log(f"downloading {repo}/{filename}")
-            try:
-                _fetch(downloader, repo, filename, target / "t5")
-            except CheckpointError:
-                if filename in T5_REQUIRED:
-                    raise
-                log(f"{repo} has no {filename}; the tokenizer is built from spiece.model instead")
-                continue
-            files[f"t5_{filename.split('.')[0]}"] = f"t5/{filename}"
+        log(f"downloading {repo}{_at(T5_REVISIONS.get(repo))} (the text encoder it needs)")
+        folder = _snapshot(downloader, repo, T5_REVISIONS.get(repo), T5_FILES, T5_REQUIRED)
+        present = [f for f in T5_FILES if (folder / f).is_file()]
+        if "tokenizer.json" not in present:
+            log(f"{repo} has no tokenizer.json; the tokenizer is built from spiece.model instead")
+        encoders.append((repo, folder, present))
+    link_files(release, RELEASE_FILES.values(), target)  # only now is anything written under root
+    files = dict(RELEASE_FILES)
+    for _, folder, present in encoders:
+        link_files(folder, present, target / "t5")
+        files.update({f"t5_{f.split('.')[0]}": f"t5/{f}" for f in present})
+    source = {"hub": item.repo, "revision": release.name, "t5": t5_names,
+              **({"t5_revision": encoders[0][1].name} if encoders else {})}
     return write_manifest(target, name=name, family="codec_lm", files=files, config={"format": "audiocraft"},
                           capabilities=sorted(release_capabilities(cfg), key=str), license=item.license,
                           description=item.description,
-                          made_by={"source": {"hub": item.repo, "t5": t5_names}, "command": f"cadenza pull {name}"})
+                          made_by={"source": source, "command": f"cadenza pull {name}",
+                                   "files": "links into the Hugging Face cache"})
 
 
-def _fetch(downloader: Downloader, repo: str, filename: str, target: Path) -> None:
-    """Download ``repo``/``filename`` to ``target/filename``; a failed download is a CheckpointError."""
-    try:
-        downloaded = downloader(repo, filename, target)
-    except OSError as exc:  # huggingface_hub's HTTP and missing-entry errors are OSErrors
-        raise CheckpointError(f"could not download {repo}/{filename}: {exc}") from exc
-    _place(downloaded, target / filename)
+def _at(revision: str | None) -> str:
+    return f"@{revision[:12]}" if revision else " (main)"
 
 
-def _place(downloaded: Path, wanted: Path) -> None:
-    """Make the downloaded file live at ``wanted`` (downloaders may write to a subfolder or a cache)."""
-    downloaded = Path(downloaded)
-    if downloaded.resolve() == wanted.resolve():
-        return
-    wanted.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(downloaded, wanted) if downloaded.parent.resolve() == wanted.parent.resolve() else _copy(downloaded, wanted)
-
-
-def _copy(source: Path, wanted: Path) -> None:
-    import shutil
-
-    from cadenza.fileio import atomic_path
-
-    with atomic_path(wanted) as tmp:
-        shutil.copyfile(source, tmp)
+def _snapshot(downloader: Snapshot, repo: str, revision: str | None, patterns: tuple[str, ...],
+              required) -> Path:
+    """The snapshot folder of ``repo`` holding at least ``required``; CheckpointError naming what is missing."""
+    folder = Path(downloader(repo, revision, tuple(patterns)))
+    missing = [f for f in required if not (folder / f).is_file()]
+    if missing:
+        raise CheckpointError(f"could not download {repo}{_at(revision)}: it has no {', '.join(missing)}")
+    return folder

@@ -80,7 +80,7 @@ class DDSPGenerator:
                      "loudness_offset_db": round(controls.loudness_offset_db, 2),
                      "voiced_fraction": round(controls.voiced_fraction, 3),
                      "source_seconds": round(samples.shape[1] / sr, 3)}
-            made = provenance(self.spec, conditioning, sampling, seed=seed + index, sample_index=index,
+            made = provenance(self.spec, conditioning, sampling, seed=seed + index, sample_index=index, call_seed=seed,
                               timings_s={"transfer": round(seconds, 3)}, notes=notes)
             outputs.append(AudioOutput(audio[None, :].astype(np.float32), self.instrument.config.sample_rate, made))
         return outputs

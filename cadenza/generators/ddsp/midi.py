@@ -64,12 +64,14 @@ class NoteRenderOptions:
 
 @dataclass
 class RenderedMidi:
-    """``mix [1, N]`` float32 and one ``[1, N]`` stem per voice (same gain as in the mix), at ``sample_rate``."""
+    """``mix [1, N]`` float32 and one ``[1, N]`` stem per voice (same gain as in the mix), at ``sample_rate``;
+    ``loudness``: what normalisation reached (``fileio.audio.Loudness.to_dict()``), None when not asked."""
 
     mix: np.ndarray
     stems: list[np.ndarray]
     voice_names: list[str]
     sample_rate: int
+    loudness: dict | None = None
 
 
 def split_voices(score: symusic.Score) -> list[tuple[str, np.ndarray]]:
@@ -140,7 +142,7 @@ def note_controls(notes: np.ndarray, frames: int, instrument: Instrument,
 def render_score(instrument: Instrument, score: symusic.Score, options: NoteRenderOptions = NoteRenderOptions(),
                  seed: int = 0, chunk_s: float = 20.0, should_stop=None, progress=None) -> RenderedMidi:
     """Play every voice of ``score`` on ``instrument`` and mix them (one gain for mix and stems)."""
-    from cadenza.fileio.audio import loudness_normalize, resample
+    from cadenza.fileio.audio import loudness_gain, resample
 
     voices = split_voices(score)
     if not voices:
@@ -164,12 +166,13 @@ def render_score(instrument: Instrument, score: symusic.Score, options: NoteRend
     if options.sample_rate != rate:
         mix = resample(mix, rate, options.sample_rate)
         stems_arr = resample(stems_arr, rate, options.sample_rate)
-    gain = 1.0
+    gain, loudness = 1.0, None
     peak = float(np.abs(mix).max())
     if options.normalize_lufs is not None and peak > 0:
-        normalized = loudness_normalize(mix, options.sample_rate, options.normalize_lufs)
-        gain = float(np.abs(normalized).max()) / peak
+        # one gain curve (level and peak limiting) for the mix and every stem, so the stems still sum to it
+        gain, record = loudness_gain(mix, options.sample_rate, options.normalize_lufs)
+        loudness = record.to_dict()
     elif peak > 10 ** (-1 / 20):
         gain = 10 ** (-1 / 20) / peak
     return RenderedMidi((mix * gain).astype(np.float32), [(s[None] * gain).astype(np.float32) for s in stems_arr],
-                        [name for name, _ in voices], options.sample_rate)
+                        [name for name, _ in voices], options.sample_rate, loudness)

@@ -102,10 +102,13 @@ def load_cadenza_backend(spec: CheckpointSpec, device: str | None = None) -> Cad
     from cadenza.generators.diffusion.latent import CodecAutoencoder
     from cadenza.tokenizers.text import TextEncoder
 
+    from cadenza.compat import without_module
+
     tensors = spec.load_safetensors("weights")  # verifies every file's sha256 first
     config = spec.config
     try:
-        model = LatentDiT(DiTConfig(**config["model"]))
+        with without_module("torch._dynamo"):  # diffusers' import of it: ~1 s of a cold start, unused here
+            model = LatentDiT(DiTConfig(**config["model"]))
         stats = LatentStats(tuple(config["latent"]["mean"]), float(config["latent"]["std"]))
         defaults = ModelDefaults(**config.get("defaults", DEFAULTS.to_dict()))
     except (KeyError, TypeError) as exc:

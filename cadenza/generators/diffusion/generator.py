@@ -22,14 +22,12 @@ folders; see ``pipeline_dir``) and ``"cadenza"`` (our small default; see ``caden
 from __future__ import annotations
 
 import time
-from dataclasses import replace
-
 import torch
 
 from cadenza.checkpoints import CheckpointSpec
 from cadenza.conditioning import Capability, Conditioning, Sampling
 from cadenza.errors import CheckpointError, InvalidConditioning
-from cadenza.generators.base import Callbacks, begin_call, provenance
+from cadenza.generators.base import Callbacks, begin_call, cpu_threads, provenance, threads_for, weight_count
 from cadenza.generators.diffusion.backend import Backend
 from cadenza.generators.diffusion.rerank import rank
 from cadenza.generators.diffusion.sampler import Batch, Settings, sample
@@ -72,6 +70,8 @@ class DiffusionGenerator:
 
     def __init__(self, spec: CheckpointSpec, backend: Backend) -> None:
         self.spec, self.backend = spec, backend
+        self._threads = threads_for(weight_count(backend))  # 1 for a small model (see generators.base)
+        self._device = _device_of(backend)
 
     @property
     def capabilities(self) -> frozenset[Capability]:
@@ -101,6 +101,10 @@ class DiffusionGenerator:
     def generate(self, conditioning: Conditioning, sampling: Sampling,
                  callbacks: Callbacks = Callbacks()) -> list[AudioOutput]:
         """``sampling.num_samples`` outputs ``[C, N]`` at the model's rate, best-first when more than one."""
+        with cpu_threads(self._threads, self._device):
+            return self._generate(conditioning, sampling, callbacks)
+
+    def _generate(self, conditioning: Conditioning, sampling: Sampling, callbacks: Callbacks) -> list[AudioOutput]:
         seed = begin_call(self.spec, conditioning, sampling)
         started = time.perf_counter()
         init, prompt_seconds = self._read_prompt(conditioning.prompt)
@@ -135,9 +139,10 @@ class DiffusionGenerator:
                           "quality": scores[k].to_dict()}
             if agreement:
                 notes["clap_score"] = round(agreement[k], 5)
-            # each candidate has its own seed: its sidecar asks for that one sample
-            made = provenance(self.spec, conditioning, replace(sampling, seed=seeds[k], num_samples=1),
-                              seed=seeds[k], sample_index=k, timings_s={"generate": elapsed}, notes=notes)
+            # each candidate has its own seed (made alone from it, it comes out within float noise of this
+            # one); the sidecar records the whole call, which remakes it bit for bit
+            made = provenance(self.spec, conditioning, sampling, seed=seeds[k], sample_index=k, call_seed=seed,
+                              timings_s={"generate": elapsed}, notes=notes)
             outputs.append(AudioOutput(candidates[k], self.backend.sample_rate, made))
         return outputs
 
@@ -167,6 +172,16 @@ class DiffusionGenerator:
 
         samples, rate = read_audio(path, sample_rate=self.backend.sample_rate)
         return torch.from_numpy(samples), samples.shape[-1] / rate
+
+
+def _device_of(backend: Backend) -> torch.device | None:
+    """Where the backend's first weights are (a pipeline's components, or the modules it holds)."""
+    held = list(vars(backend).values()) + list((getattr(getattr(backend, "pipe", None), "components", None) or {}).values())
+    for value in held:
+        if isinstance(value, torch.nn.Module):
+            for parameter in value.parameters():
+                return parameter.device
+    return None
 
 
 def _steps_run(settings: Settings) -> int:

@@ -69,9 +69,17 @@ class LatentDiT(nn.Module):
 
     def __init__(self, config: DiTConfig) -> None:
         super().__init__()
-        from diffusers import StableAudioDiTModel
-        from diffusers.pipelines.stable_audio.modeling_stable_audio import StableAudioProjectionModel
+        from cadenza.compat import import_skipping_inits
 
+        # The __init__ of diffusers.models.transformers imports every transformer model diffusers has, that
+        # of diffusers.pipelines.stable_audio the whole pipeline (and through them transformers): 3-6 s of a
+        # cold start for the two classes used here.
+        dit_module, projection_module = import_skipping_inits(
+            ["diffusers.models.transformers.stable_audio_transformer",
+             "diffusers.pipelines.stable_audio.modeling_stable_audio"],
+            ("diffusers.models.transformers", "diffusers.pipelines.stable_audio"))
+        StableAudioDiTModel = dit_module.StableAudioDiTModel
+        StableAudioProjectionModel = projection_module.StableAudioProjectionModel
         self.config = config
         self.projection = StableAudioProjectionModel(text_encoder_dim=config.text_dim, conditioning_dim=config.cond_dim,
                                                      min_value=0, max_value=config.max_seconds)

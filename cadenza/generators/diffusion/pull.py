@@ -1,10 +1,11 @@
-"""``cadenza pull`` for diffusion pipelines: download a known diffusers repository into
-``~/.cache/cadenza/<name>/pipeline/`` and write ``<name>/manifest.json`` (``write_pipeline_manifest``).
+"""``cadenza pull`` for diffusion pipelines: download a known diffusers repository at a pinned revision
+into the Hugging Face cache, link it as ``~/.cache/cadenza/<name>/pipeline`` and write
+``<name>/manifest.json`` (``write_pipeline_manifest``).
 
 Only the pipeline's components are fetched (``model_index.json`` and each component folder's JSON,
 safetensors and tokenizer files), not the single-file checkpoints some repositories also keep at their
-root (Stable Audio Open's 4.8 GB ``model.safetensors`` / ``model.ckpt``). The downloader is injectable:
-tests pass a fake one and never touch the network.
+root (Stable Audio Open's 4.8 GB ``model.safetensors`` / ``model.ckpt``). The snapshot function is
+injectable: tests pass a fake one and never touch the network.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Callable
 
 from cadenza.checkpoints import CheckpointSpec
 from cadenza.errors import CheckpointError
+from cadenza.hub import Snapshot
 
 PIPELINE_FOLDER = "pipeline"
 ALLOW_PATTERNS = ("model_index.json", "*/*.json", "*/*.safetensors", "*/*.txt", "*/*.model")
@@ -23,49 +25,55 @@ ALLOW_PATTERNS = ("model_index.json", "*/*.json", "*/*.safetensors", "*/*.txt", 
 
 @dataclass(frozen=True)
 class PullablePipeline:
+    """A pipeline ``cadenza pull`` knows; ``revision``: the commit pulled (None: main, the commit recorded)."""
+
     repo: str
     description: str
     license: str
+    revision: str | None = None
 
 
+# Revisions: commits whose snapshots are known to hold the diffusers layout (model_index.json and the
+# component folders). The names without one are pulled from main, the commit recorded.
 PULLABLE: dict[str, PullablePipeline] = {
     "audioldm2-music": PullablePipeline("cvssp/audioldm2-music", "AudioLDM2 (music): text to music, 16 kHz mono",
                                         "CC-BY-NC-SA-4.0 (cvssp/audioldm2-music)"),
     "audioldm2": PullablePipeline("cvssp/audioldm2", "AudioLDM2: text to audio, 16 kHz mono",
-                                  "CC-BY-NC-SA-4.0 (cvssp/audioldm2)"),
+                                  "CC-BY-NC-SA-4.0 (cvssp/audioldm2)",
+                                  revision="c8e7e189d324425c05c4c2f81214041ef4107983"),
     "stable-audio-open-1.0": PullablePipeline(
         "stabilityai/stable-audio-open-1.0", "Stable Audio Open 1.0: text to audio, 44.1 kHz stereo, up to 47 s",
-        "Stability AI Community License (gated on the hub: accept its terms there and `huggingface-cli login` first)"),
+        "Stability AI Community License (gated on the hub: accept its terms there and `huggingface-cli login` first)",
+        revision="67351841772475731424cf358c9fb785716ac78f"),
 }
 
-# (hub repo, target folder, allowed file patterns) -> the folder the files are in
-PipelineDownloader = Callable[[str, Path, tuple[str, ...]], Path]
 
-
-def hf_snapshot(repo: str, target: Path, patterns: tuple[str, ...]) -> Path:
-    """Download the files of ``repo`` matching ``patterns`` into ``target`` (huggingface_hub checks sha256)."""
-    from huggingface_hub import snapshot_download
-
-    return Path(snapshot_download(repo, local_dir=target, allow_patterns=list(patterns)))
-
-
-def pull_pipeline(name: str, root: str | os.PathLike | None = None, downloader: PipelineDownloader | None = None,
+def pull_pipeline(name: str, root: str | os.PathLike | None = None, downloader: Snapshot | None = None,
                   log: Callable[[str], None] = print) -> CheckpointSpec:
-    """Fetch the known pipeline ``name`` into ``root/name/pipeline`` and write its manifest; returns the spec."""
+    """Fetch the known pipeline ``name`` at its pinned revision into the Hugging Face cache, link it as
+    ``root/name/pipeline`` and write the manifest; returns the spec. Without network it fails at once.
+
+    ``downloader``: ``(repo, revision, patterns) -> snapshot folder`` (default ``hub.hf_snapshot``, after
+    one quick ``hub.require_network`` check).
+    """
     from cadenza import checkpoints
-    from cadenza.generators.diffusion.pipeline_dir import write_pipeline_manifest
+    from cadenza.generators.diffusion.pipeline_dir import MODEL_INDEX, write_pipeline_manifest
+    from cadenza.hub import hf_snapshot, link, require_network
 
     if name not in PULLABLE:
         raise CheckpointError(f"no diffusion pipeline named {name!r} to pull; known: {', '.join(sorted(PULLABLE))}")
     item = PULLABLE[name]
+    if downloader is None:
+        require_network()
+        downloader = hf_snapshot
     target = Path(root if root is not None else checkpoints.USER_CHECKPOINTS) / name
-    log(f"downloading {item.repo} (pipeline components only) into {target / PIPELINE_FOLDER}")
-    try:
-        folder = (downloader or hf_snapshot)(item.repo, target / PIPELINE_FOLDER, ALLOW_PATTERNS)
-    except OSError as exc:  # huggingface_hub's HTTP, gating and missing-entry errors are OSErrors
-        raise CheckpointError(f"could not download {item.repo}: {exc}") from exc
-    if Path(folder).resolve() != (target / PIPELINE_FOLDER).resolve():
-        raise CheckpointError(f"the download of {item.repo} landed in {folder}, not {target / PIPELINE_FOLDER}")
+    at = f"@{item.revision[:12]}" if item.revision else " (main)"
+    log(f"downloading {item.repo}{at} (pipeline components only) into the Hugging Face cache")
+    folder = Path(downloader(item.repo, item.revision, ALLOW_PATTERNS))
+    if not (folder / MODEL_INDEX).is_file():
+        raise CheckpointError(f"could not download {item.repo}{at}: it has no {MODEL_INDEX} (not a diffusers pipeline)")
+    link(folder, target / PIPELINE_FOLDER)  # only now is anything written under root
     return write_pipeline_manifest(target, name, license=item.license, path=PIPELINE_FOLDER,
                                    description=item.description,
-                                   source={"hub": item.repo, "command": f"cadenza pull {name}"})
+                                   source={"hub": item.repo, "revision": folder.name, "command": f"cadenza pull {name}",
+                                           "files": "a link into the Hugging Face cache"})

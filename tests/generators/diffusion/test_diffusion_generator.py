@@ -269,25 +269,33 @@ def test_progress_and_cancel(generators):
                      Callbacks(should_cancel=lambda: True))
 
 
-def test_pull_writes_a_manifest_over_the_pipeline_components(pipeline_dirs, tmp_path, monkeypatch):
+def test_pull_links_the_pipeline_in_the_hugging_face_cache(pipeline_dirs, tmp_path, monkeypatch):
     import shutil
 
+    from cadenza import hub
     from cadenza.app.cli import main
     from cadenza.generators.diffusion import pull as pull_module
 
     calls = []
 
-    def fake_snapshot(repo, target, patterns):  # what huggingface_hub would place there; no network
-        calls.append((repo, patterns))
-        shutil.copytree(pipeline_dirs["stable_audio"], target)
-        return target
+    def fake_snapshot(repo, revision, patterns):  # what huggingface_hub would place in its cache; no network
+        calls.append((repo, revision, patterns))
+        folder = tmp_path / "hf" / repo.replace("/", "--") / "snapshots" / revision
+        shutil.copytree(pipeline_dirs["stable_audio"], folder)
+        return folder
 
-    monkeypatch.setattr(pull_module, "hf_snapshot", fake_snapshot)
-    assert main(["pull", "stable-audio-open-1.0", "--dir", str(tmp_path)]) == 0
-    assert calls[0][0] == "stabilityai/stable-audio-open-1.0" and "*/*.safetensors" in calls[0][1]
-    assert "model.safetensors" not in calls[0][1]  # never the 4.8 GB single-file checkpoint at the root
-    spec = Studio(model_dirs=[tmp_path]).spec("stable-audio-open-1.0")
+    monkeypatch.setattr(hub, "require_network", lambda: None)
+    monkeypatch.setattr(hub, "hf_snapshot", fake_snapshot)
+    models = tmp_path / "models"
+    assert main(["pull", "stable-audio-open-1.0", "--dir", str(models)]) == 0
+    repo, revision, patterns = calls[0]
+    assert repo == "stabilityai/stable-audio-open-1.0" and len(revision) == 40 and "*/*.safetensors" in patterns
+    assert "model.safetensors" not in patterns  # never the 4.8 GB single-file checkpoint at the root
+    assert (models / "stable-audio-open-1.0" / "pipeline").is_symlink()  # shared with the HF cache, not copied
+    spec = Studio(model_dirs=[models]).spec("stable-audio-open-1.0")
     assert spec.config["pipeline"] == "StableAudioPipeline" and "Community License" in spec.license
     assert spec.made_by["source"]["hub"] == "stabilityai/stable-audio-open-1.0"
+    assert spec.made_by["source"]["revision"] == revision
+    spec.verify()
     with pytest.raises(CheckpointError, match="known: audioldm2"):
         pull_module.pull_pipeline("stable-audio-2", root=tmp_path, downloader=fake_snapshot)
