@@ -32,7 +32,9 @@ from pathlib import Path
 
 import numpy as np
 
-DATA = Path("data/audio")
+from benchmarks import paths
+
+DATA = paths.DATA / "audio"
 MODELS = ("musicgen-folk-small", "diffusion-folk-small")
 FORMS = {"reel": (104, 124), "jig": (108, 132), "waltz": (96, 144), "march": (88, 116), "hornpipe": (88, 104),
          "air": (66, 84)}
