@@ -109,6 +109,9 @@ def plan_compose(conditioning: Conditioning, capabilities: frozenset[Capability]
 def performance(conditioning: Conditioning, score_path: str, score_seconds: float, max_s: float | None) -> Conditioning:
     """The performer's request: the text and sound fields, the composed score as its melody, and a
     duration that holds the score (the one asked for, if any)."""
+    if max_s is not None and score_seconds > max_s + 0.05:
+        raise InvalidConditioning(f"the composed score lasts {score_seconds:.1f} s but this model makes at most "
+                                  f"{max_s:g} s: ask for fewer bars or a faster tempo")
     duration = conditioning.duration_s
     if duration is None:
         duration = score_seconds + TAIL_S

@@ -58,6 +58,25 @@ def recipe_command(template: str, run_dir: str | os.PathLike, name: str) -> str:
     return command
 
 
+def fine_tune_command(template: str, run_dir: str | os.PathLike, name: str, **fields) -> str | None:
+    """The command line of a run started ``--init-from`` a checkpoint: that checkpoint's own recipe (its
+    manifest's ``made_by.command``), then ``template`` (``{init_from}``, ``{lr}``, ``{run}`` and ``fields``
+    filled in; ``{max_steps}``/``--stop-at`` as `recipe_command`). None for a run trained from scratch.
+    Read before an export overwrites that checkpoint (fine-tuning in place keeps one name)."""
+    train = read_run_config(run_dir)["train"]
+    init_from = train.get("init_from")
+    if not init_from:
+        return None
+    try:
+        base = json.loads((Path(init_from) / "manifest.json").read_text())["made_by"]["command"]
+    except (OSError, KeyError, json.JSONDecodeError):
+        base = f"(the checkpoint {init_from})"
+    step = template.replace("{init_from}", str(init_from)).replace("{lr}", f"{train['lr']:g}").replace("{run}", str(run_dir))
+    for key, value in fields.items():
+        step = step.replace("{" + key + "}", str(value))
+    return f"{base} && {recipe_command(step, run_dir, name)}"
+
+
 def read_run_config(run_dir: str | os.PathLike) -> dict:
     """The ``config.json`` a trainer wrote into its run folder; CheckpointError if there is no run."""
     from cadenza.errors import CheckpointError

@@ -12,7 +12,7 @@ import pytest
 from cadenza import Conditioning, Sampling, Studio
 from cadenza.compose import DEFAULT_COMPOSER, TAIL_S, bar_seconds, named_controls, performance, plan_compose
 from cadenza.conditioning import Capability
-from cadenza.errors import UnsupportedConditioning
+from cadenza.errors import InvalidConditioning, UnsupportedConditioning
 
 PERFORMS = frozenset({Capability.TEXT, Capability.DURATION, Capability.MELODY_MIDI})
 
@@ -68,7 +68,9 @@ def test_performance_keeps_the_sound_and_drops_the_controls(tmp_path, midi_file)
     performed = performance(asked, str(tune), 6.0, max_s=8.0)
     assert performed.melody == str(tune) and performed.key is None and performed.tempo_bpm is None
     assert performed.negative_text == "noise" and performed.duration_s == 6.0 + TAIL_S
-    assert performance(asked, str(tune), 9.0, max_s=8.0).duration_s == 8.0
+    assert performance(asked, str(tune), 7.9, max_s=8.0).duration_s == 8.0
+    with pytest.raises(InvalidConditioning, match="fewer bars"):
+        performance(asked, str(tune), 12.0, max_s=8.0)
 
 
 @pytest.fixture

@@ -52,3 +52,22 @@ def test_a_missing_run_is_a_clear_error(tmp_path):
 
     with pytest.raises(CheckpointError, match="train first"):
         recipe_command("{max_steps}", tmp_path / "nope", "m")
+
+
+def test_a_fine_tuned_run_names_its_start_and_its_own_steps(tmp_path):
+    import json
+
+    from cadenza.training import fine_tune_command
+
+    base = tmp_path / "ckpt"
+    base.mkdir()
+    (base / "manifest.json").write_text(json.dumps({"made_by": {"command": "cadenza train x --max-steps 9"}}))
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"train": {"init_from": str(base), "lr": 0.0005, "max_steps": 300}}))
+    command = fine_tune_command("cadenza train y --init-from {init_from} --run {run} --max-steps {max_steps} --lr {lr} "
+                                "&& cadenza train y --export checkpoints/{name} --codec {codec}", run, "m", codec="C")
+    assert command == (f"cadenza train x --max-steps 9 && cadenza train y --init-from {base} --run {run} --max-steps 300 "
+                       "--lr 0.0005 && cadenza train y --export checkpoints/m --codec C")
+    (run / "config.json").write_text(json.dumps({"train": {"lr": 0.001, "max_steps": 300}}))
+    assert fine_tune_command("x", run, "m") is None

@@ -15,6 +15,11 @@ RECIPE_COMMANDS = ("cadenza train audio-data && cadenza train codec && cadenza t
                    "cadenza train codec-lm --max-steps {max_steps} && "
                    "cadenza train codec-lm --export checkpoints/{name} --codec runs/codec/export")
 
+# A run fine-tuned from a checkpoint: that checkpoint's recipe, then this.
+FINE_TUNE_COMMANDS = ("cadenza train audio-data && cadenza train codec-lm --prepare --codec runs/codec/export && "
+                      "cadenza train codec-lm --init-from {init_from} --run {run} --max-steps {max_steps} --lr {lr} && "
+                      "cadenza train codec-lm --run {run} --export checkpoints/{name} --codec {codec}")
+
 
 def add_arguments(p) -> None:
     p.add_argument("--prepare", action="store_true", help="encode the clips and captions (needs --codec)")
@@ -52,9 +57,10 @@ def run(args) -> int:
     if args.export:
         from cadenza.generators.codec_lm.lm_export import export_lm
 
-        from cadenza.training import recipe_command
+        from cadenza.training import fine_tune_command, recipe_command
 
-        command = recipe_command(RECIPE_COMMANDS, args.run, args.name)
+        command = (fine_tune_command(FINE_TUNE_COMMANDS, args.run, args.name, codec=args.codec)
+                   or recipe_command(RECIPE_COMMANDS, args.run, args.name))
         spec = export_lm(args.run, args.cache, args.codec, args.export, args.name, command=command)
         print(f"wrote {spec.directory} (metrics {spec.metrics})")
         return 0

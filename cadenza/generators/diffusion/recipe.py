@@ -16,6 +16,11 @@ RECIPE_COMMANDS = ("cadenza train audio-data && cadenza train codec && cadenza t
                    "cadenza train diffusion --codec runs/codec/export --max-steps {max_steps} && "
                    "cadenza train diffusion --codec runs/codec/export --export checkpoints/{name}")
 
+# A run fine-tuned from a checkpoint: that checkpoint's recipe, then this.
+FINE_TUNE_COMMANDS = ("cadenza train audio-data && cadenza train diffusion --codec runs/codec/export --init-from {init_from} "
+                      "--run {run} --max-steps {max_steps} --lr {lr} && "
+                      "cadenza train diffusion --run {run} --codec {codec} --export checkpoints/{name}")
+
 
 def add_arguments(p) -> None:
     """The flags of `cadenza train diffusion`."""
@@ -42,9 +47,10 @@ def run(args) -> int:
     if args.export:
         from cadenza.generators.diffusion.export import export_checkpoint
 
-        from cadenza.training import recipe_command
+        from cadenza.training import fine_tune_command, recipe_command
 
-        command = recipe_command(RECIPE_COMMANDS, args.run, args.name)
+        command = (fine_tune_command(FINE_TUNE_COMMANDS, args.run, args.name, codec=args.codec)
+                   or recipe_command(RECIPE_COMMANDS, args.run, args.name))
         spec = export_checkpoint(args.run, args.codec, args.data, args.export, args.name, command=command)
         print(f"wrote {spec.directory} (sha256 {spec.sha256[:12]}..., val loss {spec.metrics.get('final_val_loss')})")
         return 0
