@@ -144,8 +144,10 @@ class LatentDiT(nn.Module):
 
 def widen_for_score(model: LatentDiT, text_only_state: dict[str, torch.Tensor]) -> None:
     """Load a text-only model's weights into ``model`` (which reads a score): the input layers gain zero
-    columns for the score channels and the score projection starts at zero, so ``model`` begins as
-    exactly the text-only model. Raises ValueError when anything else differs."""
+    columns for the score channels, so ``model`` begins as exactly the text-only model. The score
+    projection keeps its own (random) initialisation: were it zero too, neither it nor the zero columns
+    would ever receive a gradient (each one's gradient is the other's output). Raises ValueError when
+    anything else differs."""
     own = model.state_dict()
     unexpected = set(text_only_state) - set(own)
     missing = {k for k in own if k not in text_only_state and not k.startswith("score_proj.")}
@@ -154,7 +156,7 @@ def widen_for_score(model: LatentDiT, text_only_state: dict[str, torch.Tensor]) 
     widened = {}
     for name, value in own.items():
         if name.startswith("score_proj."):
-            widened[name] = torch.zeros_like(value)
+            widened[name] = value
             continue
         old = text_only_state[name].to(value.dtype)
         if old.shape == value.shape:
