@@ -117,3 +117,22 @@ def test_studio_composes_then_performs_and_saves_the_score(score_model_root, tmp
 def test_compose_is_refused_for_the_composer_itself(studio):
     with pytest.raises(UnsupportedConditioning, match="writes MIDI itself"):
         studio.generate("tiny-remi", Conditioning(text="in D major", compose=True), Sampling(seed=0))
+
+
+def test_a_hummed_melody_is_heard_as_notes_and_performed(score_model_root, tmp_path, monkeypatch):
+    """An audio melody for a model that performs MIDI: Studio transcribes it first (one line, quantised)."""
+    import soundfile
+
+    sys.path.insert(0, str(Path(__file__).parent / "analysis"))
+    from made_audio import hum
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    wav = tmp_path / "hum.wav"
+    soundfile.write(wav, hum([62, 64, 66, 67], note_s=0.5, sr=16000), 16000)
+    studio = Studio(model_dirs=[score_model_root])
+    out = studio.generate("tiny-score-lm", Conditioning(text="a flute", melody=str(wav)), Sampling(seed=0))[0]
+    assert "melody" in out.transcribed and out.provenance.conditioning["melody"] == str(wav)
+    heard = sorted({int(n.pitch) for t in out.transcribed["melody"].score.tracks for n in t.notes})
+    assert heard == [62, 64, 66, 67]
+    out.save(tmp_path / "flute.wav")
+    assert (tmp_path / "flute.melody.mid").is_file()
