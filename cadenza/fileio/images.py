@@ -45,16 +45,15 @@ def score_and_spectrogram_png(score: symusic.Score, samples: np.ndarray, sr: int
                               width_px: int = 1200, height_px: int = 760) -> None:
     """The score's piano roll above the spectrogram of its performance ``samples [C, N]``, on one time
     axis: what was asked beside what was played. Raises CorruptInput for a score without notes."""
-    fig = Figure(figsize=(width_px / _DPI, height_px / _DPI), dpi=_DPI)
+    fig = Figure(figsize=(width_px / _DPI, height_px / _DPI), dpi=_DPI, layout="constrained")
     FigureCanvasAgg(fig)
     roll_ax, spec_ax = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [2, 3]})
     _draw_piano_roll(roll_ax, score)
     roll_ax.set_xlabel("")
     roll_ax.set_title("score", loc="left", fontsize="small")
-    _draw_spectrogram(fig, spec_ax, samples, sr)
+    _draw_spectrogram(fig, spec_ax, samples, sr, bar_axes=[roll_ax, spec_ax])  # both narrowed alike: times line up
     spec_ax.set_title("performance", loc="left", fontsize="small")
     roll_ax.set_xlim(0.0, samples.shape[-1] / sr)
-    fig.tight_layout()
     _save(fig, path)
 
 
@@ -118,7 +117,7 @@ def spectrogram_png(
     _save(fig, path)
 
 
-def _draw_spectrogram(fig: Figure, ax, samples: np.ndarray, sr: int) -> None:
+def _draw_spectrogram(fig: Figure, ax, samples: np.ndarray, sr: int, bar_axes=None) -> None:
     check_samples(samples)
     db, hop = _stft_db(samples.mean(axis=0, dtype=np.float64))
     low, high = LOWEST_HZ, sr / 2.0
@@ -134,7 +133,7 @@ def _draw_spectrogram(fig: Figure, ax, samples: np.ndarray, sr: int) -> None:
     ax.set_yticklabels([f"{f // 1000}k" if f >= 1000 else str(f) for f in ticks])
     ax.set_xlabel("time (s)")
     ax.set_ylabel("frequency (Hz, log)")
-    fig.colorbar(image, ax=ax, label="dB")
+    fig.colorbar(image, ax=ax if bar_axes is None else bar_axes, label="dB")
 
 
 def _stft_db(x: np.ndarray, n_fft: int = 2048) -> tuple[np.ndarray, int]:
