@@ -136,3 +136,16 @@ def test_a_hummed_melody_is_heard_as_notes_and_performed(score_model_root, tmp_p
     assert heard == [62, 64, 66, 67]
     out.save(tmp_path / "flute.wav")
     assert (tmp_path / "flute.melody.mid").is_file()
+
+
+def test_the_shipped_diffusion_model_performs_a_melody_for_as_long_as_it_lasts(midi_file, monkeypatch):
+    """No duration given: the score's length plus the tail (the shipped checkpoint reads a score)."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    studio = Studio()
+    if "diffusion-folk-small" not in studio.specs() or Capability.MELODY_MIDI not in studio.spec(
+            "diffusion-folk-small").capabilities:
+        pytest.skip("the shipped diffusion model does not read a score")
+    tune = midi_file("tune.mid", notes=[(0, 480, 67, 90), (480, 480, 71, 90), (960, 960, 74, 90)], qpm=120)
+    out = studio.generate("diffusion-folk-small", Conditioning(text="a solo harp", melody=str(tune)),
+                          Sampling(seed=0, steps=4))[0]
+    assert abs(out.duration_s - (2.0 + TAIL_S)) < 0.05

@@ -22,6 +22,8 @@ folders; see ``pipeline_dir``) and ``"cadenza"`` (our small default; see ``caden
 from __future__ import annotations
 
 import time
+from dataclasses import replace
+
 import torch
 
 from cadenza.checkpoints import CheckpointSpec
