@@ -149,3 +149,9 @@ def test_the_shipped_diffusion_model_performs_a_melody_for_as_long_as_it_lasts(m
     out = studio.generate("diffusion-folk-small", Conditioning(text="a solo harp", melody=str(tune)),
                           Sampling(seed=0, steps=4))[0]
     assert abs(out.duration_s - (2.0 + TAIL_S)) < 0.05
+    long_tune = midi_file("long.mid", notes=[(i * 480, 480, 60 + i % 5, 90) for i in range(20)], qpm=120)
+    with pytest.raises(InvalidConditioning, match="set a duration"):  # 10 s of melody, 8 s at most: not cut silently
+        studio.generate("diffusion-folk-small", Conditioning(text="a harp", melody=str(long_tune)), Sampling(seed=0))
+    cut = studio.generate("diffusion-folk-small", Conditioning(text="a harp", melody=str(long_tune), duration_s=3.0),
+                          Sampling(seed=0, steps=4))[0]
+    assert abs(cut.duration_s - 3.0) < 0.05

@@ -112,8 +112,11 @@ class DiffusionGenerator:
         init, prompt_seconds = self._read_prompt(conditioning.prompt)
         notes = self._score_notes(conditioning.melody)
         if notes is not None and conditioning.duration_s is None:
-            length = min(float(notes[:, 1].max(initial=0.0)) + SCORE_TAIL_S, self.backend.max_duration_s)
-            conditioning = replace(conditioning, duration_s=length)
+            end = float(notes[:, 1].max(initial=0.0))
+            if end > self.backend.max_duration_s:
+                raise InvalidConditioning(f"the melody lasts {end:.1f} s but {self.spec.name} makes at most "
+                                          f"{self.backend.max_duration_s:g} s: set a duration to perform its start")
+            conditioning = replace(conditioning, duration_s=min(end + SCORE_TAIL_S, self.backend.max_duration_s))
         settings = resolve_settings(conditioning, sampling, self.backend, prompt_seconds)
         seeds = [seed + k for k in range(sampling.num_samples)]
         scores = []
