@@ -27,5 +27,6 @@ PY
 .venv/bin/cadenza generate diffusion-folk-small --text "a calm solo piano piece in C major" --duration 8 --seed 1 \
     -o out/calm.wav
 echo "Listen: out/reel.wav (SoundFont), out/reel-violin.wav (learned violin), out/voice-flute.wav (voice -> flute),"
-echo "        out/air.wav (codec LM, from text), out/calm.wav (latent diffusion, from text)"
+echo "        out/air.wav (codec LM) and out/calm.wav (latent diffusion): each performs the score the composer wrote"
+echo "        for its text (out/air.mid, out/calm.mid)"
 echo "The score is out/reel.mid; how each file was made is in its .json sidecar."
