@@ -4,21 +4,16 @@ any ``cadenza.runners`` runner (each worker loads the models once)."""
 
 from __future__ import annotations
 
-import json
 import os
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tqdm import tqdm
-
 from cadenza.analysis.options import TranscribeOptions
 from cadenza.conditioning import AUDIO_SUFFIXES
 from cadenza.errors import InvalidConditioning
-from cadenza.render.batch import BatchSummary
-from cadenza.render.jobs import remove_stale_parts
-from cadenza.runners import InlineRunner, Outcome, ProcessPoolRunner, Runner, Task
+from cadenza.render.batch import BatchSummary, plan_batch, run_batch
+from cadenza.runners import InlineRunner, ProcessPoolRunner, Runner, Task
 
 REPORT_NAME = "transcribe_report.jsonl"
 
@@ -55,41 +50,11 @@ def transcribe_batch(input_dir: str | os.PathLike, output_dir: str | os.PathLike
     report = Path(report_path) if report_path is not None else dst / REPORT_NAME
     report.parent.mkdir(parents=True, exist_ok=True)
     inputs = sorted(p for p in src.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
-    jobs, settled, claimed = [], [], {}
-    for path in inputs:
-        out = dst / path.relative_to(src).with_suffix(".mid")
-        entry = {"input": str(path), "output": str(out), "seconds": 0.0}
-        if out in claimed:  # song.wav and song.flac side by side
-            settled.append(entry | {"status": "error", "reason": f"same output as {claimed[out]}"})
-        elif not force and _up_to_date(path, out):
-            settled.append(entry | {"status": "skipped", "reason": "output is newer than input"})
-        else:
-            jobs.append(TranscribeJob(str(path), str(out)))
-        claimed.setdefault(out, path)
-    jobs.sort(key=lambda job: _size(job.input), reverse=True)  # longest first: no worker idles at the end
+    plan = plan_batch(src, dst, ".mid", force=force, inputs=inputs, job=TranscribeJob)
     if runner is None:
         runner = ProcessPoolRunner(workers) if workers > 1 else InlineRunner()
     task = Task(setup=open_transcriber, run=transcribe_job, setup_args=(options, threads))
-    counts = {"ok": 0, "skipped": 0, "error": 0}
-    with report.open("w", encoding="utf-8") as log:
-
-        def record(entry: dict) -> None:
-            counts[entry["status"]] += 1
-            log.write(json.dumps(entry) + "\n")
-            log.flush()  # a killed run keeps every line written so far
-
-        for entry in settled:
-            record(entry)
-        remove_stale_parts([Path(job.output) for job in jobs])
-        with tqdm(total=len(jobs), unit="file", file=sys.stderr, disable=not progress, smoothing=0.1) as bar:
-            for outcome in runner.map(task, jobs):
-                record(_entry(outcome))
-                bar.update(1)
-                bar.set_postfix(failed=counts["error"], refresh=False)
-    seconds = time.perf_counter() - started
-    return BatchSummary(ok=counts["ok"], skipped=counts["skipped"], failed=counts["error"], total=len(inputs),
-                        seconds=seconds, files_per_s=counts["ok"] / seconds if seconds > 0 else 0.0,
-                        report_path=report)
+    return run_batch(task, plan, report, runner, progress, started)
 
 
 def open_transcriber(options: TranscribeOptions, threads: int):
@@ -116,25 +81,3 @@ def transcribe_job(state, job: TranscribeJob) -> dict:
                         "seconds": round(time.perf_counter() - started, 4)}
     return entry | {"status": "ok", "reason": "", "seconds": round(time.perf_counter() - started, 4),
                     "notes": len(result), "message": result.message}
-
-
-def _entry(outcome: Outcome[TranscribeJob, dict]) -> dict:
-    if outcome.lost is None:
-        return outcome.value
-    job = outcome.job
-    return {"input": job.input, "output": job.output, "status": "error", "seconds": 0.0,
-            "reason": f"WorkerLost: {outcome.lost}; run again to retry it"}
-
-
-def _size(path: str) -> int:
-    try:
-        return os.stat(path).st_size
-    except OSError:
-        return 0
-
-
-def _up_to_date(src: Path, out: Path) -> bool:
-    try:
-        return out.stat().st_mtime_ns > src.stat().st_mtime_ns
-    except FileNotFoundError:
-        return False

@@ -24,7 +24,7 @@ from cadenza.render.fluidsynth import RenderOptions, check_available
 from cadenza.render.jobs import RenderJob, remove_stale_parts, render_file, render_task
 from cadenza.runners import Outcome, ProcessPoolRunner, Runner
 
-__all__ = ["BatchPlan", "BatchSummary", "find_midi_files", "plan_batch", "render_batch", "render_file"]
+__all__ = ["BatchPlan", "BatchSummary", "find_midi_files", "plan_batch", "render_batch", "render_file", "run_batch"]
 
 MIDI_SUFFIXES = (".mid", ".midi")
 REPORT_NAME = "render_report.jsonl"
@@ -46,10 +46,10 @@ class BatchSummary:
 
 @dataclass(frozen=True)
 class BatchPlan:
-    """``jobs``: files to render, longest first. ``settled``: report entries decided without
-    rendering (skipped as up to date, or two inputs with one output). ``total``: MIDI files found."""
+    """``jobs``: files to make, longest first. ``settled``: report entries decided without any work
+    (skipped as up to date, or two inputs with one output). ``total``: input files found."""
 
-    jobs: list[RenderJob]
+    jobs: list
     settled: list[dict]
     total: int
 
@@ -94,7 +94,14 @@ def render_batch(
     report = Path(report_path) if report_path is not None else dst / REPORT_NAME
     report.parent.mkdir(parents=True, exist_ok=True)
 
-    plan = plan_batch(src, dst, suffix, force=force)
+    return run_batch(render_task(options), plan_batch(src, dst, suffix, force=force), report, runner, progress,
+                     started)
+
+
+def run_batch(task, plan: BatchPlan, report: Path, runner: Runner, progress: bool, started: float) -> BatchSummary:
+    """Run ``plan``'s jobs through ``runner`` with ``task`` (a `runners.Task`), writing one JSON line per
+    file to ``report`` (the settled entries first, then each job's as it finishes, flushed), with a
+    progress bar (files/s, ETA) on stderr; ``started``: ``time.perf_counter()`` when the batch began."""
     counts = {"ok": 0, "skipped": 0, "error": 0}
     with report.open("w", encoding="utf-8") as log:
 
@@ -108,7 +115,7 @@ def render_batch(
         remove_stale_parts([Path(job.output) for job in plan.jobs])
         bar = tqdm(total=len(plan.jobs), unit="file", file=sys.stderr, disable=not progress, smoothing=0.1)
         with bar:
-            for outcome in runner.map(render_task(options), plan.jobs):
+            for outcome in runner.map(task, plan.jobs):
                 record(_entry(outcome))
                 bar.update(1)
                 bar.set_postfix(failed=counts["error"], refresh=False)
@@ -125,11 +132,13 @@ def render_batch(
     )
 
 
-def plan_batch(src: Path, dst: Path, suffix: str, *, force: bool = False) -> BatchPlan:
-    """Walk ``src``, mirror each MIDI file's path under ``dst`` with ``suffix`` ('.wav'), and sort
-    the files into jobs and settled entries (see ``BatchPlan``). Reads only file metadata."""
-    inputs = find_midi_files(src)
-    jobs: list[RenderJob] = []
+def plan_batch(src: Path, dst: Path, suffix: str, *, force: bool = False, inputs: list[Path] | None = None,
+               job=RenderJob) -> BatchPlan:
+    """Mirror each input's path under ``dst`` with ``suffix`` ('.wav'), and sort the files into jobs
+    (``job(input, output)``) and settled entries (see ``BatchPlan``). ``inputs``: files under ``src``
+    (default: its MIDI files). Reads only file metadata."""
+    inputs = find_midi_files(src) if inputs is None else inputs
+    jobs: list = []
     settled: list[dict] = []
     claimed: dict[Path, Path] = {}
     for path in inputs:
@@ -140,7 +149,7 @@ def plan_batch(src: Path, dst: Path, suffix: str, *, force: bool = False) -> Bat
         elif not force and _up_to_date(path, out):
             settled.append(entry | {"status": "skipped", "reason": "output is newer than input"})
         else:
-            jobs.append(RenderJob(str(path), str(out)))
+            jobs.append(job(str(path), str(out)))
         claimed.setdefault(out, path)
     # Longest first (file size stands in for length): no worker is left alone with a long piece at
     # the end while the others sit idle.
@@ -153,7 +162,7 @@ def find_midi_files(folder: str | os.PathLike) -> list[Path]:
     return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in MIDI_SUFFIXES and p.is_file())
 
 
-def _entry(outcome: Outcome[RenderJob, dict]) -> dict:
+def _entry(outcome: Outcome) -> dict:
     if outcome.lost is None:
         return outcome.value
     job = outcome.job
