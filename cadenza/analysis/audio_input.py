@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cadenza.errors import CorruptInput, InputNotFound, InvalidConditioning
+from cadenza.errors import CorruptInput, InvalidConditioning
 
 BLOCK_S = 2.0  # seconds of input read at a time
 CLIP_LEVEL = 0.999  # |sample| at or above this counts as clipped
@@ -97,12 +97,9 @@ def file_stream(path: str | os.PathLike, target_rate: int) -> MonoStream:
         CorruptInput: empty, or not audio any reader here understands.
         MissingDependency: an M4A/AAC file without PyAV.
     """
-    p = Path(path)
-    if not p.is_file():
-        raise InputNotFound(f"audio file not found: {p}")
-    if p.stat().st_size == 0:
-        raise CorruptInput(f"audio file is empty (0 bytes): {p}")
-    from cadenza.fileio.audio import FFMPEG_SUFFIXES
+    from cadenza.fileio.audio import FFMPEG_SUFFIXES, existing_audio_file
+
+    p = existing_audio_file(path)
 
     if p.suffix.lower() in FFMPEG_SUFFIXES:
         return _av_stream(p, target_rate)

@@ -49,11 +49,7 @@ def read_audio(
         InputNotFound: the file does not exist.
         CorruptInput: the file is empty, truncated, not audio, or holds no samples.
     """
-    p = Path(path)
-    if not p.is_file():
-        raise InputNotFound(f"audio file not found: {p}")
-    if p.stat().st_size == 0:
-        raise CorruptInput(f"audio file is empty (0 bytes): {p}")
+    p = existing_audio_file(path)
     if p.suffix.lower() in FFMPEG_SUFFIXES:
         data, sr = _read_with_av(p)
     else:
@@ -70,6 +66,16 @@ def read_audio(
         samples = resample(samples, sr, int(sample_rate))
         sr = int(sample_rate)
     return samples, int(sr)
+
+
+def existing_audio_file(path: str | os.PathLike) -> Path:
+    """``path`` as a Path once it names a non-empty file. Raises InputNotFound or CorruptInput."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputNotFound(f"audio file not found: {p}")
+    if p.stat().st_size == 0:
+        raise CorruptInput(f"audio file is empty (0 bytes): {p}")
+    return p
 
 
 def audio_frames(path: str | os.PathLike) -> int:
