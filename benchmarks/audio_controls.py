@@ -114,7 +114,8 @@ def main(quick: bool) -> dict:
 
     from cadenza import Conditioning, Sampling, Studio
     from cadenza.analysis import Transcriber, score_notes
-    from cadenza.compose import DEFAULT_COMPOSER, TAIL_S, plan_compose
+    from cadenza.compose import DEFAULT_COMPOSER, plan_compose
+    from cadenza.music.score_roll import SCORE_TAIL_S
     from cadenza.conditioning import Capability
     from cadenza.data.instrument_probe import InstrumentProbe
 
@@ -138,7 +139,7 @@ def main(quick: bool) -> dict:
             score = studio.generate(plan.composer, plan.request, Sampling(seed=SEED + index))[0]
             path = score.save(Path(work) / f"score-{index}.mid", sidecar=False)
             notes = score_notes(score.score)
-            duration = min(score.duration_s + TAIL_S, DURATION_S)
+            duration = min(score.duration_s + SCORE_TAIL_S, DURATION_S)
             reference = reference_audio(score.score, instrument, 16000)
             rows["reference"].append(judge(reference, 16000, key, bpm, notes, ear, probe, instrument))
             for model in models:

@@ -17,12 +17,11 @@ from dataclasses import dataclass, replace
 
 from cadenza.conditioning import Capability, Conditioning
 from cadenza.errors import InvalidConditioning, UnsupportedConditioning
+from cadenza.music.score_roll import SCORE_TAIL_S
 
 DEFAULT_COMPOSER = "remi-folk-small"
 #: Tempo given to the composer when the request names none (quarter notes per minute).
 DEFAULT_TEMPO_BPM = 110.0
-#: Seconds after the score's last note: the release and the room.
-TAIL_S = 0.5
 #: The fields the composer takes over from a request (the performer gets text, melody and duration).
 MUSICAL_FIELDS = ("key", "tempo_bpm", "time_signature", "bars", "form", "style")
 
@@ -98,7 +97,7 @@ def plan_compose(conditioning: Conditioning, capabilities: frozenset[Capability]
         budget = min(budget, max_s)
     bars = conditioning.bars
     if "bars" not in why and "form" not in why:  # as many bars as the duration holds
-        bars = max(1, math.floor((budget - TAIL_S) / bar_seconds(why.get("time_signature"), tempo) + 1e-6))
+        bars = max(1, math.floor((budget - SCORE_TAIL_S) / bar_seconds(why.get("time_signature"), tempo) + 1e-6))
     request = Conditioning(text=conditioning.text if text_musical else None, style=conditioning.style,
                            key=conditioning.key, tempo_bpm=conditioning.tempo_bpm or tempo,
                            time_signature=conditioning.time_signature, bars=bars, form=conditioning.form,
@@ -114,7 +113,7 @@ def performance(conditioning: Conditioning, score_path: str, score_seconds: floa
                                   f"{max_s:g} s: ask for fewer bars or a faster tempo")
     duration = conditioning.duration_s
     if duration is None:
-        duration = score_seconds + TAIL_S
+        duration = score_seconds + SCORE_TAIL_S
         if max_s is not None:
             duration = min(duration, max_s)
     kept = {name: None for name in MUSICAL_FIELDS}

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from cadenza import Conditioning, Sampling, Studio
-from cadenza.compose import DEFAULT_COMPOSER, TAIL_S, bar_seconds, named_controls, performance, plan_compose
+from cadenza.compose import DEFAULT_COMPOSER, bar_seconds, named_controls, performance, plan_compose
+from cadenza.music.score_roll import SCORE_TAIL_S as TAIL_S
 from cadenza.conditioning import Capability
 from cadenza.errors import InvalidConditioning, UnsupportedConditioning
 

@@ -20,6 +20,8 @@ from __future__ import annotations
 import numpy as np
 
 LOW, HIGH = 21, 108
+#: Seconds a performance lasts after its score's last note: the release and the room.
+SCORE_TAIL_S = 0.5
 PITCHES = HIGH - LOW + 1
 SCORE_DIM = 2 * PITCHES + 1
 
@@ -88,3 +90,25 @@ def score_notes(score) -> np.ndarray:
     seconds = to_seconds(score)
     rows = [(n.time, n.time + n.duration, n.pitch) for t in seconds.tracks if not t.is_drum for n in t.notes]
     return np.array(sorted(rows), dtype=np.float64).reshape(-1, 3)
+
+
+def crop_roll(notes: np.ndarray, start_s: float, frames: int, frame_rate: float) -> np.ndarray:
+    """`score_roll` of the ``frames`` frames from ``start_s`` on: ``notes [N, >=3]`` moved by ``-start_s``,
+    notes that end before it left out and notes that started before it held from frame 0."""
+    notes = np.asarray(notes, dtype=np.float64).reshape(len(notes), -1)[:, :3].copy()
+    notes[:, :2] -= start_s
+    notes = notes[notes[:, 1] > 0]
+    notes[:, 0] = np.maximum(notes[:, 0], 0.0)
+    return score_roll(notes, frames, frame_rate)
+
+
+def melody_notes(path) -> np.ndarray:
+    """``[N, 3]`` notes of the MIDI melody file at ``path`` (`score_notes`). Raises InvalidConditioning when
+    it has no pitched notes (CorruptMidi when it is not MIDI)."""
+    from cadenza.errors import InvalidConditioning
+    from cadenza.fileio.midi import load_midi
+
+    notes = score_notes(load_midi(path))
+    if len(notes) == 0:
+        raise InvalidConditioning(f"melody {path}: no pitched notes to perform")
+    return notes

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from cadenza.conditioning import MIDI_SUFFIXES
 from cadenza.errors import InvalidConditioning
 from cadenza.fileio.audio import FORMATS
 from cadenza.render.fluidsynth import RenderOptions, check_available
@@ -26,7 +27,6 @@ from cadenza.runners import Outcome, ProcessPoolRunner, Runner
 
 __all__ = ["BatchPlan", "BatchSummary", "find_midi_files", "plan_batch", "render_batch", "render_file", "run_batch"]
 
-MIDI_SUFFIXES = (".mid", ".midi")
 REPORT_NAME = "render_report.jsonl"
 
 

@@ -40,3 +40,12 @@ def test_no_notes_and_no_score_differ():
 def test_score_notes_reads_seconds_through_the_tempo(score_of):
     score = score_of([(0, 480, 60, 90), (480, 480, 62, 90)], qpm=60)
     assert np.allclose(score_notes(score), [[0.0, 1.0, 60], [1.0, 2.0, 62]])
+
+
+def test_a_crop_moves_notes_and_holds_the_ones_already_sounding():
+    from cadenza.music.score_roll import crop_roll
+
+    notes = np.array([[0.0, 0.5, 60], [0.2, 1.0, 64], [1.0, 1.2, 67]])
+    roll = crop_roll(notes, 0.6, 50, 50.0)
+    assert np.array_equal(roll_notes(roll, 50.0), [[0.0, 0.4, 64], [0.4, 0.6, 67]])
+    assert roll[0, PITCHES + 64 - LOW] == 1  # a held note reads as starting at the crop (as training crops did)

@@ -47,10 +47,10 @@ from cadenza.generators.base import (Callbacks, Progress, begin_call, cpu_thread
 from cadenza.generators.codec_lm.conditioners import ConditionInputs
 from cadenza.generators.codec_lm.loading import OVERLAP_FRACTION, CodecLMBundle, load_bundle
 from cadenza.generators.codec_lm.lm import CodecLMRunner
+from cadenza.music.score_roll import SCORE_TAIL_S
 from cadenza.outputs import AudioOutput
 
 DEFAULT_DURATION_S = 10.0
-SCORE_TAIL_S = 0.5  # after the score's last note: the release and the room
 
 
 @dataclass(frozen=True)
@@ -226,13 +226,9 @@ class CodecLMGenerator:
         if not _is_midi(conditioning.melody):
             raise InvalidConditioning(f"model {self.spec.name!r} performs a score: give --melody as a MIDI file "
                                       "(an audio melody must be transcribed to MIDI first)")
-        from cadenza.fileio.midi import load_midi
-        from cadenza.music.score_roll import score_notes
+        from cadenza.music.score_roll import melody_notes
 
-        notes = score_notes(load_midi(conditioning.melody))
-        if len(notes) == 0:
-            raise InvalidConditioning(f"melody {conditioning.melody}: no pitched notes to perform")
-        return notes
+        return melody_notes(conditioning.melody)
 
     def _melody(self, conditioning: Conditioning) -> torch.Tensor | None:
         if conditioning.melody is None:

@@ -23,7 +23,7 @@ import torch
 
 from cadenza.generators.codec_lm.lm import CodecLM, CodecLMConfig, init_weights
 from cadenza.generators.codec_lm.lm_data import LMSplit, load_split
-from cadenza.music.score_roll import SCORE_DIM, score_roll
+from cadenza.music.score_roll import SCORE_DIM, crop_roll, empty_roll
 from cadenza.training import load_state, save_state, warmup_cosine_lr
 
 
@@ -74,17 +74,10 @@ def make_batch(data: LMSplit, rows: list[int], starts: list[int], frames: int, d
             mask[i] = False
     score = None
     if frame_rate is not None:
-        rolls = []
-        for i, (r, s) in enumerate(zip(rows, starts)):
-            if drop_score is not None and drop_score[i]:
-                rolls.append(np.zeros((frames, SCORE_DIM), dtype=np.float32))
-                continue
-            notes = data.clip_notes(r).astype(np.float64).copy()
-            notes[:, :2] -= s / frame_rate
-            notes = notes[notes[:, 1] > 0]
-            notes[:, 0] = np.maximum(notes[:, 0], 0.0)
-            rolls.append(score_roll(notes, frames, frame_rate))
-        score = torch.from_numpy(np.stack(rolls))
+        dropped = drop_score or [False] * len(rows)
+        score = torch.from_numpy(np.stack([empty_roll(frames) if d else crop_roll(data.clip_notes(r), s / frame_rate,
+                                                                                   frames, frame_rate)
+                                           for r, s, d in zip(rows, starts, dropped)]))
     return codes, states, mask, score
 
 

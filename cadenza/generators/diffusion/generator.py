@@ -34,9 +34,9 @@ from cadenza.generators.diffusion.backend import Backend
 from cadenza.generators.diffusion.rerank import rank
 from cadenza.generators.diffusion.sampler import Batch, Settings, sample
 from cadenza.generators.diffusion.schedulers import check_scheduler_name
+from cadenza.music.score_roll import SCORE_TAIL_S
 from cadenza.outputs import AudioOutput
 
-SCORE_TAIL_S = 0.5  # after a score's last note: the release and the room
 
 
 def resolve_settings(conditioning: Conditioning, sampling: Sampling, backend: Backend,
@@ -158,16 +158,12 @@ class DiffusionGenerator:
         if not getattr(getattr(self.backend, "model", None), "config", None) or not self.backend.model.config.score_dim:
             raise InvalidConditioning(f"model {self.spec.name!r} reads no score (melody)")
         from cadenza.conditioning import MIDI_SUFFIXES
-        from cadenza.fileio.midi import load_midi
-        from cadenza.music.score_roll import score_notes
+        from cadenza.music.score_roll import melody_notes
 
         if not path.lower().endswith(MIDI_SUFFIXES):
             raise InvalidConditioning(f"model {self.spec.name!r} performs a score: give --melody as a MIDI file "
                                       "(an audio melody must be transcribed to MIDI first)")
-        notes = score_notes(load_midi(path))
-        if len(notes) == 0:
-            raise InvalidConditioning(f"melody {path}: no pitched notes to perform")
-        return notes
+        return melody_notes(path)
 
     def _read_prompt(self, path: str | None) -> tuple[torch.Tensor | None, float | None]:
         """Init audio ``[C, T]`` at the model's rate (soxr-resampled by ``read_audio``) and its length in s."""

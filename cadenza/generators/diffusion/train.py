@@ -141,20 +141,14 @@ def crop_scores(data: dict, index: torch.Tensor, frames: int, offsets: torch.Ten
     """``[B, frames, SCORE_DIM]`` scores of the crops (zero rows where ``drop``)."""
     import numpy as np
 
-    from cadenza.music.score_roll import SCORE_DIM, score_roll
+    from cadenza.music.score_roll import crop_roll, empty_roll
 
     if "notes" not in data:
         raise ValueError("this diffusion cache holds no scores: delete <run>/cache and run again to rebuild it")
     rolls = []
     for row, offset, dropped in zip(index.tolist(), offsets.tolist(), drop.tolist()):
-        if dropped:
-            rolls.append(np.zeros((frames, SCORE_DIM), dtype=np.float32))
-            continue
-        notes = data["notes"][data["note_index"][row]:data["note_index"][row + 1]].double().numpy().copy()
-        notes[:, :2] -= offset / frame_rate
-        notes = notes[notes[:, 1] > 0]
-        notes[:, 0] = np.maximum(notes[:, 0], 0.0)
-        rolls.append(score_roll(notes, frames, frame_rate))
+        notes = data["notes"][data["note_index"][row]:data["note_index"][row + 1]].double().numpy()
+        rolls.append(empty_roll(frames) if dropped else crop_roll(notes, offset / frame_rate, frames, frame_rate))
     return torch.from_numpy(np.stack(rolls))
 
 
