@@ -24,11 +24,10 @@ import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from cadenza.codec.model import CodecConfig, build_codec
-from cadenza.codec.train import MultiScaleMelLoss, evaluate, load_split
+from cadenza.codec.train import MultiScaleMelLoss, evaluate, load_split, random_crops
 from cadenza.training import load_state, save_state, warmup_cosine_lr
 
 
@@ -138,10 +137,7 @@ def train_decoder(config: DecoderTrainConfig, log=print) -> Path:
             if config.minutes is not None and time.time() - started > config.minutes * 60:
                 break
             rng = random.Random(config.seed * 1_000_003 + step)
-            rows = [rng.randrange(len(train_audio)) for _ in range(config.batch)]
-            starts = [rng.randrange(train_audio.shape[1] - crop) for _ in rows]
-            x = torch.from_numpy(np.stack([train_audio[r, s:s + crop] for r, s in zip(rows, starts)]).astype(np.float32)
-                                 / 32767)[:, None]
+            x = random_crops(train_audio, rng, config.batch, crop)
             with torch.no_grad():
                 latent = model.encoder(x)
                 if rng.random() >= config.bypass_quantizer:

@@ -102,6 +102,15 @@ def load_split(data_dir: str | os.PathLike, split: str, max_clips: int | None = 
     return np.stack([(load_clip(data_dir, r)[0] * 32767).astype(np.int16) for r in records])
 
 
+def random_crops(audio: np.ndarray, rng: random.Random, batch: int, crop: int) -> torch.Tensor:
+    """``[batch, 1, crop]`` float crops of ``audio [N, T] int16``: ``batch`` rows, then their starts, drawn
+    from ``rng`` in that order (a step's draws fix its batch)."""
+    rows = [rng.randrange(len(audio)) for _ in range(batch)]
+    starts = [rng.randrange(audio.shape[1] - crop) for _ in rows]
+    return torch.from_numpy(np.stack([audio[r, s:s + crop] for r, s in zip(rows, starts)]).astype(np.float32)
+                            / 32767)[:, None]
+
+
 def _lr(step: int, config: CodecTrainConfig) -> float:
     return warmup_cosine_lr(step, peak=config.lr, warmup=config.warmup, total=config.max_steps, floor_ratio=0.1)
 
@@ -156,10 +165,7 @@ def train_codec(config: CodecTrainConfig, codec_config: CodecConfig = CodecConfi
             if config.minutes is not None and time.time() - started > config.minutes * 60:
                 break
             rng = random.Random(config.seed * 1_000_003 + step)
-            rows = [rng.randrange(len(train_audio)) for _ in range(config.batch)]
-            starts = [rng.randrange(train_audio.shape[1] - crop) for _ in rows]
-            x = torch.from_numpy(np.stack([train_audio[r, s:s + crop] for r, s in zip(rows, starts)]).astype(np.float32)
-                                 / 32767)[:, None]
+            x = random_crops(train_audio, rng, config.batch, crop)
             for group in optimizer.param_groups:
                 group["lr"] = _lr(step, config)
             warming = step < config.waveform_warmup
