@@ -40,3 +40,13 @@ class DeviceUnavailable(CadenzaError, RuntimeError):
 
 class Cancelled(CadenzaError):
     """Generation was stopped by a cancel callback."""
+
+
+class InputTooLong(CadenzaError, ValueError):
+    """An input (a MIDI file to render, a prompt, a recording) is longer than the limit it is checked
+    against (``--max-duration``, default one hour); refused before any work starts."""
+
+
+class OutputError(CadenzaError, OSError):
+    """An output cannot be written: its path is a folder, its folder is read-only, the disk is full, or
+    the file system refuses its name. Nothing partial is left behind."""

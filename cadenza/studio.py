@@ -21,6 +21,7 @@ from cadenza.checkpoints import model_dirs as default_model_dirs
 from cadenza.conditioning import (AUDIO_SUFFIXES, Capability, Conditioning, Sampling, require_sampling_supported,
                                   require_supported)
 from cadenza.errors import CheckpointError, InvalidConditioning, UnsupportedConditioning
+from cadenza.fileio.limits import DEFAULT_MAX_DURATION_S, check_duration, check_max_duration
 from cadenza.generators.base import Callbacks, Generator, chosen_threads
 from cadenza.generators.families import families, family, find_folder, load_generator, pullable, train_recipes
 from cadenza.generators.family import Family, Recipe
@@ -68,10 +69,16 @@ class Studio:
     """
 
     def __init__(self, model_dirs: list[str | os.PathLike] | None = None, cache_size: int = 2,
-                 device: str | None = None, threads: int | None = None) -> None:
+                 device: str | None = None, threads: int | None = None,
+                 max_duration_s: float | None = DEFAULT_MAX_DURATION_S) -> None:
         """``threads``: the CPU threads models run on (default ``$CADENZA_THREADS``, else each model's own
         choice by its size: one for a small model such as the built-in ones, the physical cores for a
-        big one; on a shared machine more threads make small models slower, not faster)."""
+        big one; on a shared machine more threads make small models slower, not faster).
+        ``max_duration_s``: the longest input this studio takes, in seconds (None: no limit): a MIDI file
+        to render, a prompt or melody to continue, a recording to transfer or transcribe. A longer one is
+        refused with ``InputTooLong`` before any work starts."""
+        check_max_duration(max_duration_s)
+        self._max_duration_s = max_duration_s
         if threads is None and os.environ.get("CADENZA_THREADS"):
             try:
                 threads = int(os.environ["CADENZA_THREADS"])
@@ -203,6 +210,7 @@ class Studio:
         heard, which ``save`` writes beside it (``tune.prompt.mid``) and names in the sidecar.
         """
         spec = self.spec(model)
+        self.check_inputs(conditioning)
         if family(spec.family).output == "audio" and conditioning.compose is not False:
             plan = self._compose_plan(model, spec, conditioning)
             if plan is not None:
@@ -307,6 +315,80 @@ class Studio:
         if isinstance(source, AudioOutput):
             return source
         ddsp = synth.startswith("ddsp:")
+        self._check_synth(synth, soundfont, seed)
+        output = source if isinstance(source, MidiOutput) else MidiOutput.load(source)
+        if ddsp:
+            return self._render_ddsp(output, synth, 0 if seed is None else seed, options)
+        from cadenza.render.fluidsynth import render_output
+
+        return render_output(output, self._fluidsynth_options(synth, soundfont, options))
+
+    def render_to(self, source: MidiOutput | str | os.PathLike, path: str | os.PathLike, synth: str = "fluidsynth",
+                  soundfont: str | None = None, *, seed: int | None = None, stems_dir: str | os.PathLike | None = None,
+                  sidecar: bool = True, **options) -> Path:
+        """``render(source, ...)`` written straight to the audio file ``path`` (with its sidecar), in blocks:
+        memory stays bounded whatever the length of the music (``render`` returns the piece whole). The
+        output is checked before rendering starts (a folder, a read-only place: ``OutputError`` at once).
+        ``stems_dir`` (DDSP synths): also write each voice there as ``NN-voice.<suffix>``. Returns ``path``.
+
+        Raises:
+            as ``render``; InputTooLong: the piece is longer than the studio's ``max_duration_s``;
+            OutputError: the file cannot be written.
+        """
+        from cadenza.fileio import check_output_path
+        from cadenza.outputs import AUDIO_FORMATS
+
+        target = check_output_path(path)
+        if target.suffix.lower() not in AUDIO_FORMATS:
+            raise InvalidConditioning(f"cannot save audio as {target.name!r}: use {', '.join(AUDIO_FORMATS)}")
+        ddsp = synth.startswith("ddsp:")
+        self._check_synth(synth, soundfont, seed)
+        if stems_dir is not None and not ddsp:
+            raise UnsupportedConditioning("stems are made by 'ddsp:NAME' synths (each voice played apart)")
+        output = source if isinstance(source, MidiOutput) else MidiOutput.load(source)
+        if ddsp:
+            provenance = self._render_ddsp_to(output, synth, 0 if seed is None else seed, options, target, stems_dir)
+        else:
+            from cadenza.render.fluidsynth import render_output_to
+
+            provenance = render_output_to(output, target, self._fluidsynth_options(synth, soundfont, options))
+        if sidecar:
+            provenance.write_sidecar(target)
+        return target
+
+    def _fluidsynth_options(self, synth: str, soundfont: str | None, options: dict):
+        from cadenza.render.fluidsynth import RenderOptions
+
+        return _synth_options(RenderOptions, synth, {"soundfont": soundfont, "max_duration_s": self._max_duration_s,
+                                                     **options})
+
+    def check_inputs(self, conditioning: Conditioning) -> None:
+        """Refuse (``InputTooLong``) a ``prompt``, ``melody`` or ``source_audio`` longer than this studio's
+        ``max_duration_s``: measured from the file (MIDI: its notes' end; audio: its header), before any
+        model is loaded or anything is heard, continued or rendered."""
+        for name in ("prompt", "melody", "source_audio"):
+            value = getattr(conditioning, name)
+            if value is not None:
+                self._check_length(value, f"the {name.replace('_', ' ')} {Path(value).name}")
+
+    def _check_length(self, path: str | os.PathLike, what: str) -> None:
+        if self._max_duration_s is None:
+            return
+        from cadenza.conditioning import MIDI_SUFFIXES
+
+        if Path(path).suffix.lower() in MIDI_SUFFIXES:
+            from cadenza.fileio.midi import load_midi, midi_duration_s
+
+            seconds = midi_duration_s(load_midi(path))
+        else:
+            from cadenza.fileio.audio import audio_seconds
+
+            seconds = audio_seconds(path)
+        check_duration(seconds, self._max_duration_s, what)
+
+    @staticmethod
+    def _check_synth(synth: str, soundfont: str | None, seed: int | None) -> None:
+        ddsp = synth.startswith("ddsp:")
         if not ddsp and synth != "fluidsynth":
             raise UnsupportedConditioning(f"synth {synth!r} is not available; use 'fluidsynth' or 'ddsp:NAME' "
                                           f"(e.g. ddsp:violin)")
@@ -314,12 +396,6 @@ class Studio:
             raise UnsupportedConditioning(f"a SoundFont is for synth 'fluidsynth'; {synth!r} plays its learned timbre")
         if not ddsp and seed is not None:
             raise UnsupportedConditioning("FluidSynth plays the same every time: a seed is for 'ddsp:NAME' synths")
-        output = source if isinstance(source, MidiOutput) else MidiOutput.load(source)
-        if ddsp:
-            return self._render_ddsp(output, synth, 0 if seed is None else seed, options)
-        from cadenza.render.fluidsynth import RenderOptions, render_output
-
-        return render_output(output, _synth_options(RenderOptions, synth, {"soundfont": soundfont, **options}))
 
     def render_batch(self, input_dir: str | os.PathLike, output_dir: str | os.PathLike, *, synth: str = "fluidsynth",
                      soundfont: str | None = None, fmt: str = "wav", workers: int = 2, progress: bool = True,
@@ -339,9 +415,8 @@ class Studio:
             raise UnsupportedConditioning(f"folders render with synth 'fluidsynth'; {synth!r} renders one MIDI file "
                                           "at a time (give a .mid file)")
         from cadenza.render.batch import render_batch
-        from cadenza.render.fluidsynth import RenderOptions
 
-        render_options = _synth_options(RenderOptions, synth, {"soundfont": soundfont, **options})
+        render_options = self._fluidsynth_options(synth, soundfont, options)
         return render_batch(input_dir, output_dir, options=render_options, fmt=fmt, workers=workers,
                             progress=progress, force=force, runner=runner)
 
@@ -350,18 +425,51 @@ class Studio:
         from cadenza.generators.ddsp.midi import NoteRenderOptions
 
         key, spec = self._ddsp_spec(synth)
-        note_options = _synth_options(NoteRenderOptions, synth, options)
+        note_options = _synth_options(NoteRenderOptions, synth, {"max_duration_s": self._max_duration_s, **options})
         generator = self.load(key)
         with self._working(key):
             rendered = generator.render_midi(output.score, note_options, seed=seed)
         base = asdict(output.provenance)
-        notes = {**output.provenance.notes, "rendered_with": f"ddsp:{spec.name}", "ddsp_sha256": spec.sha256,
-                 "render_options": note_options.to_dict(), "render_seed": seed,
-                 **({"loudness": rendered.loudness} if rendered.loudness is not None else {})}
+        notes = _ddsp_notes(output, spec, note_options, seed, rendered.loudness)
         stems = tuple(AudioOutput(stem, rendered.sample_rate, Provenance(**{**base, "notes": {**notes, "voice": name}}))
                       for stem, name in zip(rendered.stems, rendered.voice_names, strict=True))
         return AudioOutput(rendered.mix, rendered.sample_rate,
                            Provenance(**{**base, "notes": {**notes, "voices": rendered.voice_names}}), stems=stems)
+
+    def _render_ddsp_to(self, output: MidiOutput, synth: str, seed: int, options: dict, target: Path,
+                        stems_dir: str | os.PathLike | None) -> Provenance:
+        """``output`` played by the DDSP instrument ``synth`` into ``target`` (and each voice into
+        ``stems_dir``): whole up to ``WHOLE_PIECE_MAX_S``, as ``render`` plays it; longer pieces a chunk at a
+        time (bounded memory). Returns the provenance for the sidecar (``notes["stem_files"]``: the stems'
+        names)."""
+        from cadenza.fileio import check_output_folder
+        from cadenza.fileio.audio_stream import write_stream
+        from cadenza.fileio.limits import WHOLE_PIECE_MAX_S
+        from cadenza.generators.ddsp.midi import NoteRenderOptions
+
+        if stems_dir is not None:
+            check_output_folder(stems_dir)
+        key, spec = self._ddsp_spec(synth)
+        note_options = _synth_options(NoteRenderOptions, synth, {"max_duration_s": self._max_duration_s, **options})
+        if output.duration_s + note_options.tail_s <= WHOLE_PIECE_MAX_S:
+            audio = self._render_ddsp(output, synth, seed, options)
+            audio.save(target, sidecar=False)
+            names = [stem.save(Path(stems_dir) / _stem_name(i, stem.provenance.notes["voice"], target.suffix)).name
+                     for i, stem in enumerate(audio.stems)] if stems_dir else []
+            return replace(audio.provenance, notes={**audio.provenance.notes, **({"stem_files": names} if names else {})})
+        generator = self.load(key)
+        with self._working(key):
+            stream = generator.stream_midi(output.score, note_options, seed=seed)
+            names = [_stem_name(i, name, target.suffix) for i, name in enumerate(stream.voice_names)] if stems_dir else []
+            parts = [(Path(stems_dir) / name, slice(1 + i, 2 + i)) for i, name in enumerate(names)]
+            loudness = write_stream(target, stream.blocks, stream.sample_rate, 1, note_options.normalize_lufs,
+                                    parts=parts, guard_peaks=True)
+        notes = _ddsp_notes(output, spec, note_options, seed, None if loudness is None else loudness.to_dict())
+        base = asdict(output.provenance)
+        for name, voice in zip(names, stream.voice_names):  # each stem's sidecar, as AudioOutput.save writes it
+            Provenance(**{**base, "notes": {**notes, "voice": voice}}).write_sidecar(Path(stems_dir) / name)
+        notes |= {"voices": stream.voice_names, **({"stem_files": names} if names else {})}
+        return Provenance(**{**base, "notes": notes})
 
     def _ddsp_spec(self, instrument: str) -> tuple[str, CheckpointSpec]:
         """``(key, spec)`` of the ddsp model ``instrument``: 'ddsp-violin', a short name 'violin' /
@@ -400,6 +508,7 @@ class Studio:
             raise UnsupportedConditioning("give the transcription options as keywords or as one options object, not both")
         if options is None:
             options = TranscribeOptions.from_dict(option_values)
+        self._check_length(path, "the recording to transcribe")
         transcriber = self.transcriber()
         result = transcriber.transcribe_file(path, options)
         return transcription_output(result, path, options, transcriber.model_info(options.mode))
@@ -503,6 +612,7 @@ class Studio:
         if options is None:
             options = fam.make_options(option_values)
         conditioning = Conditioning(source_audio=os.fspath(source_audio))
+        self.check_inputs(conditioning)
         require_supported(conditioning, spec.capabilities, spec.name)
         require_sampling_supported(sampling, fam.sampling, spec.name)
         generator = self.load(key)
@@ -532,6 +642,19 @@ def _as_asked(output: MidiOutput | AudioOutput, asked: Conditioning,
     provenance = replace(prov, conditioning={**prov.conditioning, **{name: getattr(asked, name) for name in heard}},
                          notes={**prov.notes, "heard": summary})
     return replace(output, provenance=provenance, transcribed={**output.transcribed, **heard})
+
+
+def _ddsp_notes(output: MidiOutput, spec: CheckpointSpec, note_options, seed: int, loudness: dict | None) -> dict:
+    """What a DDSP rendering adds to its score's provenance notes."""
+    return {**output.provenance.notes, "rendered_with": f"ddsp:{spec.name}", "ddsp_sha256": spec.sha256,
+            "render_options": note_options.to_dict(), "render_seed": seed,
+            **({"loudness": loudness} if loudness is not None else {})}
+
+
+def _stem_name(index: int, voice: str, suffix: str) -> str:
+    """A stem's file name: ``03-violin-voice2.wav`` (characters a file name may not hold become ``_``)."""
+    name = "".join(c if c.isalnum() or c in "-_" else "_" for c in voice)
+    return f"{index + 1:02d}-{name}{suffix or '.wav'}"
 
 
 def _same_weights(model: str, installed: str, recorded: str | None) -> None:

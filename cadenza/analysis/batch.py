@@ -12,7 +12,8 @@ from pathlib import Path
 from cadenza.analysis.options import TranscribeOptions
 from cadenza.conditioning import AUDIO_SUFFIXES
 from cadenza.errors import InvalidConditioning
-from cadenza.render.batch import BatchSummary, plan_batch, run_batch
+from cadenza.fileio import check_output_folder
+from cadenza.render.batch import BatchSummary, find_inputs, make_report_folder, plan_batch, run_batch
 from cadenza.runners import InlineRunner, ProcessPoolRunner, Runner, Task
 
 REPORT_NAME = "transcribe_report.jsonl"
@@ -44,15 +45,15 @@ def transcribe_batch(input_dir: str | os.PathLike, output_dir: str | os.PathLike
         MissingDependency: the transcription model is not installed (before any file is read).
     """
     started = time.perf_counter()
-    src, dst = Path(input_dir), Path(output_dir)
+    src, dst = Path(input_dir), check_output_folder(output_dir)
     if not src.is_dir():
         raise InvalidConditioning(f"input folder not found: {src}")
     report = Path(report_path) if report_path is not None else dst / REPORT_NAME
-    report.parent.mkdir(parents=True, exist_ok=True)
-    inputs = sorted(p for p in src.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
+    make_report_folder(report)
+    inputs = find_inputs(src, AUDIO_SUFFIXES)
     plan = plan_batch(src, dst, ".mid", force=force, inputs=inputs, job=TranscribeJob)
     if runner is None:
-        runner = ProcessPoolRunner(workers) if workers > 1 else InlineRunner()
+        runner = ProcessPoolRunner(workers) if workers != 1 else InlineRunner()  # refuses 0 or -4
     task = Task(setup=open_transcriber, run=transcribe_job, setup_args=(options, threads))
     return run_batch(task, plan, report, runner, progress, started)
 

@@ -7,7 +7,9 @@ import json
 import sys
 from pathlib import Path
 
-from cadenza import CadenzaError, Callbacks, Conditioning, MidiOutput, Sampling, Studio
+from cadenza import CadenzaError, Callbacks, Conditioning, MidiOutput, OutputError, Provenance, Sampling, Studio
+from cadenza.fileio import check_output_path, shown
+from cadenza.fileio.limits import DEFAULT_MAX_DURATION_S
 from cadenza.outputs import transcribed_path
 
 DESCRIPTION = """Cadenza: make music with AI models on your own computer.
@@ -36,11 +38,11 @@ def _add_generate(sub) -> None:
     music.add_argument("--text", help='a description, e.g. "a lively irish reel in D major, 16 bars"')
     music.add_argument("--negative-text", help="what to avoid (audio models)")
     music.add_argument("--style", help="style, e.g. irish, scottish, chorale, string-quartet, renaissance, folk-song")
-    music.add_argument("--tempo", type=float, help="tempo in beats (quarter notes) per minute, 20-300")
+    music.add_argument("--tempo", type=_finite_float, help="tempo in beats (quarter notes) per minute, 20-300")
     music.add_argument("--key", help='key, e.g. "D major", "F# minor"')
     music.add_argument("--time-signature", help="meter, e.g. 4/4, 3/4, 6/8")
     music.add_argument("--bars", type=int, help="number of bars to write (1-256)")
-    music.add_argument("--duration", type=float, help="length in seconds (audio models)")
+    music.add_argument("--duration", type=_finite_float, help="length in seconds (audio models)")
     music.add_argument("--instrument", action="append", default=[], help="instrument (repeat for several), e.g. violin, flute")
     music.add_argument("--form", help="form of the piece (symbolic): AABB, AABA, ABAC, 'A8 B8', \"A A' B B'\" "
                                       "(default: the style's usual form)")
@@ -60,16 +62,17 @@ def _add_generate(sub) -> None:
                          help="audio models: always compose a score first, even when no musical control is named")
     how = p.add_argument_group("how to sample")
     how.add_argument("--seed", type=int, help="same seed + same settings = same music (default: a new seed, printed)")
-    how.add_argument("--temperature", type=float, default=1.0, help="randomness: lower is safer, higher is wilder (0 = always the likeliest)")
+    how.add_argument("--temperature", type=_finite_float, default=1.0, help="randomness: lower is safer, higher is wilder (0 = always the likeliest)")
     how.add_argument("--top-k", type=int, default=0, help="only choose among the k likeliest tokens (0 = off)")
-    how.add_argument("--top-p", type=float, default=1.0, help="only choose among tokens making up this probability (1 = off)")
-    how.add_argument("--cfg", type=float, default=1.0, help="how strongly to follow text (audio models; 1 = off)")
+    how.add_argument("--top-p", type=_finite_float, default=1.0, help="only choose among tokens making up this probability (1 = off)")
+    how.add_argument("--cfg", type=_finite_float, default=1.0, help="how strongly to follow text (audio models; 1 = off)")
     how.add_argument("--steps", type=int, help="denoising steps (diffusion models)")
     how.add_argument("--scheduler", help="denoising scheduler (diffusion models), e.g. dpm++, ddim, euler, heun")
-    how.add_argument("--strength", type=float, help="with an audio --prompt (diffusion models): how far to move from it, 0-1")
+    how.add_argument("--strength", type=_finite_float, help="with an audio --prompt (diffusion models): how far to move from it, 0-1")
     how.add_argument("--samples", type=int, default=1, help="how many pieces to write")
+    _add_max_duration(p, "a --prompt or --melody longer than this is refused before any work")
     _add_device(p)
-    how.add_argument("--key-bias", type=float, default=None,
+    how.add_argument("--key-bias", type=_finite_float, default=None,
                      help="symbolic models: discourage notes outside the key (0 = off, 10 = strict; default: the model's)")
 
 
@@ -86,22 +89,23 @@ def _add_render(sub) -> None:
                    help="fluidsynth (default, General MIDI SoundFont) or ddsp:NAME, a learned instrument "
                         "(ddsp:violin, ddsp:flute, ddsp:trumpet, ddsp:clarinet); chords are split into voices")
     p.add_argument("--stems", metavar="DIR", help="ddsp: also write each voice as its own file into DIR")
-    p.add_argument("--vibrato", type=float, metavar="CENTS", help="ddsp: vibrato depth (default 0: none)")
-    p.add_argument("--attack", type=float, metavar="SEC", help="ddsp: note attack time (default 0.04)")
-    p.add_argument("--release", type=float, metavar="SEC", help="ddsp: note release time (default 0.15)")
+    p.add_argument("--vibrato", type=_finite_float, metavar="CENTS", help="ddsp: vibrato depth (default 0: none)")
+    p.add_argument("--attack", type=_finite_float, metavar="SEC", help="ddsp: note attack time (default 0.04)")
+    p.add_argument("--release", type=_finite_float, metavar="SEC", help="ddsp: note release time (default 0.15)")
     p.add_argument("--seed", type=int, help="ddsp: seed of the noise part of the sound (default 0)")
     p.add_argument("--soundfont", help="an .sf2/.sf3 SoundFont (default: FluidR3_GM if installed)")
     p.add_argument("--format", default="wav", choices=["wav", "flac", "ogg"], help="audio format for folders")
-    p.add_argument("--workers", type=int, default=2, help="files rendered in parallel (folders)")
+    p.add_argument("--workers", type=_workers, default=2, help="files rendered in parallel (folders)")
     p.add_argument("--sample-rate", type=int, default=44100, help="Hz")
-    p.add_argument("--gain", type=float, default=0.5, help="synth gain before loudness normalisation")
-    p.add_argument("--loudness", type=float, default=-14.0, help="target loudness in LUFS")
+    p.add_argument("--gain", type=_finite_float, default=0.5, help="synth gain before loudness normalisation")
+    p.add_argument("--loudness", type=_finite_float, default=-14.0, help="target loudness in LUFS")
     p.add_argument("--no-normalize", action="store_true", help="keep the synth's own level")
     p.add_argument("--no-reverb", action="store_true", help="dry sound")
     p.add_argument("--chorus", action="store_true", help="add chorus")
     p.add_argument("--mono", action="store_true", help="one channel")
-    p.add_argument("--tail", type=float, default=1.5, help="seconds kept after the last note (releases, reverb)")
+    p.add_argument("--tail", type=_finite_float, default=1.5, help="seconds kept after the last note (releases, reverb)")
     p.add_argument("--force", action="store_true", help="re-render files that are already done")
+    _add_max_duration(p, "a MIDI file longer than this is refused before rendering")
     _add_device(p)
 
 
@@ -119,13 +123,13 @@ def _add_transcribe(sub) -> None:
     p.add_argument("-o", "--output", required=True, help="output .mid file, or folder for a folder")
     p.add_argument("--json", action="store_true", help="print what was written (path, notes, tempo, key) as one JSON line")
     p.add_argument("--mono", action="store_true", help="one voice or instrument at a time (voice, whistle, solo line)")
-    p.add_argument("--onset-threshold", type=float, default=0.5,
+    p.add_argument("--onset-threshold", type=_finite_float, default=0.5,
                    help="0-1: how sure the model must be that a note starts (lower finds more notes; polyphonic)")
-    p.add_argument("--frame-threshold", type=float, default=0.3,
+    p.add_argument("--frame-threshold", type=_finite_float, default=0.3,
                    help="0-1: how sure it must be that a note still sounds (lower: longer notes; polyphonic)")
-    p.add_argument("--voicing-threshold", type=float, default=0.5,
+    p.add_argument("--voicing-threshold", type=_finite_float, default=0.5,
                    help="0-1: how sure the pitch tracker must be that a moment is pitched (--mono)")
-    p.add_argument("--min-note-ms", type=float, metavar="MS",
+    p.add_argument("--min-note-ms", type=_finite_float, metavar="MS",
                    help="drop notes shorter than this (default 128 ms, 80 ms with --mono)")
     p.add_argument("--pitch-range", type=_pitch_range, metavar="LOW-HIGH", default=(21, 108),
                    help="keep notes in this range: MIDI numbers or names, e.g. 40-84 or E2-C6 (default A0-C8)")
@@ -133,10 +137,11 @@ def _add_transcribe(sub) -> None:
     p.add_argument("--quantize", action="store_true", help="snap notes to a grid in the tempo and meter heard")
     p.add_argument("--grid", default="1/16", choices=["1/4", "1/8", "1/16", "1/8t", "1/16t"],
                    help="the grid --quantize snaps to")
-    p.add_argument("--tempo", type=float, help="the tempo in BPM, if you know it (default: heard)")
+    p.add_argument("--tempo", type=_finite_float, help="the tempo in BPM, if you know it (default: heard)")
     p.add_argument("--time-signature", help="the meter, e.g. 3/4 or 6/8 (default: heard, 4/4 or 3/4)")
-    p.add_argument("--workers", type=int, default=1, help="files transcribed in parallel (folders)")
+    p.add_argument("--workers", type=_workers, default=1, help="files transcribed in parallel (folders)")
     p.add_argument("--force", action="store_true", help="transcribe files that are already done again")
+    _add_max_duration(p, "a recording longer than this is refused before it is read")
 
 
 def _pitch_range(text: str) -> tuple[int, int]:
@@ -174,6 +179,46 @@ def _add_train(sub) -> None:
                                     formatter_class=argparse.RawDescriptionHelpFormatter)
         recipe.add_arguments(parser)
         parser.set_defaults(recipe_name=name)
+
+
+def _add_max_duration(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--max-duration", type=_duration, default=DEFAULT_MAX_DURATION_S, metavar="TIME",
+                   help=f"the longest input taken, e.g. 90s, 30m, 7h, 1:30:00 or 'none' (default 1h): {what}. "
+                        "Long pieces are rendered in blocks, so memory stays the same whatever the length")
+
+
+def _duration(text: str) -> float | None:
+    """An argparse type: ``"7h"`` -> 25200.0 (see ``fileio.limits.parse_duration``)."""
+    from cadenza.fileio.limits import parse_duration
+
+    try:
+        return parse_duration(text)
+    except CadenzaError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _finite_float(text: str) -> float:
+    """An argparse type: a finite number ('nan', 'inf' and '1e999' are refused here, at the edge)."""
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
+def _workers(text: str) -> int:
+    """An argparse type: a whole number of worker processes, 1 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= value <= 256:
+        raise argparse.ArgumentTypeError(f"{value} workers: give 1 to 256")
+    return value
 
 
 def _add_device(p: argparse.ArgumentParser) -> None:
@@ -260,16 +305,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--instrument", required=True, help="a DDSP instrument: violin, flute, trumpet, clarinet (or a model name)")
     p.add_argument("-o", "--output", required=True, help="output .wav/.flac")
     p.add_argument("--json", action="store_true", help="print what was written (paths, seeds, choices) as one JSON line")
-    p.add_argument("--pitch-shift", type=float, default=0.0, metavar="SEMITONES",
+    p.add_argument("--pitch-shift", type=_finite_float, default=0.0, metavar="SEMITONES",
                    help="transpose by this many semitones (after the automatic octave shift)")
-    p.add_argument("--loudness-shift", type=float, default=0.0, metavar="DB", help="louder (+) or softer (-)")
-    p.add_argument("--quiet", type=float, default=20.0, metavar="DB",
+    p.add_argument("--loudness-shift", type=_finite_float, default=0.0, metavar="DB", help="louder (+) or softer (-)")
+    p.add_argument("--quiet", type=_finite_float, default=20.0, metavar="DB",
                    help="how much softer unpitched parts (breaths, consonants, noise) are played (default 20)")
     p.add_argument("--autotune", metavar="KEY", help="pull the pitch onto the notes of a key, e.g. 'D major'")
-    p.add_argument("--autotune-amount", type=float, default=1.0, help="0 (off) .. 1 (fully on the notes)")
+    p.add_argument("--autotune-amount", type=_finite_float, default=1.0, help="0 (off) .. 1 (fully on the notes)")
     p.add_argument("--no-auto-adjust", action="store_true",
                    help="keep the recording's octave and loudness (default: moved to the instrument's register)")
     p.add_argument("--seed", type=int, help="seed of the noise part of the sound (default: random, recorded)")
+    _add_max_duration(p, "a recording longer than this is refused before it is read")
     _add_device(p)
     p = sub.add_parser("remake", help="make an output again from its sidecar, bit for bit",
                        description="Make an output again from the sidecar written beside it (tune.wav.json): the same "
@@ -301,7 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
     p.add_argument("--share", choices=["off", "on"], default="off",
                    help="on: also make a temporary public link through Gradio's share servers (default off)")
-    p.add_argument("--max-upload-mb", type=float, default=50, help="largest upload accepted, in MB (default 50)")
+    p.add_argument("--max-upload-mb", type=_finite_float, default=50, help="largest upload accepted, in MB (default 50)")
     _add_device(p)
     _tidy_help(parser)
     return parser
@@ -331,6 +377,8 @@ def cmd_generate(args, studio) -> int:
     sampling = Sampling(seed=args.seed, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
                         cfg_scale=args.cfg, steps=args.steps, scheduler=args.scheduler, strength=args.strength,
                         num_samples=args.samples, key_bias=args.key_bias)
+    for index in range(args.samples if isinstance(args.samples, int) and 0 < args.samples <= 64 else 1):
+        check_output_path(_numbered(Path(args.output), index, args.samples))  # before the model runs, not after
     interactive = sys.stderr.isatty()  # a progress line only where \r redraws it (not in logs or pipes)
     clock = args.clock
     if clock.enabled:  # load first, so loading and generating are timed apart
@@ -348,12 +396,13 @@ def cmd_generate(args, studio) -> int:
     for index, output in enumerate(outputs):
         target = _numbered(Path(args.output), index, len(outputs))
         score = None
-        if target.suffix.lower() in (".wav", ".flac", ".ogg"):
-            if isinstance(output, MidiOutput):  # the score is kept beside its rendering: x.wav + x.mid
-                score = output.save(target.with_suffix(".mid"))
-            output = studio.render(output)  # MIDI is played with FluidSynth; audio passes through as it is
-        path = output.save(target)
-        made = output.provenance
+        if target.suffix.lower() in (".wav", ".flac", ".ogg") and isinstance(output, MidiOutput):
+            score = output.save(target.with_suffix(".mid"))  # the score is kept beside its rendering: x.wav + x.mid
+            path = studio.render_to(output, target)  # played with FluidSynth, written in blocks
+            made = Provenance.from_json(Path(f"{path}.json").read_text(encoding="utf-8"))
+        else:
+            path = output.save(target)
+            made = output.provenance
         notes = made.notes
         if getattr(output, "score", None) is not None:  # composed, then performed: its score is beside it
             score = path.with_suffix(".mid")
@@ -416,6 +465,9 @@ def cmd_render(args, studio) -> int:
                                 chorus=args.chorus, stereo=not args.mono)
     source = Path(args.input)
     if source.is_dir():
+        if Path(args.output).suffix.lower() in (".wav", ".flac", ".ogg"):
+            raise OutputError(f"{shown(source)} is a folder: its files are rendered into a folder, give one as -o "
+                              f"(not the file name {shown(args.output)})")
         summary = studio.render_batch(source, args.output, synth=args.synth, fmt=args.format, workers=args.workers,
                                       force=args.force, **options)
         if args.json:
@@ -426,19 +478,14 @@ def cmd_render(args, studio) -> int:
             print(f"{summary.ok} rendered, {summary.skipped} already done, {summary.failed} failed of {summary.total} "
                   f"in {summary.seconds:.1f} s ({summary.files_per_s:.1f} files/s); report: {summary.report_path}")
         return 0 if summary.failed == 0 else 1
-    audio = studio.render(source, synth=args.synth, seed=args.seed, **options)
-    path = audio.save(args.output)
-    stems = []
-    if args.stems:
-        suffix = Path(args.output).suffix or ".wav"
-        for index, stem in enumerate(audio.stems):
-            name = "".join(c if c.isalnum() or c in "-_" else "_" for c in stem.provenance.notes["voice"])
-            stems.append(str(stem.save(Path(args.stems) / f"{index + 1:02d}-{name}{suffix}")))
+    path = studio.render_to(source, args.output, synth=args.synth, seed=args.seed, stems_dir=args.stems, **options)
+    made = Provenance.from_json(Path(f"{path}.json").read_text(encoding="utf-8"))
+    stems = [str(Path(args.stems) / name) for name in made.notes.get("stem_files", [])] if args.stems else []
     if args.json:
-        print(json.dumps({"written": [{"path": str(path), "seed": audio.provenance.seed, "stems": stems,
-                                       "notes": audio.provenance.notes}]}))
+        print(json.dumps({"written": [{"path": str(path), "seed": made.seed, "stems": stems, "notes": made.notes}]}))
         return 0
-    voices = f" ({len(audio.stems)} voice{'s' if len(audio.stems) != 1 else ''})" if ddsp else ""
+    count = len(made.notes.get("voices", []))
+    voices = f" ({count} voice{'s' if count != 1 else ''})" if ddsp else ""
     print(f"wrote {path}{voices}")
     for stem in stems:
         print(f"wrote {stem}")
@@ -525,6 +572,16 @@ def cmd_app(args, studio) -> int:
     return 0
 
 
+def _printable_names() -> None:
+    """File names that are not valid UTF-8 (Python holds their bytes as lone surrogates) are printed as the
+    bytes they are, as ls and cat do, instead of stopping the command with a UnicodeEncodeError after
+    its work is done."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None and (getattr(stream, "encoding", "") or "").lower().replace("-", "") == "utf8":
+            reconfigure(errors="surrogateescape")
+
+
 COMMANDS = {"models": cmd_models, "generate": cmd_generate, "render": cmd_render, "transcribe": cmd_transcribe,
             "transfer": cmd_transfer, "remake": cmd_remake, "train": cmd_train, "pull": cmd_pull, "app": cmd_app}
 
@@ -548,8 +605,11 @@ def main(argv: list[str] | None = None) -> int:
     if not args.verbose:
         quiet_dependencies()
     clock.lap("cli")
+    _printable_names()
     try:
-        status = COMMANDS[args.command](args, Studio(device=getattr(args, "device", None), threads=args.threads))
+        studio = Studio(device=getattr(args, "device", None), threads=args.threads,
+                        max_duration_s=getattr(args, "max_duration", DEFAULT_MAX_DURATION_S))
+        status = COMMANDS[args.command](args, studio)
     except CadenzaError as exc:
         print(f"cadenza: error: {in_flag_terms(str(exc))}", file=sys.stderr)
         status = 2

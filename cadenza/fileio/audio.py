@@ -6,6 +6,8 @@ soundfile and pyloudnorm use ``[N, C]``; the transposes happen only at those bou
 
 from __future__ import annotations
 
+import contextlib
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +16,7 @@ import numpy as np
 import soundfile as sf
 
 from cadenza.errors import CorruptInput, InputNotFound, InvalidConditioning
-from cadenza.fileio import atomic_path
+from cadenza.fileio import atomic_path, shown
 
 
 # suffix -> (libsndfile format, default subtype, allowed subtypes)
@@ -58,7 +60,10 @@ def read_audio(
         except (sf.SoundFileError, RuntimeError) as e:  # libsndfile reports every format problem this way
             raise CorruptInput(f"cannot read audio file {p}: {e}. Is it a WAV/FLAC/OGG file?") from e
     if data.shape[0] == 0:
-        raise CorruptInput(f"audio file has no samples: {p}")
+        raise CorruptInput(f"audio file has no samples: {shown(p)}")
+    if not np.isfinite(data).all():
+        raise CorruptInput(f"audio file {shown(p)} holds NaN or infinite samples: it is broken, nothing can be made "
+                           "from it")
     samples = np.ascontiguousarray(data.T)
     if mono and samples.shape[0] > 1:
         samples = samples.mean(axis=0, keepdims=True, dtype=np.float32)
@@ -91,6 +96,25 @@ def audio_frames(path: str | os.PathLike) -> int:
         return sf.info(p).frames
     except (sf.SoundFileError, RuntimeError) as exc:
         raise CorruptInput(f"{p} is not a readable audio file ({exc})") from exc
+
+
+def audio_seconds(path: str | os.PathLike) -> float:
+    """Length of an audio file in seconds, from its header where the format allows (cheap).
+
+    Raises:
+        InputNotFound / CorruptInput: no such file, or not a readable audio file.
+    """
+    p = existing_audio_file(path)
+    if p.suffix.lower() in FFMPEG_SUFFIXES:
+        data, rate = _read_with_av(p)
+        return data.shape[0] / rate
+    try:
+        info = sf.info(p)
+    except (sf.SoundFileError, RuntimeError) as exc:
+        raise CorruptInput(f"{shown(p)} is not a readable audio file ({exc})") from exc
+    if info.samplerate <= 0:
+        raise CorruptInput(f"{shown(p)} declares a sample rate of {info.samplerate} Hz: it is broken")
+    return info.frames / info.samplerate
 
 
 def _read_with_av(p: Path) -> tuple[np.ndarray, int]:
@@ -146,18 +170,67 @@ def write_audio(
             f"{p.suffix} cannot hold subtype {subtype!r}; choose one of {', '.join(allowed)}"
         )
     check_samples(samples)
-    if sample_rate <= 0:
-        raise InvalidConditioning(f"sample_rate must be positive, got {sample_rate}")
+    if not 0 < sample_rate <= 768_000:
+        raise InvalidConditioning(f"sample_rate must be 1-768000 Hz, got {sample_rate}")
     data = np.asarray(samples, dtype=np.float32)
+    check_finite(data, p)
     if subtype != "FLOAT":
         # libsndfile does not clip float -> int conversion by default: an overshoot would wrap around
         # to full scale of the other sign, which is far worse than a clipped sample.
         data = np.clip(data, -1.0, 1.0)
-    with atomic_path(p) as tmp, tmp.open("wb") as f:
+    with atomic_path(p) as tmp, tmp.open("wb") as raw:
         # Through a file object: given a path, libsndfile fsyncs every file it closes, which costs a
         # batch ~5-10 ms a file. The rename in atomic_path already keeps outputs whole when a process
         # is killed; surviving a power cut mid-batch is not promised.
-        sf.write(f, data.T, int(sample_rate), subtype=subtype, format=fmt)
+        with reporting_writes(raw) as f:
+            sf.write(f, data.T, int(sample_rate), subtype=subtype, format=fmt)
+
+
+def check_finite(samples: np.ndarray, where: str | os.PathLike) -> None:
+    """Raise ``InvalidConditioning`` when ``samples`` hold a NaN or an infinity: written to a PCM file they
+    would become full-scale garbage (every sample -32768), and no output is better than that."""
+    if samples.size and not np.isfinite(samples).all():
+        bad = int(np.size(samples) - np.count_nonzero(np.isfinite(samples)))
+        raise InvalidConditioning(f"refusing to write {shown(where)}: {bad} of its {samples.size} samples are NaN or "
+                                  "infinite (the audio was broken before it reached the file; nothing was written)")
+
+
+@contextlib.contextmanager
+def reporting_writes(raw):
+    """``raw`` (a binary file) wrapped so that an ``OSError`` raised while libsndfile writes through it
+    (a full disk) comes out as that OSError. soundfile calls ``write`` from a C callback, which cannot
+    raise: the error would be printed, the write come back short and soundfile fail with a bare
+    ``AssertionError``."""
+    wrapper = _ReportingFile(raw)
+    try:
+        yield wrapper
+    except (AssertionError, RuntimeError, sf.SoundFileError):
+        if wrapper.error is not None:
+            raise wrapper.error from None
+        raise
+    if wrapper.error is not None:
+        raise wrapper.error
+
+
+class _ReportingFile:
+    """A binary file whose ``write`` keeps the first ``OSError`` for ``reporting_writes`` instead of raising
+    it into C code, and reports a short write (0 bytes) from then on."""
+
+    def __init__(self, raw) -> None:
+        self._raw = raw
+        self.error: OSError | None = None
+
+    def write(self, data) -> int:
+        if self.error is not None:
+            return 0
+        try:
+            return self._raw.write(data)
+        except OSError as exc:
+            self.error = exc
+            return 0
+
+    def __getattr__(self, name: str):
+        return getattr(self._raw, name)
 
 
 @dataclass(frozen=True)
@@ -168,20 +241,33 @@ class Loudness:
     limiting (None when it cannot be measured). ``limited_db``: the most the peak limiter turned any moment
     down (0: untouched). ``why_not``: set when the result misses the target by more than
     ``TOLERANCE_LU``, saying why (too short to measure, silent, or peaks that would need more limiting
-    than ``MAX_LIMIT_DB``).
+    than ``MAX_LIMIT_DB``). ``method``: how, when the piece was not held whole (``fileio.audio_stream``).
     """
 
     target_lufs: float
     measured_lufs: float | None
     limited_db: float
     why_not: str | None = None
+    method: str | None = None  # set when it was done another way than on the whole piece at once (streamed)
 
     def to_dict(self) -> dict:
         out = {"target_lufs": self.target_lufs, "measured_lufs": self.measured_lufs, "limited_db": self.limited_db}
-        return out | ({"why_not": self.why_not} if self.why_not else {})
+        return out | ({"why_not": self.why_not} if self.why_not else {}) | ({"method": self.method} if self.method else {})
 
 
 TOLERANCE_LU = 0.5  # a result this close to its target is on target
+LUFS_RANGE = (-70.0, 0.0)  # targets a loudness normalisation may be asked for (the -70 LUFS gate up to full scale)
+
+
+def check_lufs(target: float | None) -> None:
+    """Raise ``InvalidConditioning`` unless ``target`` is None (no normalisation) or a finite loudness in
+    ``LUFS_RANGE``: a NaN target would turn every sample into NaN, 1e9 overflow."""
+    low, high = LUFS_RANGE
+    if target is None:
+        return
+    if isinstance(target, bool) or not isinstance(target, (int, float)) or not math.isfinite(target) or not low <= target <= high:
+        raise InvalidConditioning(f"loudness target must be a number from {low:g} to {high:g} LUFS (e.g. -14), "
+                                  f"got {target!r}")
 MAX_LIMIT_DB = 12.0  # the most the limiter may turn a peak down
 
 
@@ -210,6 +296,7 @@ def loudness_gain(samples: np.ndarray, sr: int, target_lufs: float = -14.0) -> t
     says so. Silence (and audio too quiet to pass the -70 LUFS gate) is left unchanged. Clips shorter than
     one 400 ms loudness block cannot be measured: they only get the peak guard.
     """
+    check_lufs(target_lufs)
     check_samples(samples)
     peak = float(np.max(np.abs(samples))) if samples.size else 0.0
     ones = np.ones((1, samples.shape[1]), dtype=np.float32)

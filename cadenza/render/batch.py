@@ -9,6 +9,7 @@ process pool by default) plugs in without changing it.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sys
@@ -20,6 +21,7 @@ from tqdm import tqdm
 
 from cadenza.conditioning import MIDI_SUFFIXES
 from cadenza.errors import InvalidConditioning
+from cadenza.fileio import check_output_folder, shown
 from cadenza.fileio.audio import FORMATS
 from cadenza.render.fluidsynth import RenderOptions, check_available
 from cadenza.render.jobs import RenderJob, remove_stale_parts, render_file, render_task
@@ -83,16 +85,16 @@ def render_batch(
         MissingDependency: FluidSynth or a SoundFont is not installed.
     """
     started = time.perf_counter()
-    src, dst = Path(input_dir), Path(output_dir)
+    src, dst = Path(input_dir), check_output_folder(output_dir)
     if not src.is_dir():
-        raise InvalidConditioning(f"input folder not found: {src}")
+        raise InvalidConditioning(f"input folder not found: {shown(src)}")
     suffix = "." + fmt.lower().lstrip(".")
     if suffix not in FORMATS:
         raise InvalidConditioning(f"unknown audio format {fmt!r}; use one of {', '.join(s[1:] for s in FORMATS)}")
     check_available(options)
     runner = runner if runner is not None else ProcessPoolRunner(workers)
     report = Path(report_path) if report_path is not None else dst / REPORT_NAME
-    report.parent.mkdir(parents=True, exist_ok=True)
+    make_report_folder(report)
 
     return run_batch(render_task(options), plan_batch(src, dst, suffix, force=force), report, runner, progress,
                      started)
@@ -144,7 +146,10 @@ def plan_batch(src: Path, dst: Path, suffix: str, *, force: bool = False, inputs
     for path in inputs:
         out = dst / path.relative_to(src).with_suffix(suffix)
         entry = {"input": str(path), "output": str(out), "seconds": 0.0}
-        if out in claimed:  # e.g. song.mid and song.MIDI side by side
+        problem = link_problem(path)
+        if problem is not None:  # reported, never silently left out
+            settled.append(entry | {"status": "error", "reason": problem})
+        elif out in claimed:  # e.g. song.mid and song.MIDI side by side
             settled.append(entry | {"status": "error", "reason": f"same output as {claimed[out]}"})
         elif not force and _up_to_date(path, out):
             settled.append(entry | {"status": "skipped", "reason": "output is newer than input"})
@@ -158,8 +163,43 @@ def plan_batch(src: Path, dst: Path, suffix: str, *, force: bool = False, inputs
 
 
 def find_midi_files(folder: str | os.PathLike) -> list[Path]:
-    """Every ``.mid``/``.midi`` file under ``folder`` (any letter case), sorted by path."""
-    return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in MIDI_SUFFIXES and p.is_file())
+    """Every ``.mid``/``.midi`` file under ``folder`` (any letter case), sorted by path, with the symbolic
+    links among them that lead nowhere (a loop, a missing target: ``link_problem`` says which)."""
+    return find_inputs(folder, MIDI_SUFFIXES)
+
+
+def find_inputs(folder: str | os.PathLike, suffixes: tuple[str, ...]) -> list[Path]:
+    """Every file under ``folder`` whose suffix (any letter case) is one of ``suffixes``, sorted by path,
+    and every symbolic link so named that leads nowhere, so that a batch reports it instead of leaving it
+    out without a word. Links to folders are not followed (no folder is visited twice)."""
+    return sorted(p for p in Path(folder).rglob("*")
+                  if p.suffix.lower() in suffixes and (p.is_file() or link_problem(p) is not None))
+
+
+def make_report_folder(report: Path) -> None:
+    """Create the folder of a batch's report (OutputError when that cannot be done)."""
+    from cadenza.fileio import output_error
+
+    try:
+        report.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise output_error(report.parent, exc) from exc
+
+
+def link_problem(path: Path) -> str | None:
+    """Why the symbolic link ``path`` leads to no file (a loop, a missing target), or None when it is no
+    such link."""
+    if not path.is_symlink():
+        return None
+    try:
+        path.resolve(strict=True)
+    except RuntimeError:  # Python < 3.13 reports a loop this way
+        return "SymlinkLoop: this symbolic link leads back to itself (a loop): nothing to read"
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "SymlinkLoop: this symbolic link leads back to itself (a loop): nothing to read"
+        return f"BrokenLink: this symbolic link points to {shown(os.readlink(path))}, which does not exist"
+    return None if path.is_file() else "NotAFile: this symbolic link leads to a folder, not a file"
 
 
 def _entry(outcome: Outcome) -> dict:

@@ -23,7 +23,10 @@ import symusic
 
 from cadenza.errors import CorruptInput, InvalidConditioning, MissingDependency
 from cadenza.outputs import AudioOutput, MidiOutput, Provenance
-from cadenza.fileio.audio import Loudness, normalize_loudness
+from cadenza.fileio.audio import Loudness, check_lufs, normalize_loudness, write_audio
+from cadenza.fileio.audio_stream import write_stream
+from cadenza.fileio.limits import (BLOCK_S, DEFAULT_MAX_DURATION_S, WHOLE_PIECE_MAX_S, check_duration,
+                                   check_max_duration)
 from cadenza.fileio.midi import load_midi, midi_duration_s, to_seconds
 
 INSTALL_HINT = (
@@ -49,9 +52,11 @@ class RenderOptions:
     sample_rate: output rate in Hz. gain: FluidSynth master gain (0.5 leaves headroom for dense
     GM files; the CLI default 0.2 is quiet). reverb / chorus: FluidSynth's built-in effects.
     stereo: ``False`` averages left and right into one channel. normalize_lufs: integrated loudness
-    target (peaks kept at or below -1 dBFS); ``None`` keeps the synth's level. tail_s: seconds
-    rendered after the last note ends, for releases and reverb. soundfont: path to an .sf2/.sf3;
-    ``None`` searches (see ``find_soundfont``).
+    target (-70 to 0 LUFS; peaks kept at or below -1 dBFS); ``None`` keeps the synth's level. tail_s:
+    seconds rendered after the last note ends, for releases and reverb. soundfont: path to an .sf2/.sf3;
+    ``None`` searches (see ``find_soundfont``). max_duration_s: a score longer than this (tail included)
+    is refused before anything is rendered (``InputTooLong``; None: no limit). A 45-byte MIDI file can
+    ask for years of audio.
     """
 
     sample_rate: int = 44100
@@ -62,14 +67,17 @@ class RenderOptions:
     normalize_lufs: float | None = -14.0
     tail_s: float = 1.5
     soundfont: str | None = None
+    max_duration_s: float | None = DEFAULT_MAX_DURATION_S
 
     def __post_init__(self) -> None:
-        if not 8000 <= self.sample_rate <= 192000:
+        if isinstance(self.sample_rate, bool) or not isinstance(self.sample_rate, int) or not 8000 <= self.sample_rate <= 192000:
             raise InvalidConditioning(f"sample_rate must be 8000-192000 Hz, got {self.sample_rate}")
         if not 0.0 < self.gain <= 10.0:
             raise InvalidConditioning(f"gain must be in (0, 10], got {self.gain}")
         if not 0.0 <= self.tail_s <= 60.0:
             raise InvalidConditioning(f"tail_s must be 0-60 seconds, got {self.tail_s}")
+        check_lufs(self.normalize_lufs)
+        check_max_duration(self.max_duration_s)
 
 
 def find_soundfont(explicit: str | os.PathLike | None = None) -> Path:
@@ -186,16 +194,15 @@ class FluidSynthRenderer:
         return self.render_measured(score_or_path)[0]
 
     def render_measured(self, score_or_path: symusic.Score | str | os.PathLike) -> tuple[np.ndarray, Loudness | None]:
-        """``render``, and what loudness normalisation reached (None when ``normalize_lufs`` is None)."""
-        if self._owner is None:
-            raise RuntimeError("this FluidSynthRenderer was closed")
-        score = score_or_path if isinstance(score_or_path, symusic.Score) else load_midi(score_or_path)
-        score = to_seconds(score)
-        duration = midi_duration_s(score)
-        if duration <= 0.0:
-            raise CorruptInput("the score has no notes (or only zero-length ones): nothing to play")
+        """``render``, and what loudness normalisation reached (None when ``normalize_lufs`` is None).
+
+        Holds the whole piece: for pieces of any length, ``render_to_file`` writes in blocks.
+
+        Raises:
+            InputTooLong: the piece is longer than ``options.max_duration_s``.
+        """
+        score, frames = self._prepare(score_or_path)
         sr = self.options.sample_rate
-        frames = math.ceil((duration + self.options.tail_s) * sr)
         # Interleaved [N, 2], as FluidSynth writes and soundfile reads it: no copy on either side.
         out = np.zeros((frames, 2), dtype=np.float32)
         with self._fresh_synth() as (synth, sfid):
@@ -205,6 +212,68 @@ class FluidSynthRenderer:
         if self.options.normalize_lufs is None:
             return audio, None
         return normalize_loudness(audio, sr, self.options.normalize_lufs)
+
+    def render_to_file(self, score_or_path: symusic.Score | str | os.PathLike, path: str | os.PathLike,
+                       block_s: float = BLOCK_S, whole_max_s: float = WHOLE_PIECE_MAX_S) -> Loudness | None:
+        """Render to an audio file (format by suffix), atomically, in memory bounded whatever the length.
+
+        A piece up to ``whole_max_s`` seconds is rendered whole, exactly as ``render_measured`` does; a
+        longer one is played ``block_s`` seconds at a time and written as it is played (twice or three
+        times when it is normalised: see ``fileio.audio_stream.write_stream``; FluidSynth plays the same
+        every time). Returns what loudness normalisation did (None when not asked).
+
+        Raises:
+            InputTooLong: the piece is longer than ``options.max_duration_s`` (checked before rendering).
+            CorruptInput: the file cannot be read, or the score has no notes.
+            OutputError: the file cannot be written.
+        """
+        score, frames = self._prepare(score_or_path)
+        sr = self.options.sample_rate
+        if frames <= whole_max_s * sr:
+            samples, loudness = self.render_measured(score)
+            write_audio(path, samples, sr)
+            return loudness
+        block = max(1, int(block_s * sr))
+        return write_stream(path, lambda: self.blocks(score, block), sr, 2 if self.options.stereo else 1,
+                            self.options.normalize_lufs)
+
+    def blocks(self, score_or_path: symusic.Score | str | os.PathLike, block_frames: int) -> Iterator[np.ndarray]:
+        """The piece as consecutive ``[C, n] float32`` blocks of ``block_frames`` samples (the last one
+        shorter), at the synth's own level (no normalisation): the same samples ``render`` makes without
+        ``normalize_lufs``, bit for bit, holding one block at a time.
+
+        Raises:
+            InputTooLong: the piece is longer than ``options.max_duration_s`` (checked before rendering).
+        """
+        score, frames = self._prepare(score_or_path)
+        sr = self.options.sample_rate
+        buf = np.zeros((max(1, int(block_frames)), 2), dtype=np.float32)
+        with self._fresh_synth() as (synth, sfid):
+            channels = self._select_instruments(synth, sfid, score)
+            events = _events(score, sr, frames, channels)
+            starts = events[:, 0]
+            pos = 0
+            while pos < frames:
+                n = min(buf.shape[0], frames - pos)
+                out = buf[:n]
+                lo, hi = np.searchsorted(starts, [pos, pos + n], side="left")
+                part = events[lo:hi].copy()
+                part[:, 0] -= pos
+                _play(self._lib, synth, part, out)
+                pos += n
+                yield out.T.copy() if self.options.stereo else out.mean(axis=1, dtype=np.float32)[None, :]
+
+    def _prepare(self, score_or_path: symusic.Score | str | os.PathLike) -> tuple[symusic.Score, int]:
+        """``(the score in seconds, frames to render)``, once the piece is playable and within the limit."""
+        if self._owner is None:
+            raise RuntimeError("this FluidSynthRenderer was closed")
+        score = score_or_path if isinstance(score_or_path, symusic.Score) else load_midi(score_or_path)
+        score = to_seconds(score)
+        duration = midi_duration_s(score)
+        if not duration > 0.0:
+            raise CorruptInput("the score has no notes (or only zero-length ones): nothing to play")
+        check_duration(duration + self.options.tail_s, self.options.max_duration_s, "the score")
+        return score, math.ceil((duration + self.options.tail_s) * self.options.sample_rate)
 
     @contextlib.contextmanager
     def _fresh_synth(self) -> Iterator[tuple[int, int]]:
@@ -273,20 +342,39 @@ def render_output(output: MidiOutput, options: RenderOptions = RenderOptions()) 
     """``output`` played through FluidSynth with ``options``; its provenance gains ``rendered_with``,
     ``render_options``, ``soundfont`` (the file played, with its sha256, so a remake can tell it changed)
     and ``loudness`` (what normalisation reached). ``Studio.render`` is the public way; this is its
-    FluidSynth half.
+    FluidSynth half. Holds the piece whole: ``render_output_to`` writes a file of any length.
 
     Raises:
         CorruptInput: the score has no notes.
+        InputTooLong: the score is longer than ``options.max_duration_s``.
         MissingDependency: FluidSynth or a SoundFont is not installed.
     """
-    from cadenza.fileio.hashes import cached_sha256
-
     with FluidSynthRenderer(options) as renderer:
         samples, loudness = renderer.render_measured(output.score)
-        soundfont = {"path": str(renderer.soundfont.resolve()), "sha256": cached_sha256(renderer.soundfont)}
+        provenance = _rendered(output, options, renderer.soundfont, loudness)
+    return AudioOutput(samples, options.sample_rate, provenance)
+
+
+def render_output_to(output: MidiOutput, path: str | os.PathLike, options: RenderOptions = RenderOptions()) -> Provenance:
+    """``output`` played through FluidSynth into the audio file ``path`` (format by suffix, atomically,
+    in blocks: memory stays bounded whatever the length); returns the provenance ``render_output`` would
+    give (for the sidecar; ``Studio.render_to`` writes it).
+
+    Raises:
+        as ``render_output``, and OutputError: the file cannot be written.
+    """
+    with FluidSynthRenderer(options) as renderer:
+        loudness = renderer.render_to_file(output.score, path)
+        return _rendered(output, options, renderer.soundfont, loudness)
+
+
+def _rendered(output: MidiOutput, options: RenderOptions, soundfont_path: Path, loudness: Loudness | None) -> Provenance:
+    from cadenza.fileio.hashes import cached_sha256
+
+    soundfont = {"path": str(soundfont_path.resolve()), "sha256": cached_sha256(soundfont_path)}
     notes = {**output.provenance.notes, "rendered_with": "fluidsynth", "render_options": asdict(options),
              "soundfont": soundfont, **({"loudness": loudness.to_dict()} if loudness is not None else {})}
-    return AudioOutput(samples, options.sample_rate, Provenance(**{**asdict(output.provenance), "notes": notes}))
+    return Provenance(**{**asdict(output.provenance), "notes": notes})
 
 
 def _play(lib: _Lib, synth: int, events: np.ndarray, out: np.ndarray) -> None:

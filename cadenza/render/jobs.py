@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cadenza.errors import InvalidConditioning
-from cadenza.fileio.audio import FORMATS, write_audio
+from cadenza.fileio.audio import FORMATS
 from cadenza.render.fluidsynth import FluidSynthRenderer, RenderOptions
 from cadenza.runners import Task
 
@@ -90,7 +90,7 @@ def render_file(
 
 
 def _render_to(renderer: FluidSynthRenderer, src: Path, out: Path) -> None:
-    write_audio(out, renderer.render(src), renderer.options.sample_rate)  # atomic: fileio.atomic_path
+    renderer.render_to_file(src, out)  # atomic (fileio.atomic_path), in blocks beyond a few minutes
 
 
 def remove_stale_parts(outputs: list[Path]) -> None:

@@ -12,9 +12,11 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
+from cadenza.errors import InvalidConditioning
 from cadenza.runners.base import J, Outcome, R, Task
 from cadenza.runners.inline import InlineRunner
 
+MAX_WORKERS = 256  # more processes than this would only fight over the cores (and memory)
 LOST_WORKER = "a worker process died (crash or out of memory) before this job was done"
 
 
@@ -28,7 +30,9 @@ class ProcessPoolRunner:
     """
 
     def __init__(self, workers: int = 2) -> None:
-        self.workers = max(1, int(workers))
+        if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= MAX_WORKERS:
+            raise InvalidConditioning(f"workers must be a whole number from 1 to {MAX_WORKERS}, got {workers!r}")
+        self.workers = workers
 
     def map(self, task: Task[J, R], jobs: Sequence[J]) -> Iterator[Outcome[J, R]]:
         if not jobs:

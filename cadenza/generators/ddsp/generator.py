@@ -67,6 +67,20 @@ class DDSPGenerator:
             return render_score(self.instrument, score, options or NoteRenderOptions(), seed=seed,
                                 should_stop=raise_if(callbacks.should_cancel), progress=callbacks.progress)
 
+    def stream_midi(self, score, options=None, seed: int = 0, callbacks: Callbacks = Callbacks()):
+        """``render_midi`` as a `midi.ScoreStream`: the score played a chunk at a time (bounded memory), on
+        this instrument's CPU threads while its blocks are drawn."""
+        from cadenza.generators.ddsp.midi import NoteRenderOptions, ScoreStream, stream_score
+
+        stream = stream_score(self.instrument, score, options or NoteRenderOptions(), seed=seed,
+                              should_stop=raise_if(callbacks.should_cancel))
+
+        def blocks():
+            with cpu_threads(self.policy.threads):
+                yield from stream.blocks()
+
+        return ScoreStream(stream.voice_names, stream.sample_rate, stream.frames, blocks)
+
     def _transfer(self, conditioning: Conditioning, sampling: Sampling, seed: int, callbacks: Callbacks,
                   options: TransferOptions, samples: np.ndarray, sr: int) -> list[AudioOutput]:
         """Sample ``index`` is seeded ``seed + index``."""

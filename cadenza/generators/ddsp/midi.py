@@ -9,6 +9,7 @@ instrument, and the voices are mixed. Each voice can also be kept as a stem.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -17,7 +18,9 @@ import symusic
 from cadenza.errors import CorruptInput, InvalidConditioning
 from cadenza.generators.ddsp.features import SAMPLE_RATE
 from cadenza.generators.ddsp.model import Instrument
-from cadenza.generators.ddsp.transfer import FLOOR_DB, decode
+from cadenza.generators.ddsp.transfer import FLOOR_DB, decode, decode_stream
+from cadenza.fileio.audio import check_lufs
+from cadenza.fileio.limits import DEFAULT_MAX_DURATION_S, check_duration, check_max_duration
 from cadenza.fileio.midi import to_seconds
 
 
@@ -31,6 +34,7 @@ class NoteRenderOptions:
     instrument's trained range by octaves into it. normalize_lufs: loudness of the mix (None = as played).
     sample_rate: output rate (the instruments play at 16 kHz; other rates are resampled). max_voices:
     refuse files needing more simultaneous voices. tail_s: seconds kept after the last note.
+    max_duration_s: refuse (``InputTooLong``) a score longer than this, tail included (None: no limit).
     """
 
     attack_s: float = 0.04
@@ -44,6 +48,7 @@ class NoteRenderOptions:
     sample_rate: int = SAMPLE_RATE
     max_voices: int = 32
     tail_s: float = 0.5
+    max_duration_s: float | None = DEFAULT_MAX_DURATION_S
 
     def __post_init__(self) -> None:
         checks = [
@@ -57,6 +62,8 @@ class NoteRenderOptions:
         for ok, message in checks:
             if not ok:
                 raise InvalidConditioning(f"{message} (got {self})")
+        check_lufs(self.normalize_lufs)
+        check_max_duration(self.max_duration_s)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -106,10 +113,11 @@ def split_voices(score: symusic.Score) -> list[tuple[str, np.ndarray]]:
 
 
 def note_controls(notes: np.ndarray, frames: int, instrument: Instrument,
-                  options: NoteRenderOptions) -> tuple[np.ndarray, np.ndarray]:
-    """f0 and loudness curves ``([frames], [frames])`` for one voice's ``notes [n, 4]``."""
+                  options: NoteRenderOptions, first: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """f0 and loudness curves ``([frames], [frames])`` for one voice's ``notes [n, 4]``, from frame ``first``
+    on (a slice of the whole curves: a long piece is computed a chunk at a time)."""
     stats = instrument.stats
-    t = np.arange(frames) * instrument.config.hop / instrument.config.sample_rate
+    t = (first + np.arange(frames)) * instrument.config.hop / instrument.config.sample_rate
     pitch = notes[:, 2].copy()
     if options.fit_range:
         low, high = stats.pitch_low, stats.pitch_high
@@ -150,6 +158,7 @@ def render_score(instrument: Instrument, score: symusic.Score, options: NoteRend
     if len(voices) > options.max_voices:
         raise InvalidConditioning(f"the score needs {len(voices)} simultaneous voices; max_voices is {options.max_voices}")
     end = max(float(notes[:, 1].max()) for _, notes in voices) + options.tail_s
+    check_duration(end, options.max_duration_s, "the score")
     rate, hop = instrument.config.sample_rate, instrument.config.hop
     frames = int(math.ceil(end * rate / hop)) + 1
     chunk = max(1, int(chunk_s * rate / hop))
@@ -176,3 +185,65 @@ def render_score(instrument: Instrument, score: symusic.Score, options: NoteRend
         gain = 10 ** (-1 / 20) / peak
     return RenderedMidi((mix * gain).astype(np.float32), [(s[None] * gain).astype(np.float32) for s in stems_arr],
                         [name for name, _ in voices], options.sample_rate, loudness)
+
+
+@dataclass(frozen=True)
+class ScoreStream:
+    """A score ready to be played block by block: ``blocks()`` yields ``[1 + V, n] float32`` at
+    ``sample_rate`` (row 0 the mix, then one row per voice, named ``voice_names``), at the level played
+    (not normalised), from the start again at every call; ``frames`` samples in all at the instrument's rate."""
+
+    voice_names: list[str]
+    sample_rate: int
+    frames: int
+    blocks: Callable[[], Iterator[np.ndarray]]
+
+
+def stream_score(instrument: Instrument, score: symusic.Score, options: NoteRenderOptions = NoteRenderOptions(),
+                 seed: int = 0, chunk_s: float = 20.0, should_stop=None) -> ScoreStream:
+    """``render_score``'s playing, one ``chunk_s`` chunk of every voice at a time: memory holds one chunk,
+    whatever the length. At the instrument's own rate the mix and stems are the samples ``render_score``
+    plays before its gain; at another ``options.sample_rate`` they are resampled as a stream (soxr), which
+    matches resampling the whole to float rounding.
+
+    Raises:
+        CorruptInput: no pitched notes. InvalidConditioning: more voices than ``options.max_voices``.
+    """
+    voices = split_voices(score)
+    if not voices:
+        raise CorruptInput("the score has no pitched notes to play (drum tracks are not played by DDSP instruments)")
+    if len(voices) > options.max_voices:
+        raise InvalidConditioning(f"the score needs {len(voices)} simultaneous voices; max_voices is {options.max_voices}")
+    end = max(float(notes[:, 1].max()) for _, notes in voices) + options.tail_s
+    check_duration(end, options.max_duration_s, "the score")
+    rate, hop = instrument.config.sample_rate, instrument.config.hop
+    frames = int(math.ceil(end * rate / hop)) + 1
+    chunk = max(1, int(chunk_s * rate / hop))
+
+    def controls_of(notes: np.ndarray):
+        def at(start: int, stop: int):
+            f0, ld = note_controls(notes, stop - start, instrument, options, first=start)
+            return f0, ld, np.clip((ld - FLOOR_DB) / 20.0, 0.0, 1.0)
+        return at
+
+    def blocks() -> Iterator[np.ndarray]:
+        streams = [decode_stream(instrument, controls_of(notes), frames, seed + v, chunk, should_stop)
+                   for v, (_, notes) in enumerate(voices)]
+        resampler = None
+        if options.sample_rate != rate:
+            import soxr
+
+            resampler = soxr.ResampleStream(rate, options.sample_rate, 1 + len(voices), dtype="float32", quality="HQ")
+        for pieces in zip(*streams, strict=True):
+            stems = np.stack(pieces)
+            block = np.concatenate([stems.sum(axis=0, keepdims=True), stems]).astype(np.float32, copy=False)
+            if resampler is not None:
+                block = np.ascontiguousarray(resampler.resample_chunk(block.T).T)
+            if block.shape[1]:
+                yield block
+        if resampler is not None:
+            tail = np.ascontiguousarray(resampler.resample_chunk(np.zeros((0, 1 + len(voices)), np.float32), last=True).T)
+            if tail.shape[1]:
+                yield tail
+
+    return ScoreStream([name for name, _ in voices], options.sample_rate, frames * hop, blocks)

@@ -8,7 +8,7 @@ and the synthesizer's state, so a long file is processed in bounded steps withou
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -162,29 +162,41 @@ def decode(instrument: Instrument, f0_hz: np.ndarray, loudness_db: np.ndarray, s
            gate: np.ndarray | None = None) -> np.ndarray:
     """Decoder + synthesizer over ``f0_hz, loudness_db [F]`` in chunks, the controls scaled by ``gate [F]``
     (0..1, default 1); returns ``[F * hop]`` float32."""
+    def controls(start: int, stop: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        return f0_hz[start:stop], loudness_db[start:stop], None if gate is None else gate[start:stop]
+
+    return np.concatenate(list(decode_stream(instrument, controls, f0_hz.shape[0], seed, chunk_frames, should_stop,
+                                             progress)))
+
+
+def decode_stream(instrument: Instrument, controls_at: Callable[[int, int], tuple], total: int, seed: int,
+                  chunk_frames: int, should_stop: Callable[[], None] | None = None,
+                  progress: Callable[[int, int], None] | None = None) -> Iterator[np.ndarray]:
+    """``decode`` one chunk at a time: ``controls_at(start, stop)`` gives frames ``start:stop`` of
+    ``(f0_hz, loudness_db, gate or None)``; yields each chunk's audio ``[S] float32`` (``total * hop``
+    samples in all, the same samples ``decode`` returns), so a voice of any length is played in bounded
+    memory."""
     decoder = instrument.decoder
     device = next(decoder.parameters()).device
     noise = NoiseTable(seed)
     hidden, state = None, SynthState()
-    total = f0_hz.shape[0]
-    pieces = []
     with torch.inference_mode():
         for start in range(0, total, chunk_frames):
             if should_stop:
                 should_stop()
             stop = min(start + chunk_frames, total)
-            f0 = torch.from_numpy(f0_hz[start:stop])[None].to(device)
-            ld = torch.from_numpy(loudness_db[start:stop])[None].to(device)
+            f0_np, ld_np, gate_np = controls_at(start, stop)
+            f0 = torch.from_numpy(np.ascontiguousarray(f0_np))[None].to(device)
+            ld = torch.from_numpy(np.ascontiguousarray(ld_np))[None].to(device)
             controls, hidden = decoder(f0, ld, hidden)
-            if gate is not None:
-                g = torch.from_numpy(gate[start:stop])[None, :, None].to(device)
+            if gate_np is not None:
+                g = torch.from_numpy(np.ascontiguousarray(gate_np))[None, :, None].to(device)
                 controls = Controls(controls.f0_hz, controls.harmonics * g, controls.noise * g)
             audio, state = synthesize(controls, decoder.config.hop, decoder.config.sample_rate, noise,
                                       decoder.reverb_ir, state, last=stop == total)
-            pieces.append(audio[0].float().cpu().numpy())
+            yield audio[0].float().cpu().numpy()
             if progress:
                 progress(stop, total)
-    return np.concatenate(pieces)
 
 
 def transfer_audio(instrument: Instrument, audio: np.ndarray, sample_rate: int, tracker: PitchTracker,
