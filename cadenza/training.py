@@ -88,3 +88,20 @@ def read_run_config(run_dir: str | os.PathLike) -> dict:
         raise CheckpointError(f"{run_dir}: no training run here ({path.name} is missing): train first") from exc
     except json.JSONDecodeError as exc:
         raise CheckpointError(f"{path} is not valid JSON: {exc}") from exc
+
+
+def require_run(run_dir: str | os.PathLike, recipe: str, *files: str) -> Path:
+    """``run_dir`` as a Path once it holds a training run (``config.json``, ``state.pt`` and ``files``), so
+    that ``--export`` says in one line what to do instead of failing deep inside the export.
+
+    Raises:
+        CheckpointError: the folder or one of the files is missing.
+    """
+    from cadenza.errors import CheckpointError
+
+    run = Path(run_dir)
+    missing = [name for name in ("config.json", "state.pt", *files) if not (run / name).is_file()]
+    if missing:
+        raise CheckpointError(f"no training run to export in {run} ({', '.join(missing)} missing): train first with "
+                              f"`cadenza train {recipe} --run {run}`, then add --export")
+    return run

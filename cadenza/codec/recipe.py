@@ -36,6 +36,9 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     if args.export:
+        from cadenza.training import require_run
+
+        require_run(args.run, "codec")
         from cadenza.codec.export import export_codec
         from cadenza.training import read_run_config
 

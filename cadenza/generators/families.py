@@ -96,7 +96,17 @@ def load_generator(spec: CheckpointSpec, device: str | None = None) -> Generator
         generator_family = family(spec.family)
     except CheckpointError as exc:
         raise CheckpointError(f"model {spec.name!r}: {exc}") from None
-    return generator_family.generator_class().from_checkpoint(spec, device=device)
+    try:
+        return generator_family.generator_class().from_checkpoint(spec, device=device)
+    except RuntimeError as exc:
+        # torch's load_state_dict: the weights do not fit the model the manifest's config describes (an
+        # edited config, weights from another size). Hashes match, so only this check can catch it.
+        if "state_dict" not in str(exc) and "size mismatch" not in str(exc):
+            raise
+        first = next((line.strip() for line in str(exc).splitlines() if "size mismatch" in line or "Missing" in line
+                      or "Unexpected" in line), str(exc).splitlines()[0])
+        raise CheckpointError(f"model {spec.name!r}: its weights do not fit the model its manifest's config describes "
+                              f"(was the config edited, or the weights taken from another model?): {first[:300]}") from None
 
 
 def find_folder(name: str) -> CheckpointSpec | None:

@@ -100,6 +100,9 @@ def run(args) -> int:
         return 0
     if args.export:
         from cadenza.generators.ddsp.export import export_run
+        from cadenza.training import require_run
+
+        require_run(run_dir, "ddsp")
 
         spec = export_run(run_dir, data, args.export, f"ddsp-{name}", _command(name, args.instrument, run_dir))
         print(f"wrote {spec.directory} (sha256 {spec.sha256[:12]}..., metrics {spec.metrics})")

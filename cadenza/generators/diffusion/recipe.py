@@ -45,6 +45,9 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     if args.export:
+        from cadenza.training import require_run
+
+        require_run(args.run, "diffusion")
         from cadenza.generators.diffusion.export import export_checkpoint
 
         from cadenza.training import fine_tune_command, recipe_command

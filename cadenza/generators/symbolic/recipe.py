@@ -61,6 +61,9 @@ def run(args) -> int:
         print(f"token cache in {data}: {summary['splits']}")
         return 0
     if args.export:
+        from cadenza.training import require_run
+
+        require_run(args.run, "symbolic")
         from cadenza.generators.symbolic.evaluate import test_loss
         from cadenza.generators.symbolic.export import export_checkpoint
 
