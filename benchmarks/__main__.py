@@ -33,6 +33,7 @@ BENCHMARKS: dict[str, str] = {
     "decode_codec": "MusicGen-shaped LM ms/step with CFG vs audiocraft's generate on the same weights",
     "denoise": "our denoise loop vs the diffusers pipeline's __call__; DPM-Solver++ 20 vs DDIM 200",
     "ddsp": "DDSP timbre transfer real-time factor on one core; f0 tracker accuracy",
+    "reliability": "fuzzed MIDI/audio through render, prompt, transfer: crashes, NaN written; peak RSS of long renders",
     "render_batch": "batch MIDI -> audio files/s vs one fluidsynth process per file",
     "symbolic_controls": "symbolic control adherence: decode, exact bars/tempo/meter, key",
     "symbolic_form": "whole tunes: pile-ups, form plans kept, repeated bars vs corpus, one line, infilling",

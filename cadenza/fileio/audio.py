@@ -32,6 +32,7 @@ FFMPEG_SUFFIXES = (".m4a", ".aac", ".mp4")
 # A channel count above this almost surely means the caller passed [N, C] instead of [C, N].
 _MAX_CHANNELS = 8
 PEAK_CEILING_DBFS = -1.0
+MAX_INPUT_LEVEL = 1000.0  # a float file's samples beyond this (60 dB over full scale) are not sound but garbage
 
 
 def read_audio(
@@ -64,12 +65,18 @@ def read_audio(
     if not np.isfinite(data).all():
         raise CorruptInput(f"audio file {shown(p)} holds NaN or infinite samples: it is broken, nothing can be made "
                            "from it")
+    peak = float(np.max(np.abs(data)))
+    if peak > MAX_INPUT_LEVEL:  # float files may pass full scale a little, not by 60 dB: such numbers overflow later
+        raise CorruptInput(f"audio file {shown(p)} holds samples {peak:.3g} times full scale: it is broken (or not "
+                           "audio), nothing can be made from it")
     samples = np.ascontiguousarray(data.T)
     if mono and samples.shape[0] > 1:
         samples = samples.mean(axis=0, keepdims=True, dtype=np.float32)
     if sample_rate is not None and int(sample_rate) != sr:
         samples = resample(samples, sr, int(sample_rate))
         sr = int(sample_rate)
+        if samples.shape[1] == 0:
+            raise CorruptInput(f"audio file {shown(p)} is too short to use: {data.shape[0]} sample(s)")
     return samples, int(sr)
 
 
@@ -173,6 +180,9 @@ def write_audio(
     if not 0 < sample_rate <= 768_000:
         raise InvalidConditioning(f"sample_rate must be 1-768000 Hz, got {sample_rate}")
     data = np.asarray(samples, dtype=np.float32)
+    if data.shape[1] == 0:
+        raise InvalidConditioning(f"refusing to write {shown(p)}: there are no samples (an empty file would look "
+                                  "like a finished one)")
     check_finite(data, p)
     if subtype != "FLOAT":
         # libsndfile does not clip float -> int conversion by default: an overshoot would wrap around

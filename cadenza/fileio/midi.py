@@ -36,6 +36,9 @@ def load_midi(path: str | os.PathLike) -> symusic.Score:
         score = symusic.Score(p)
     except (RuntimeError, ValueError) as e:  # symusic reports parse errors as RuntimeError
         raise CorruptMidi(f"cannot parse MIDI file {p}: {e}") from e
+    if score.ticks_per_quarter <= 0:  # division 0: no time in the file can be converted to seconds
+        raise CorruptMidi(f"MIDI file declares {score.ticks_per_quarter} ticks per quarter note (its header's "
+                          f"division), so none of its times can be read: {p}")
     if score.note_num() == 0:
         raise CorruptMidi(f"MIDI file has no notes, nothing to play: {p}")
     return score

@@ -76,8 +76,13 @@ class DDSPGenerator:
                               should_stop=raise_if(callbacks.should_cancel))
 
         def blocks():
-            with cpu_threads(self.policy.threads):
-                yield from stream.blocks()
+            source = stream.blocks()
+            while True:
+                with cpu_threads(self.policy.threads):  # per block: never left set in the caller between blocks
+                    block = next(source, None)
+                if block is None:
+                    return
+                yield block
 
         return ScoreStream(stream.voice_names, stream.sample_rate, stream.frames, blocks)
 

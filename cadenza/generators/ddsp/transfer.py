@@ -180,12 +180,13 @@ def decode_stream(instrument: Instrument, controls_at: Callable[[int, int], tupl
     device = next(decoder.parameters()).device
     noise = NoiseTable(seed)
     hidden, state = None, SynthState()
-    with torch.inference_mode():
-        for start in range(0, total, chunk_frames):
-            if should_stop:
-                should_stop()
-            stop = min(start + chunk_frames, total)
-            f0_np, ld_np, gate_np = controls_at(start, stop)
+    for start in range(0, total, chunk_frames):
+        if should_stop:
+            should_stop()
+        stop = min(start + chunk_frames, total)
+        f0_np, ld_np, gate_np = controls_at(start, stop)
+        # inference mode around each chunk only: held across a yield it would stay on in the caller's code
+        with torch.inference_mode():
             f0 = torch.from_numpy(np.ascontiguousarray(f0_np))[None].to(device)
             ld = torch.from_numpy(np.ascontiguousarray(ld_np))[None].to(device)
             controls, hidden = decoder(f0, ld, hidden)
@@ -194,9 +195,10 @@ def decode_stream(instrument: Instrument, controls_at: Callable[[int, int], tupl
                 controls = Controls(controls.f0_hz, controls.harmonics * g, controls.noise * g)
             audio, state = synthesize(controls, decoder.config.hop, decoder.config.sample_rate, noise,
                                       decoder.reverb_ir, state, last=stop == total)
-            yield audio[0].float().cpu().numpy()
-            if progress:
-                progress(stop, total)
+            piece = audio[0].float().cpu().numpy()
+        yield piece
+        if progress:
+            progress(stop, total)
 
 
 def transfer_audio(instrument: Instrument, audio: np.ndarray, sample_rate: int, tracker: PitchTracker,
