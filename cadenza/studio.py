@@ -443,7 +443,7 @@ class Studio:
         time (bounded memory). Returns the provenance for the sidecar (``notes["stem_files"]``: the stems'
         names)."""
         from cadenza.fileio import check_output_folder
-        from cadenza.fileio.audio_stream import write_stream
+        from cadenza.fileio.audio_stream import check_capacity, write_stream
         from cadenza.fileio.limits import WHOLE_PIECE_MAX_S
         from cadenza.generators.ddsp.midi import NoteRenderOptions
 
@@ -460,6 +460,8 @@ class Studio:
         generator = self.load(key)
         with self._working(key):
             stream = generator.stream_midi(output.score, note_options, seed=seed)
+            check_capacity(target, int(stream.frames * stream.sample_rate / generator.instrument.config.sample_rate), 1,
+                           stream.sample_rate)
             names = [_stem_name(i, name, target.suffix) for i, name in enumerate(stream.voice_names)] if stems_dir else []
             parts = [(Path(stems_dir) / name, slice(1 + i, 2 + i)) for i, name in enumerate(names)]
             loudness = write_stream(target, stream.blocks, stream.sample_rate, 1, note_options.normalize_lufs,

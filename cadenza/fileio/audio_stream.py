@@ -34,6 +34,28 @@ STREAMED = ("streamed: measured in a first pass, then the gain (and, where peaks
             "was never held whole")
 
 
+_WAV_BYTES = {"PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4}
+_WAV_LIMIT = 2**32 - 1 - 64  # RIFF sizes are 32-bit: a longer WAV file would be broken
+
+
+def check_capacity(path: str | os.PathLike, frames: int, channels: int, sample_rate: int,
+                   subtype: str | None = None) -> None:
+    """Raise ``OutputError`` before any work when ``frames`` samples of ``channels`` cannot fit the format of
+    ``path``: a WAV file holds at most 4 GB (6.7 hours of 16-bit stereo at 44.1 kHz); FLAC and Ogg have no
+    such limit."""
+    from cadenza.errors import OutputError
+    from cadenza.fileio import shown
+
+    target = Path(path)
+    if target.suffix.lower() != ".wav":
+        return
+    size = frames * channels * _WAV_BYTES.get((subtype or "PCM_16").upper(), 4)
+    if size > _WAV_LIMIT:
+        hours = frames / sample_rate / 3600
+        raise OutputError(f"cannot write {shown(target)}: {hours:.1f} hours of audio need {size / 2**30:.1f} GiB, more "
+                          f"than a WAV file can hold (4 GiB); write .flac instead")
+
+
 class AudioFileWriter:
     """An audio file written block by block: ``with AudioFileWriter(path, sr, channels) as w: w.write(block)``.
 

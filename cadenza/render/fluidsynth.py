@@ -24,7 +24,7 @@ import symusic
 from cadenza.errors import CorruptInput, InvalidConditioning, MissingDependency
 from cadenza.outputs import AudioOutput, MidiOutput, Provenance
 from cadenza.fileio.audio import Loudness, check_lufs, normalize_loudness, write_audio
-from cadenza.fileio.audio_stream import write_stream
+from cadenza.fileio.audio_stream import check_capacity, write_stream
 from cadenza.fileio.limits import (BLOCK_S, DEFAULT_MAX_DURATION_S, WHOLE_PIECE_MAX_S, check_duration,
                                    check_max_duration)
 from cadenza.fileio.midi import load_midi, midi_duration_s, to_seconds
@@ -229,6 +229,7 @@ class FluidSynthRenderer:
         """
         score, frames = self._prepare(score_or_path)
         sr = self.options.sample_rate
+        check_capacity(path, frames, 2 if self.options.stereo else 1, sr)
         if frames <= whole_max_s * sr:
             samples, loudness = self.render_measured(score)
             write_audio(path, samples, sr)

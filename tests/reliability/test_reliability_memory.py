@@ -211,3 +211,17 @@ def test_ddsp_streamed_score_matches_the_whole_render(tmp_path):
     gain = 10 ** (-1 / 20) / peak if peak > 10 ** (-1 / 20) else 1.0  # render_score's own peak guard
     np.testing.assert_array_equal((played[0:1] * gain).astype(np.float32), whole.mix)
     np.testing.assert_array_equal((played[1:] * gain).astype(np.float32), np.concatenate(whole.stems))
+
+
+def test_a_wav_too_long_for_its_format_is_refused_before_rendering(tmp_path):
+    from cadenza import OutputError
+
+    score = symusic.Score(480)
+    track = symusic.Track(program=0)
+    track.notes.append(symusic.Note(0, 480, 60, 100))
+    track.notes.append(symusic.Note(7 * 3600 * 960, 480, 60, 100))  # 7 hours: more than 4 GiB of 16-bit stereo
+    score.tracks.append(track)
+    with FluidSynthRenderer(RenderOptions(max_duration_s=None)) as renderer:
+        with pytest.raises(OutputError, match="flac"):
+            renderer.render_to_file(score, tmp_path / "long.wav")
+    assert list(tmp_path.iterdir()) == []
