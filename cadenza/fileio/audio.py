@@ -113,8 +113,7 @@ def audio_seconds(path: str | os.PathLike) -> float:
     """
     p = existing_audio_file(path)
     if p.suffix.lower() in FFMPEG_SUFFIXES:
-        data, rate = _read_with_av(p)
-        return data.shape[0] / rate
+        return _av_seconds(p)
     try:
         info = sf.info(p)
     except (sf.SoundFileError, RuntimeError) as exc:
@@ -122,6 +121,28 @@ def audio_seconds(path: str | os.PathLike) -> float:
     if info.samplerate <= 0:
         raise CorruptInput(f"{shown(p)} declares a sample rate of {info.samplerate} Hz: it is broken")
     return info.frames / info.samplerate
+
+
+def _av_seconds(p: Path) -> float:
+    """Length of an AAC/M4A file from its container, or by counting its decoded samples (never holding them)."""
+    try:
+        import av
+    except ImportError as exc:
+        from cadenza.errors import MissingDependency
+
+        raise MissingDependency(f"reading {p.suffix} files needs PyAV: pip install av (or convert {p.name} to WAV)") from exc
+    try:
+        with av.open(str(p)) as container:
+            stream = next((s for s in container.streams if s.type == "audio"), None)
+            if stream is None:
+                raise CorruptInput(f"{shown(p)} holds no audio stream")
+            if stream.duration is not None and stream.time_base is not None:
+                return float(stream.duration * stream.time_base)
+            if container.duration is not None:
+                return container.duration / 1_000_000  # in AV_TIME_BASE units
+            return sum(frame.samples for frame in container.decode(stream)) / stream.rate
+    except av.error.FFmpegError as exc:
+        raise CorruptInput(f"cannot read audio file {shown(p)}: {exc}") from exc
 
 
 def _read_with_av(p: Path) -> tuple[np.ndarray, int]:

@@ -134,10 +134,15 @@ def test_streamed_render_memory_does_not_grow_with_length(tmp_path):
     assert long < 40 * 22050 * 2 * 4 / 2
 
 
-def test_45_byte_midi_asking_for_terabytes_is_refused_at_once(tmp_path, capsys):
-    # One note whose note-off comes 0x0FFFFFFF ticks later at the slowest tempo, division 1: ~140 years.
+def years_midi() -> bytes:
+    """45 bytes: one note whose note-off comes 0x0FFFFFFF ticks later at the slowest tempo, division 1
+    (~140 years, terabytes of audio)."""
     track = (b"\x00\xff\x51\x03\xff\xff\xff" + b"\x00\x90\x3c\x40" + b"\xff\xff\xff\x7f\x80\x3c\x40" + b"\x00\xff\x2f\x00")
-    data = b"MThd" + (6).to_bytes(4, "big") + b"\x00\x00\x00\x01\x00\x01" + b"MTrk" + len(track).to_bytes(4, "big") + track
+    return b"MThd" + (6).to_bytes(4, "big") + b"\x00\x00\x00\x01\x00\x01" + b"MTrk" + len(track).to_bytes(4, "big") + track
+
+
+def test_45_byte_midi_asking_for_terabytes_is_refused_at_once(tmp_path, capsys):
+    data = years_midi()
     assert len(data) <= 45
     path = tmp_path / "tiny.mid"
     path.write_bytes(data)
@@ -146,6 +151,17 @@ def test_45_byte_midi_asking_for_terabytes_is_refused_at_once(tmp_path, capsys):
     assert main(["render", str(path), "-o", str(tmp_path / "out.wav")]) == 2
     assert "longer than the limit" in capsys.readouterr().err
     assert not (tmp_path / "out.wav").exists()
+
+
+def test_in_a_batch_the_huge_file_is_reported_and_the_others_render(tmp_path, midi_file):
+    # The issue: in a batch such a file killed a worker. Now it is one line of the report.
+    midi_file("in/fine.mid")
+    (tmp_path / "in" / "years.mid").write_bytes(years_midi())
+    summary = Studio(model_dirs=[]).render_batch(tmp_path / "in", tmp_path / "out", workers=1, progress=False,
+                                                 sample_rate=22050, reverb=False, tail_s=0.2)
+    assert (summary.ok, summary.failed) == (1, 1)
+    report = [line for line in summary.report_path.read_text().splitlines() if "years.mid" in line]
+    assert "InputTooLong" in report[0] and "years" in report[0]
 
 
 def test_max_duration_flag_refuses_and_allows(tmp_path, midi_file, capsys):
