@@ -322,3 +322,12 @@ def test_header_division_cases(renderer, tmp_path, seed, division):
         assert division != 0 or "ticks per quarter" in str(exc)
         return
     _whole_audio(tmp_path / "d.wav")
+
+
+@pytest.mark.parametrize(("frames", "rate"), [(1, 96000), (1, 16000), (159, 16000), (3, 8000)])
+def test_transfer_of_a_recording_too_short_to_track(ddsp_studio, tmp_path, frames, rate):
+    # Found by the reliability benchmark's fuzzing: one sample at 96 kHz is no sample at all at 16 kHz, and the
+    # pitch tracker failed with a torch RuntimeError on the empty frame.
+    write_audio(tmp_path / "short.wav", np.full((1, frames), 0.1, np.float32), rate)
+    with pytest.raises(CadenzaError, match="too short"):
+        ddsp_studio.transfer(tmp_path / "short.wav", "ddsp-tiny")

@@ -22,6 +22,7 @@ from cadenza.music.theory import parse_key
 
 CONTEXT_FRAMES = 100  # 1 s of audio each side of a feature chunk
 FLOOR_DB = -120.0
+MIN_SAMPLES = HOP  # one 10 ms frame at 16 kHz
 SILENCE_DB = (-110.0, -95.0)  # source loudness: below the first the output is muted, above the second open
 
 
@@ -219,6 +220,9 @@ def transfer_audio(instrument: Instrument, audio: np.ndarray, sample_rate: int, 
     if sample_rate != SAMPLE_RATE:
         audio = resample(audio[None], sample_rate, SAMPLE_RATE)[0]
     n = audio.shape[0]
+    if n < MIN_SAMPLES:  # found by fuzzing: the pitch tracker fails on an empty frame
+        raise InvalidConditioning(f"the recording is too short to transfer ({n / SAMPLE_RATE * 1000:.1f} ms at "
+                                  f"{SAMPLE_RATE} Hz); it needs at least {MIN_SAMPLES / SAMPLE_RATE * 1000:.0f} ms")
     features = chunked_features(audio, tracker, max(1, int(options.chunk_s * SAMPLE_RATE / HOP)), should_stop)
     controls = map_controls(features, instrument, options)
     hop = instrument.config.hop
