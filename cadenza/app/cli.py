@@ -493,6 +493,7 @@ def cmd_render(args, studio) -> int:
 
 
 def cmd_transfer(args, studio) -> int:
+    check_output_path(args.output)  # before the work, not after
     output = studio.transfer(args.input, args.instrument, sampling=Sampling(seed=args.seed),
                              pitch_shift=args.pitch_shift, loudness_shift=args.loudness_shift, quiet_db=args.quiet,
                              autotune_key=args.autotune, autotune_amount=args.autotune_amount,
@@ -524,6 +525,7 @@ def cmd_transcribe(args, studio) -> int:
             print(f"{summary.ok} transcribed, {summary.skipped} already done, {summary.failed} failed of "
                   f"{summary.total} in {summary.seconds:.1f} s; report: {summary.report_path}")
         return 0 if summary.failed == 0 else 1
+    check_output_path(args.output)  # before the work, not after
     output = studio.transcribe(source, **options)
     path = output.save(args.output)
     notes = output.provenance.notes
