@@ -424,8 +424,12 @@ class Studio:
         """``output`` played by the DDSP instrument ``synth``: the mix, with one stem per voice."""
         from cadenza.generators.ddsp.midi import NoteRenderOptions
 
+        from cadenza.fileio.limits import WHOLE_PIECE_MAX_S
+
         key, spec = self._ddsp_spec(synth)
         note_options = _synth_options(NoteRenderOptions, synth, {"max_duration_s": self._max_duration_s, **options})
+        if output.duration_s + note_options.tail_s > WHOLE_PIECE_MAX_S:
+            return self._ddsp_streamed_in_memory(output, synth, seed, options)
         generator = self.load(key)
         with self._working(key):
             rendered = generator.render_midi(output.score, note_options, seed=seed)
@@ -436,8 +440,24 @@ class Studio:
         return AudioOutput(rendered.mix, rendered.sample_rate,
                            Provenance(**{**base, "notes": {**notes, "voices": rendered.voice_names}}), stems=stems)
 
+    def _ddsp_streamed_in_memory(self, output: MidiOutput, synth: str, seed: int, options: dict) -> AudioOutput:
+        """A long piece played as ``_render_ddsp_to`` streams it (so a file made either way, and its remake,
+        are the same bits), through temporary float WAV files: the mix and one stem per voice."""
+        import tempfile
+
+        from cadenza.fileio.audio import read_audio
+
+        with tempfile.TemporaryDirectory(prefix="cadenza-ddsp-") as folder:
+            made = self._render_ddsp_to(output, synth, seed, options, Path(folder) / "mix.wav", folder, subtype="FLOAT")
+            mix, rate = read_audio(Path(folder) / "mix.wav")
+            parts = [read_audio(Path(folder) / name)[0] for name in made.notes["stem_files"]]
+        notes = {k: v for k, v in made.notes.items() if k not in ("stem_files", "voices")}
+        stems = tuple(AudioOutput(part, rate, replace(made, notes={**notes, "voice": voice}))
+                      for part, voice in zip(parts, made.notes["voices"], strict=True))
+        return AudioOutput(mix, rate, replace(made, notes={**notes, "voices": made.notes["voices"]}), stems=stems)
+
     def _render_ddsp_to(self, output: MidiOutput, synth: str, seed: int, options: dict, target: Path,
-                        stems_dir: str | os.PathLike | None) -> Provenance:
+                        stems_dir: str | os.PathLike | None, subtype: str | None = None) -> Provenance:
         """``output`` played by the DDSP instrument ``synth`` into ``target`` (and each voice into
         ``stems_dir``): whole up to ``WHOLE_PIECE_MAX_S``, as ``render`` plays it; longer pieces a chunk at a
         time (bounded memory). Returns the provenance for the sidecar (``notes["stem_files"]``: the stems'
@@ -461,10 +481,10 @@ class Studio:
         with self._working(key):
             stream = generator.stream_midi(output.score, note_options, seed=seed)
             check_capacity(target, int(stream.frames * stream.sample_rate / generator.instrument.config.sample_rate), 1,
-                           stream.sample_rate)
+                           stream.sample_rate, subtype)
             names = [_stem_name(i, name, target.suffix) for i, name in enumerate(stream.voice_names)] if stems_dir else []
             parts = [(Path(stems_dir) / name, slice(1 + i, 2 + i)) for i, name in enumerate(names)]
-            loudness = write_stream(target, stream.blocks, stream.sample_rate, 1, note_options.normalize_lufs,
+            loudness = write_stream(target, stream.blocks, stream.sample_rate, 1, note_options.normalize_lufs, subtype,
                                     parts=parts, guard_peaks=True)
         notes = _ddsp_notes(output, spec, note_options, seed, None if loudness is None else loudness.to_dict())
         base = asdict(output.provenance)

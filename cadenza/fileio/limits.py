@@ -16,8 +16,9 @@ from cadenza.errors import InputTooLong, InvalidConditioning
 DEFAULT_MAX_DURATION_S = 3600.0  # one hour: longer inputs are refused unless the limit is raised
 BLOCK_S = 10.0  # seconds of audio rendered, measured and written at a time when a piece is streamed
 # Pieces up to this long are rendered whole (their loudness set as before streaming existed); longer ones are
-# streamed in BLOCK_S blocks. At 44.1 kHz stereo a whole piece costs ~100 MB a minute at its peak.
-WHOLE_PIECE_MAX_S = 240.0
+# streamed in BLOCK_S blocks. At 44.1 kHz stereo a whole piece costs ~200 MB a minute at its peak (float32
+# samples, the float64 loudness filter and its running sums; measured), so a minute keeps it under ~400 MB.
+WHOLE_PIECE_MAX_S = 60.0
 
 _UNITS = {"": 1.0, "s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "hr": 3600.0}
 

@@ -196,12 +196,19 @@ class FluidSynthRenderer:
     def render_measured(self, score_or_path: symusic.Score | str | os.PathLike) -> tuple[np.ndarray, Loudness | None]:
         """``render``, and what loudness normalisation reached (None when ``normalize_lufs`` is None).
 
-        Holds the whole piece: for pieces of any length, ``render_to_file`` writes in blocks.
+        Returns the whole piece: to write pieces of any length in bounded memory, ``render_to_file``. A piece
+        longer than ``WHOLE_PIECE_MAX_S`` gets its loudness as ``render_to_file`` streams it, so the two give
+        the same samples whatever the length.
 
         Raises:
             InputTooLong: the piece is longer than ``options.max_duration_s``.
         """
         score, frames = self._prepare(score_or_path)
+        if self.options.normalize_lufs is not None and frames > WHOLE_PIECE_MAX_S * self.options.sample_rate:
+            return self._streamed_in_memory(score)
+        return self._render_whole(score, frames)
+
+    def _render_whole(self, score: symusic.Score, frames: int) -> tuple[np.ndarray, Loudness | None]:
         sr = self.options.sample_rate
         # Interleaved [N, 2], as FluidSynth writes and soundfile reads it: no copy on either side.
         out = np.zeros((frames, 2), dtype=np.float32)
@@ -213,12 +220,25 @@ class FluidSynthRenderer:
             return audio, None
         return normalize_loudness(audio, sr, self.options.normalize_lufs)
 
+    def _streamed_in_memory(self, score: symusic.Score) -> tuple[np.ndarray, Loudness | None]:
+        """A long piece set to its loudness exactly as ``render_to_file`` streams it (so that a file made
+        either way, and its remake, are the same bits), through a temporary float WAV file."""
+        import tempfile
+
+        from cadenza.fileio.audio import read_audio
+
+        with tempfile.TemporaryDirectory(prefix="cadenza-render-") as folder:
+            path = Path(folder) / "piece.wav"
+            loudness = self.render_to_file(score, path, subtype="FLOAT")
+            samples, _ = read_audio(path)
+        return samples, loudness
+
     def render_to_file(self, score_or_path: symusic.Score | str | os.PathLike, path: str | os.PathLike,
-                       block_s: float = BLOCK_S, whole_max_s: float = WHOLE_PIECE_MAX_S) -> Loudness | None:
+                       block_s: float = BLOCK_S, whole_max_s: float = WHOLE_PIECE_MAX_S,
+                       subtype: str | None = None) -> Loudness | None:
         """Render to an audio file (format by suffix), atomically, in memory bounded whatever the length.
 
-        A piece up to ``whole_max_s`` seconds is rendered whole, exactly as ``render_measured`` does; a
-        longer one is played ``block_s`` seconds at a time and written as it is played (twice or three
+        A piece up to ``whole_max_s`` seconds is rendered whole; a longer one is played ``block_s`` seconds at a time and written as it is played (twice or three
         times when it is normalised: see ``fileio.audio_stream.write_stream``; FluidSynth plays the same
         every time). Returns what loudness normalisation did (None when not asked).
 
@@ -229,14 +249,14 @@ class FluidSynthRenderer:
         """
         score, frames = self._prepare(score_or_path)
         sr = self.options.sample_rate
-        check_capacity(path, frames, 2 if self.options.stereo else 1, sr)
+        check_capacity(path, frames, 2 if self.options.stereo else 1, sr, subtype)
         if frames <= whole_max_s * sr:
-            samples, loudness = self.render_measured(score)
-            write_audio(path, samples, sr)
+            samples, loudness = self._render_whole(score, frames)
+            write_audio(path, samples, sr, subtype)
             return loudness
         block = max(1, int(block_s * sr))
         return write_stream(path, lambda: self.blocks(score, block), sr, 2 if self.options.stereo else 1,
-                            self.options.normalize_lufs)
+                            self.options.normalize_lufs, subtype)
 
     def blocks(self, score_or_path: symusic.Score | str | os.PathLike, block_frames: int) -> Iterator[np.ndarray]:
         """The piece as consecutive ``[C, n] float32`` blocks of ``block_frames`` samples (the last one

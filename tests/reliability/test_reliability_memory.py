@@ -241,3 +241,30 @@ def test_a_wav_too_long_for_its_format_is_refused_before_rendering(tmp_path):
         with pytest.raises(OutputError, match="flac"):
             renderer.render_to_file(score, tmp_path / "long.wav")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_streamed_render_is_remade_bit_for_bit(tmp_path, capsys, monkeypatch):
+    # Pieces past the whole-piece limit are written in blocks by `cadenza render`; `Studio.render` (what a remake
+    # plays) must give the same bits, limiter included (-8 LUFS needs it), for FluidSynth and for DDSP.
+    import cadenza.fileio.limits
+    import cadenza.render.fluidsynth
+    from cadenza.generators.ddsp.export import save_instrument
+    from cadenza.generators.ddsp.model import DDSPDecoder, DecoderConfig, InstrumentStats
+
+    monkeypatch.setattr(cadenza.fileio.limits, "WHOLE_PIECE_MAX_S", 2.0)
+    monkeypatch.setattr(cadenza.render.fluidsynth, "WHOLE_PIECE_MAX_S", 2.0)
+    torch.manual_seed(0)
+    save_instrument(DDSPDecoder(DecoderConfig(n_harmonics=8, n_noise=9, hidden=16, gru=16, mlp_layers=1)),
+                    InstrumentStats(), tmp_path / "models" / "ddsp-tiny", "ddsp-tiny", license="test",
+                    description="tiny", made_by={"recipe": "test"}, metrics={})
+    monkeypatch.setenv("CADENZA_MODELS", str(tmp_path / "models"))
+    spread_score(5.0, notes_per_s=3).dump_midi(str(tmp_path / "song.mid"))
+    for synth, extra in (("fluidsynth", ["--no-reverb"]), ("ddsp:tiny", [])):
+        out = tmp_path / f"{synth.replace(':', '-')}.wav"
+        assert main(["render", str(tmp_path / "song.mid"), "-o", str(out), "--synth", synth, "--sample-rate", "22050",
+                     "--loudness=-8", *extra]) == 0
+        sidecar = Path(f"{out}.json").read_text()
+        assert "streamed" in sidecar
+        capsys.readouterr()
+        assert main(["remake", f"{out}.json"]) == 0, capsys.readouterr()
+        assert "identical" in capsys.readouterr().out
