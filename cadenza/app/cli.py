@@ -347,7 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
     p.add_argument("--share", choices=["off", "on"], default="off",
                    help="on: also make a temporary public link through Gradio's share servers (default off)")
-    p.add_argument("--max-upload-mb", type=_finite_float, default=50, help="largest upload accepted, in MB (default 50)")
+    p.add_argument("--max-upload-mb", type=float, default=50, help="largest upload accepted, in MB (default 50)")
     _add_device(p)
     _tidy_help(parser)
     return parser
