@@ -133,7 +133,8 @@ class LatentDiT(nn.Module):
 
 def widen_for_score(model: LatentDiT, text_only_state: dict[str, torch.Tensor]) -> None:
     """Load a text-only model's weights into ``model`` (which reads a score): the input layers gain zero
-    columns for the score channels, so ``model`` begins as exactly the text-only model. The score
+    columns for the score channels, so ``model`` begins as exactly the text-only model. (A score model's
+    weights load unchanged, its score projection included: training goes on from it.) The score
     projection keeps its own (random) initialisation: were it zero too, neither it nor the zero columns
     would ever receive a gradient (each one's gradient is the other's output). Raises ValueError when
     anything else differs."""
@@ -144,8 +145,9 @@ def widen_for_score(model: LatentDiT, text_only_state: dict[str, torch.Tensor]) 
         raise ValueError(f"weights do not fit (missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]})")
     widened = {}
     for name, value in own.items():
-        if name.startswith("score_proj."):
-            widened[name] = value
+        if name.startswith("score_proj."):  # a score model's own projection carries on; else a fresh one
+            given = text_only_state.get(name)
+            widened[name] = given.to(value.dtype) if given is not None and given.shape == value.shape else value
             continue
         old = text_only_state[name].to(value.dtype)
         if old.shape == value.shape:
