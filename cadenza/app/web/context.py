@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from cadenza import CheckpointError, InvalidConditioning, ModelInfo, Studio
 from cadenza.app.web.jobs import JobBoard, ModelGates
 from cadenza.app.web.uploads import DEFAULT_MAX_UPLOAD_BYTES, UploadPolicy
-from cadenza.app.web.workspace import Workspace
+from cadenza.app.web.workspace import DEFAULT_MAX_SESSIONS, Workspace
 
 MAX_SAMPLES = 4  # result slots on the page (and the most samples one click asks for)
 
@@ -15,9 +15,11 @@ MAX_SAMPLES = 4  # result slots on the page (and the most samples one click asks
 @dataclass(frozen=True)
 class AppSettings:
     """``max_upload_bytes``: the largest upload accepted, per file. ``default_model``: the model picked
-    when the page opens (None: the first symbolic model)."""
+    when the page opens (None: the first symbolic model). ``max_sessions``: visitors whose page state and
+    files are kept at once (beyond it, the one idle longest is forgotten)."""
 
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
+    max_sessions: int = DEFAULT_MAX_SESSIONS
     default_model: str | None = None
     title: str = "Cadenza studio"
 

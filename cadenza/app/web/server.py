@@ -28,13 +28,17 @@ def launch(studio: Studio, host: str = "127.0.0.1", port: int = 7860, share: boo
     when ``block`` is False, else serves until interrupted and cleans up."""
     quiet_gradio_env()
     from cadenza.app.web.app import build_app
+    from cadenza.app.web.memory import limit_malloc_arenas
+
+    limit_malloc_arenas()  # before the server's threads start: see memory.py
 
     app = build_app(studio, settings)
     app.blocks.queue(default_concurrency_limit=1)
     try:  # quiet: `cadenza app` prints the address; Gradio's banner would say "set share=True" (ours: --share on)
         app.blocks.launch(server_name=host, server_port=port, share=share, prevent_thread_lock=True,
                           max_file_size=settings.max_upload_bytes, allowed_paths=[], ssr_mode=False,
-                          show_error=True, inbrowser=False, quiet=True)
+                          show_error=True, inbrowser=False, quiet=True,
+                          state_session_capacity=settings.max_sessions)
     except BaseException:
         app.close()
         raise
