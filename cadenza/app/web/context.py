@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from cadenza import CheckpointError, InvalidConditioning, ModelInfo, Studio
+from cadenza.errors import ServerSetupError
 from cadenza.app.web.jobs import JobBoard, ModelGates
 from cadenza.app.web.uploads import DEFAULT_MAX_UPLOAD_BYTES, UploadPolicy
 from cadenza.app.web.workspace import DEFAULT_MAX_SESSIONS, Workspace
@@ -16,10 +17,18 @@ MAX_SAMPLES = 4  # result slots on the page (and the most samples one click asks
 class AppSettings:
     """``max_upload_bytes``: the largest upload accepted, per file. ``default_model``: the model picked
     when the page opens (None: the first symbolic model). ``max_sessions``: visitors whose page state and
-    files are kept at once (beyond it, the one idle longest is forgotten)."""
+    files are kept at once (beyond it, the one idle longest is forgotten). ``logins``: (user, password)
+    pairs the page asks for (see ``auth.server_logins``); empty: no login."""
 
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
     max_sessions: int = DEFAULT_MAX_SESSIONS
+    logins: tuple[tuple[str, str], ...] = field(default=(), repr=False)  # (user, password); empty: no login
+
+    def __post_init__(self) -> None:
+        if not 0 < self.max_upload_bytes < float("inf"):
+            raise ServerSetupError("the upload limit (--max-upload-mb) must be a positive number of MB")
+        if self.max_sessions < 1:
+            raise ServerSetupError("max_sessions must be at least 1")
     default_model: str | None = None
     title: str = "Cadenza studio"
 

@@ -38,7 +38,8 @@ def launch(studio: Studio, host: str = "127.0.0.1", port: int = 7860, share: boo
         app.blocks.launch(server_name=host, server_port=port, share=share, prevent_thread_lock=True,
                           max_file_size=settings.max_upload_bytes, allowed_paths=[], ssr_mode=False,
                           show_error=True, inbrowser=False, quiet=True,
-                          state_session_capacity=settings.max_sessions)
+                          state_session_capacity=settings.max_sessions, auth=list(settings.logins) or None,
+                          auth_message="Log in to the Cadenza studio.")
     except BaseException:
         app.close()
         raise
