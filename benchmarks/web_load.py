@@ -103,8 +103,8 @@ class GenerateCall:
         self.inputs = [components[i].get("props", {}) for i in dep["inputs"]]
         self.outputs = [components[i].get("props", {}) for i in dep["outputs"]]
 
-    def data(self, seed: int) -> list:
-        wanted = {"model": MODEL, "bars": BARS, "num_samples": 1, "seed": str(seed), "synth": "fluidsynth"}
+    def data(self, seed: int, model: str = MODEL, bars: str = BARS) -> list:
+        wanted = {"model": model, "bars": bars, "num_samples": 1, "seed": str(seed), "synth": "fluidsynth"}
         return [wanted.get(props.get("elem_id"), props.get("value")) for props in self.inputs]
 
     def audio_url(self, output: list) -> str | None:
@@ -123,6 +123,22 @@ def hold_heartbeat(port: int, session: str) -> socket.socket:
     return sock
 
 
+def generate(http, call: GenerateCall, session: str, data: list) -> list | None:
+    """Press Generate as ``session`` (an ``httpx.Client`` on the app) and wait for the end: the outputs,
+    or None when the queue reports a failure."""
+    joined = http.post("/gradio_api/queue/join", json={
+        "data": data, "event_data": None, "fn_index": call.fn_index, "trigger_id": call.trigger_id,
+        "session_hash": session})
+    joined.raise_for_status()
+    with http.stream("GET", "/gradio_api/queue/data", params={"session_hash": session}) as stream:
+        for line in stream.iter_lines():
+            if line.startswith("data:"):
+                message = json.loads(line[5:])
+                if message.get("msg") == "process_completed":
+                    return message["output"]["data"] if message.get("success") else None
+    return None
+
+
 def visit(base: str, port: int, call: GenerateCall, seed: int) -> bool:
     """One visitor: page config, heartbeat, Generate, read the result, download its audio, leave."""
     import httpx
@@ -132,21 +148,9 @@ def visit(base: str, port: int, call: GenerateCall, seed: int) -> bool:
         http.get("/config").raise_for_status()
         heartbeat = hold_heartbeat(port, session)
         try:
-            joined = http.post("/gradio_api/queue/join", json={
-                "data": call.data(seed), "event_data": None, "fn_index": call.fn_index,
-                "trigger_id": call.trigger_id, "session_hash": session})
-            joined.raise_for_status()
-            done = None
-            with http.stream("GET", "/gradio_api/queue/data", params={"session_hash": session}) as stream:
-                for line in stream.iter_lines():
-                    if line.startswith("data:"):
-                        message = json.loads(line[5:])
-                        if message.get("msg") == "process_completed":
-                            done = message
-                            break
-            if not done or not done.get("success"):
+            output = generate(http, call, session, call.data(seed))
+            if output is None:
                 return False
-            output = done["output"]["data"]
             url = call.audio_url(output)
             if not (isinstance(output[0], str) and output[0].startswith("Done") and url):
                 return False

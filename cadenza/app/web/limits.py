@@ -7,11 +7,15 @@
 - A visitor (one page: Gradio's session hash) may have at most ``max_jobs`` requests queued or running;
   one more gets "429: you already have N jobs waiting". Without it one client could fill the queue and
   make every other visitor wait behind it.
+- With a login, the page served to someone not logged in (Gradio's login form) carries no description
+  of the studio: Gradio puts its API description (every endpoint, with each model's name in the
+  choices) into that page too, which here is emptied.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -24,6 +28,8 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 DRAIN_LIMIT_BYTES = 1 << 30
 JOIN_BODY_LIMIT_BYTES = 1 << 20  # a queue request holds widget values; files come through the upload route
 DEFAULT_MAX_JOBS = 4
+PAGE_BODY_LIMIT_BYTES = 16 << 20
+_API_INFO = re.compile(rb"(window\.gradio_api_info = ).*?(;</script>)", re.DOTALL)
 
 
 def too_large_message(max_bytes: int) -> str:
@@ -39,19 +45,27 @@ def too_many_jobs_message(max_jobs: int) -> str:
 class RequestLimits:
     """ASGI middleware: ``max_upload_bytes`` per uploaded file (Gradio enforces it, this makes the answer
     arrive), and at most ``max_jobs`` queued or running jobs per session, counted by ``pending_jobs``
-    (session hash -> jobs; None: no per-session limit)."""
+    (session hash -> jobs; None: no per-session limit). ``logged_in(scope)``: whether a request carries
+    a valid login (None: the studio has no login)."""
 
     def __init__(self, app: ASGIApp, max_upload_bytes: int, max_jobs: int = DEFAULT_MAX_JOBS,
-                 pending_jobs: Callable[[str], int] | None = None) -> None:
+                 pending_jobs: Callable[[str], int] | None = None,
+                 logged_in: Callable[[Scope], bool] | None = None) -> None:
         self.app = app
         self.max_upload_bytes = max_upload_bytes
         self.max_jobs = max(1, max_jobs)
         self.pending_jobs = pending_jobs
+        self.logged_in = logged_in
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope.get("method") != "POST":
+        if scope["type"] != "http":
             return await self.app(scope, receive, send)
         path = scope.get("path", "").rstrip("/")
+        if scope.get("method") in ("GET", "HEAD") and self.logged_in is not None and _is_page(path):
+            if not self.logged_in(scope):
+                return await self._login_page(scope, receive, send)
+        if scope.get("method") != "POST":
+            return await self.app(scope, receive, send)
         if path.endswith("/upload"):
             return await self._upload(scope, receive, send)
         if path.endswith("/queue/join") and self.pending_jobs is not None:
@@ -82,6 +96,28 @@ class RequestLimits:
                 await _drain(receive)
             await _reply(send, 413, too_large_message(self.max_upload_bytes), "text/plain")
 
+    async def _login_page(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Gradio's page for someone not logged in, with its API description emptied."""
+        start: Message | None = None
+        chunks: list[bytes] = []
+
+        async def holding_send(message: Message) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start":
+                start = message
+            elif message["type"] == "http.response.body" and start is not None:
+                chunks.append(message.get("body", b""))
+                if not message.get("more_body", False):
+                    await _send_page(send, start, b"".join(chunks))
+                elif sum(map(len, chunks)) > PAGE_BODY_LIMIT_BYTES:  # not a page: let it through as it is
+                    await send(start)
+                    await send({"type": "http.response.body", "body": b"".join(chunks), "more_body": True})
+                    start = None
+            else:
+                await send(message)
+
+        await self.app(scope, receive, holding_send)
+
     async def _join(self, scope: Scope, receive: Receive, send: Send) -> None:
         chunks, size, more = [], 0, True
         while more and size <= JOIN_BODY_LIMIT_BYTES:
@@ -96,6 +132,18 @@ class RequestLimits:
             return await _reply(send, 429, json.dumps({"detail": too_many_jobs_message(self.max_jobs)}),
                                 "application/json")
         await self.app(scope, _replay(chunks, receive, None, more), send)
+
+
+def _is_page(path: str) -> bool:
+    """The routes that answer with Gradio's page (the studio, or its login form): / and the run history."""
+    return path in ("", "/") or path.endswith("/runs")
+
+
+async def _send_page(send: Send, start: Message, body: bytes) -> None:
+    body = _API_INFO.sub(rb"\1{}\2", body)
+    headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+    await send({**start, "headers": [*headers, (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
 
 
 def _session_of(body: bytes) -> str | None:

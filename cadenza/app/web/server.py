@@ -54,6 +54,7 @@ def launch(studio: Studio, host: str = "127.0.0.1", port: int = 7860, share: boo
 def _limits(app: StudioApp, settings: AppSettings) -> dict:
     """Gradio's FastAPI app gets ``RequestLimits`` in front of its routes (see limits.py)."""
     from starlette.middleware import Middleware
+    from starlette.requests import Request
 
     from cadenza.app.web.limits import RequestLimits
 
@@ -62,8 +63,17 @@ def _limits(app: StudioApp, settings: AppSettings) -> dict:
         queue = getattr(app.blocks, "_queue", None)
         return len(getattr(queue, "pending_event_ids_session", {}).get(session, ()))
 
+    def logged_in(scope: dict) -> bool:
+        # Gradio's login sets a cookie named after the server holding a token it keeps (see its /login)
+        server = getattr(app.blocks, "server_app", None)
+        cookies = Request(scope).cookies
+        names = (f"access-token-{getattr(server, 'cookie_id', '')}",
+                 f"access-token-unsecure-{getattr(server, 'cookie_id', '')}")
+        return any(cookies.get(name) in getattr(server, "tokens", {}) for name in names if cookies.get(name))
+
     return {"middleware": [Middleware(RequestLimits, max_upload_bytes=settings.max_upload_bytes,
-                                      max_jobs=settings.max_jobs_per_visitor, pending_jobs=pending_jobs)]}
+                                      max_jobs=settings.max_jobs_per_visitor, pending_jobs=pending_jobs,
+                                      logged_in=logged_in if settings.logins else None)]}
 
 
 def _serve_until_stopped() -> None:
