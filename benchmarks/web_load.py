@@ -24,7 +24,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -65,21 +64,26 @@ def rss_mb(pid: int) -> float:
 
 
 def start_server(port: int, tmp: Path) -> subprocess.Popen:
+    """``cadenza app`` on ``port`` with ``tmp`` as its temp folder and current folder; its messages go to
+    ``server.log`` beside ``tmp``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("GRADIO_")}
     env.update(TMPDIR=str(tmp), OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1",
                PYTHONPATH=os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]))
-    return subprocess.Popen([sys.executable, "-m", "cadenza.app.cli", "--threads", "1", "app", "--host", "127.0.0.1",
-                             "--port", str(port)], env=env, cwd=tmp, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+    with open(tmp.parent / "server.log", "w") as log_file:
+        return subprocess.Popen([sys.executable, "-m", "cadenza.app.cli", "--threads", "1", "app", "--host",
+                                 "127.0.0.1", "--port", str(port)], env=env, cwd=tmp, stdout=log_file,
+                                stderr=subprocess.STDOUT)
 
 
-def wait_until_up(base: str, server: subprocess.Popen) -> dict:
+def wait_until_up(base: str, server: subprocess.Popen, log_path: Path | None = None) -> dict:
+    """The page's config once the app answers (it loads nothing before that)."""
     import httpx
 
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            raise RuntimeError(f"the app stopped while starting: {server.stderr.read()[-2000:]}")
+            tail = log_path.read_text()[-2000:] if log_path else ""
+            raise RuntimeError(f"the app stopped while starting: {tail}")
         try:
             reply = httpx.get(f"{base}/config", timeout=5)
             if reply.status_code == 200:
@@ -182,10 +186,8 @@ def measure(quick: bool) -> dict:
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         server = start_server(port, tmp)
-        drain = threading.Thread(target=server.stderr.read, daemon=True)  # keep its log pipe from filling
         try:
-            call = GenerateCall(wait_until_up(base, server))
-            drain.start()
+            call = GenerateCall(wait_until_up(base, server, Path(work) / "server.log"))
             rss_start = rss_mb(server.pid)
             log(f"web_load: app up on {base}, {rss_start:.0f} MB; {clients} visitors x {rounds} rounds")
             ok, series = 0, []

@@ -4,7 +4,8 @@ when the session ends or the app closes. Nothing else on disk is written by the 
 Layout under ``root``: ``sessions/<session>/job-<n>/`` (the files a job wrote) and ``served/`` (the web
 server's own folder: its copies of uploads and of the files it hands to the page, pointed to by
 ``GRADIO_TEMP_DIR``). The copies of a job's files go with the job; the uploads a session used go with the
-session, unless another live job or session holds the same file (copies are stored by content).
+session, unless another live job or session holds the same file (copies are stored by content); a loose
+upload file the server never finished goes an hour later.
 
 At most ``max_sessions`` sessions keep files: a new one beyond that pushes out the one idle longest, so
 visitors that never say goodbye (an API client, a closed laptop) cannot fill the disk.
@@ -19,11 +20,13 @@ import re
 import shutil
 import tempfile
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 DEFAULT_MAX_SESSIONS = 200
+STRAY_AGE_S = 3600.0  # a loose file in served/ this old is an upload that was never finished
 
 CopiesOf = Callable[[Path], Iterable[Path]]
 
@@ -117,6 +120,7 @@ class Workspace:
             for job in list(folder.iterdir()):
                 self._remove_job(job)
             shutil.rmtree(folder, ignore_errors=True)
+        self._sweep_strays()
         uploads = self._uploads.pop(name, {})
         still_used = {p for ledger in self._uploads.values() for p in ledger}
         gone = [Path(p) for p in uploads if p not in still_used and _inside(Path(p), self.served)]
@@ -124,6 +128,17 @@ class Workspace:
             _unlink_with_folder(path, self.served)
         if gone:
             self.on_removed(gone)
+
+    def _sweep_strays(self) -> None:
+        """Delete loose files in ``served/`` older than ``STRAY_AGE_S``: the server streams an upload into
+        one and renames it into place, and one whose client went away midway is left there by it."""
+        now = time.time()
+        for path in self.served.iterdir():
+            try:
+                if path.is_file() and now - path.stat().st_mtime > STRAY_AGE_S:
+                    path.unlink()
+            except OSError:
+                pass
 
     def _remove_job(self, job: Path) -> None:
         """Delete ``job`` and the server's copies of its files, unless another job holds the same file."""
