@@ -221,3 +221,24 @@ def test_a_visitor_may_have_only_so_many_jobs_queued():
     assert _post(limits, "/gradio_api/queue/join", calm) == (200, b"queued")
     assert gradio.seen == calm  # the body reaches Gradio whole
     assert _post(limits, "/gradio_api/predict", busy)[0] == 200  # other routes are not counted
+
+
+def test_the_server_counts_a_visitors_queued_jobs(small_limit):
+    """Through Gradio's queue: a page that never reads its results keeps them pending, so its fifth
+    request is refused while another page is still served."""
+    import httpx
+
+    app, port = small_limit
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+        config = http.get("/config").json()
+        index, dep = next((i, d) for i, d in enumerate(config["dependencies"]) if d.get("api_name") == "on_model")
+
+        def join(session: str) -> httpx.Response:
+            return http.post("/gradio_api/queue/join", json={
+                "data": ["tiny-remi"], "event_data": None, "fn_index": dep.get("id", index),
+                "trigger_id": dep["targets"][0][0], "session_hash": session})
+
+        assert [join("greedy").status_code for _ in range(4)] == [200] * 4
+        refused = join("greedy")
+        assert refused.status_code == 429 and "already have 4 jobs" in refused.json()["detail"]
+        assert join("polite").status_code == 200
