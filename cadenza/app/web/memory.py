@@ -4,8 +4,9 @@ glibc's malloc gives each thread that allocates at the same time its own arena (
 rarely hands freed memory back from them. The web server runs every job on a pool thread, so a stream of
 jobs (models, audio buffers, pictures, each freed afterwards) left a little more stranded in each arena:
 under 10 visitors at a time the server grew by about 100 MB per 100 requests and never came back down
-(issue 19). Two arenas hold it flat at no cost we could measure: the jobs wait for their model's lock
-anyway, and torch's own threads allocate little.
+(issue 19). Two arenas hold it flat (about 700 MB instead of 1.2 GB after 400 requests) at no cost we
+could measure: 15.3 s per round of 20 requests either way (benchmarks/RESULTS.md, web_load); the jobs
+wait for their model's lock anyway.
 """
 
 from __future__ import annotations
