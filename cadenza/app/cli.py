@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 
@@ -300,14 +299,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this computer only; "
                                                         "0.0.0.0 lets other machines on your network in)")
     p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
-    p.add_argument("--share", choices=["off", "on"], default="off",
-                   help="on: also make a temporary public link through Gradio's share servers (default off)")
-    p.add_argument("--max-upload-mb", type=float, default=50, help="largest upload accepted, in MB (default 50)")
     p.add_argument("--auth-file", metavar="PATH",
                    help="logins, one user:password a line (chmod 600); needed off this computer: any --host "
                         "but 127.0.0.1/localhost, or --share on (or set CADENZA_APP_AUTH=user:password)")
     p.add_argument("--no-auth", action="store_true",
                    help="serve off this computer without a login: anyone who can reach it may use it")
+    p.add_argument("--share", choices=["off", "on"], default="off",
+                   help="on: also make a temporary public link through Gradio's share servers (default off)")
+    p.add_argument("--max-upload-mb", type=float, default=50, help="largest upload accepted, in MB (default 50)")
     _add_device(p)
     _tidy_help(parser)
     return parser
@@ -522,6 +521,8 @@ def cmd_app(args, studio) -> int:
         from cadenza import MissingDependency
 
         raise MissingDependency("the web studio needs Gradio: pip install 'cadenza[app]'") from exc
+    import math
+
     from cadenza.app.web import launch
     from cadenza.app.web.auth import is_loopback, server_logins
     from cadenza.app.web.context import AppSettings
