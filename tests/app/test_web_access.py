@@ -60,6 +60,9 @@ def test_a_login_or_an_explicit_no_auth_lets_it_start(no_launch, capsys, tmp_pat
     assert no_launch[-1]["settings"].logins == ()
     assert "no login (--no-auth)" in capsys.readouterr().err
     assert main(["app"]) == 0 and no_launch[-1]["settings"].logins == ()  # loopback: no login needed
+    assert main(["app", "--max-upload-mb", "500"]) == 0  # a visit may then upload four such files
+    assert no_launch[-1]["settings"].upload_total_bytes == 2000 * 2**20
+    assert main(["app", "--max-upload-mb", "nan"]) == 2 and "positive number of MB" in capsys.readouterr().err
 
 
 def test_login_files_and_variables_that_are_refused(tmp_path):
