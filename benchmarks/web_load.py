@@ -10,7 +10,7 @@ visitors; nothing is retried; the loop ends after the last round by itself.
 
 Figures: ``requests`` and ``requests_ok`` (a finished generate whose audio downloaded), ``rss_mb`` of the
 server after each round (its process and children, from /proc), ``rss_growth_mb`` over the last 10 rounds
-(all but the first with ``--quick``), ``max_rss_mb``, and ``temp_files_left``: files anywhere in the
+(all but the first with ``--quick``, whose 4 rounds still include the server's warm-up), ``max_rss_mb``, and ``temp_files_left``: files anywhere in the
 server's temp folder after it was stopped with SIGTERM (as a service manager stops it). Issue 19's done
 when: every request ok, ``rss_growth_mb`` <= 50, ``temp_files_left`` 0.
 """
