@@ -38,6 +38,7 @@ BENCHMARKS: dict[str, str] = {
     "symbolic_form": "whole tunes: pile-ups, form plans kept, repeated bars vs corpus, one line, infilling",
     "text_to_music": "audio defaults: prompted instrument heard (offline probe) and real-time factor",
     "transcribe": "audio -> MIDI note F1 (solo lines, chorales, DDSP renders) and x real time on one thread",
+    "web_load": "web studio, 20 visitors at a time x 20 rounds on loopback: requests ok, RSS growth, temp files left",
 }
 
 

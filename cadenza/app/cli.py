@@ -299,6 +299,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this computer only; "
                                                         "0.0.0.0 lets other machines on your network in)")
     p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    p.add_argument("--auth-file", metavar="PATH",
+                   help="logins, one user:password a line (chmod 600); needed off this computer: any --host "
+                        "but 127.0.0.1/localhost, or --share on (or set CADENZA_APP_AUTH=user:password)")
+    p.add_argument("--no-auth", action="store_true",
+                   help="serve off this computer without a login: anyone who can reach it may use it")
     p.add_argument("--share", choices=["off", "on"], default="off",
                    help="on: also make a temporary public link through Gradio's share servers (default off)")
     p.add_argument("--max-upload-mb", type=float, default=50, help="largest upload accepted, in MB (default 50)")
@@ -516,11 +521,19 @@ def cmd_app(args, studio) -> int:
         from cadenza import MissingDependency
 
         raise MissingDependency("the web studio needs Gradio: pip install 'cadenza[app]'") from exc
+    import math
+
     from cadenza.app.web import launch
+    from cadenza.app.web.auth import is_loopback, server_logins
     from cadenza.app.web.context import AppSettings
 
-    print(f"Cadenza studio: open http://{args.host}:{args.port} in your browser (Ctrl+C stops it)", file=sys.stderr)
-    settings = AppSettings(max_upload_bytes=int(args.max_upload_mb * 2**20))
+    logins = server_logins(args.host, args.share == "on", args.auth_file, args.no_auth)
+    upload_mb = args.max_upload_mb if math.isfinite(args.max_upload_mb) else 0  # 0: refused by AppSettings
+    settings = AppSettings(max_upload_bytes=int(upload_mb * 2**20), logins=tuple(logins))
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"Cadenza studio: open http://{host}:{args.port} in your browser (Ctrl+C stops it)", file=sys.stderr)
+    if args.no_auth and (args.share == "on" or not is_loopback(args.host)):
+        print("Cadenza studio: no login (--no-auth): anyone who can reach it may use it", file=sys.stderr)
     launch(studio, host=args.host, port=args.port, share=args.share == "on", settings=settings)
     return 0
 
