@@ -5,15 +5,14 @@ from __future__ import annotations
 import multiprocessing
 import multiprocessing.connection
 import os
-import pickle
 import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
 
 from cadenza.runners.base import J, Outcome, R, Task
 from cadenza.runners.inline import InlineRunner
+from cadenza.runners.worker import SetupFailed, TaskWorker
 
 WORKERS_DIE_IN_SETUP = "the worker processes died while setting up, twice, before any job started"
 LOST_WORKER = "a worker process died (crash or out of memory) while doing this job, twice (once in a fresh process)"
@@ -89,7 +88,7 @@ def _run_pool(task: Task, jobs: Sequence, indices: list[int], workers: int) -> I
             except BrokenProcessPool:
                 yield index, _INTERRUPTED if started[index] else _NOT_STARTED
                 continue
-            if isinstance(value, _SetupFailed):
+            if isinstance(value, SetupFailed):
                 raise value.error
             yield index, Outcome(jobs[index], value)
     except BaseException:
@@ -100,46 +99,24 @@ def _run_pool(task: Task, jobs: Sequence, indices: list[int], workers: int) -> I
     pool.shutdown(wait=True)
 
 
-@dataclass(frozen=True)
-class _SetupFailed:
-    error: BaseException
-
-
 # Set only inside worker processes, by _init_worker: the state is what makes a worker worth keeping
 # (a SoundFont loaded once, not once per job). Never set in the parent process.
-_task: Task | None = None
-_state: object = None
-_setup_error: BaseException | None = None
+_worker: TaskWorker | None = None
 _started = None
 
 
 def _init_worker(task: Task, started) -> None:
-    global _task, _state, _setup_error, _started
+    global _worker, _started
     _exit_with_parent()
-    _task, _started = task, started
-    try:
-        _state = task.setup(*task.setup_args)
-    except Exception as e:  # noqa: BLE001 -- not hidden: the first job hands it to the parent, which raises it
-        # Raising here would break the pool, and every job would be lost with a bare BrokenProcessPool.
-        _setup_error = setup_error(e)
-
-
-def setup_error(error: BaseException) -> BaseException:
-    """``error`` if it survives pickling (to be raised in the caller), else a RuntimeError saying what it was."""
-    try:
-        pickle.loads(pickle.dumps(error))
-    except Exception:  # noqa: BLE001 -- any failure means "send a plain copy instead"
-        return RuntimeError(f"{type(error).__name__}: {error}")
-    return error
+    _started = started
+    _worker = TaskWorker(task)
 
 
 def _run_job(index: int, job):
-    if _setup_error is not None:
-        return _SetupFailed(_setup_error)
-    if _task is None:
-        return _SetupFailed(RuntimeError("worker not initialised"))
+    if _worker is None:
+        return SetupFailed(RuntimeError("worker not initialised"))
     _started[index] = 1
-    return _task.run(_state, job)
+    return _worker.run(job)
 
 
 def _exit_with_parent() -> None:
