@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
@@ -462,7 +463,8 @@ class Studio:
         request without a seed gets one derived from its line (recorded in the report and the sidecar), so
         a run and its rerun make the same files. Finished jobs (output and the sidecar it wrote) are
         skipped unless ``force``. ``output_dir/report.jsonl`` gets a line per job (rewritten each run,
-        flushed as each finishes); progress (jobs/s, ETA) goes to stderr. ``runner`` runs the jobs (see
+        flushed as each finishes); with ``progress`` the lines that cannot run and a progress bar (jobs/s,
+        ETA) go to stderr. ``runner`` runs the jobs (see
         ``runner``; default ``workers`` local processes, each with its own Studio keeping its models loaded).
 
         Raises:
@@ -476,6 +478,10 @@ class Studio:
 
         started = time.perf_counter()
         plan = plan_jobs(jobs_file, output_dir, lambda name: self.info(name).output, force=force)
+        if progress:  # the lines that will not run, before the others start
+            for entry in plan.settled:
+                if entry["status"] == "error":
+                    print(f"cadenza: {entry['reason']}", file=sys.stderr)
         report = Path(output_dir) / REPORT_NAME
         report.parent.mkdir(parents=True, exist_ok=True)
         task = Task(setup=Studio, run=run_job, setup_args=self._args)
