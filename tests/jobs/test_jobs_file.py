@@ -120,3 +120,30 @@ def test_cli_batch_reports_bad_lines_and_exits_1(studio, tiny_root, tmp_path, ca
     assert "line 2: output 'a.txt'" in captured.err and "1 made, 0 already done, 1 failed of 2" in captured.out
     assert cli.main(["batch", str(tmp_path / "none.jsonl"), "-o", str(tmp_path / "out")]) == 2
     assert "no jobs file" in capsys.readouterr().err
+
+
+def test_each_kind_of_request_reads_into_its_plan(tmp_path, song, write_jobs):
+    import numpy as np
+    import soundfile as sf
+
+    sf.write(tmp_path / "hum.wav", np.zeros(1600, dtype="float32"), 16000)  # checked, not heard, while planning
+    jobs = write_jobs(tmp_path / "jobs.jsonl", [
+        {"model": "loud", "conditioning": {"source_audio": "hum.wav"}, "transfer_options": {"pitch_shift": 2},
+         "output": "v.wav"},
+        {"transcribe": "hum.wav", "transcribe_options": {"mode": "mono"}, "output": "hum.mid"},
+        {"render": "song.mid", "synth": "ddsp:violin", "render_options": {"vibrato_cents": 0}},
+        {"model": "tiny", "conditioning": {"bars": 2}, "sampling": {"seed": 1, "num_samples": 2}, "sample_index": 1,
+         "output": "second.wav"},
+        {"transcribe": "hum.wav", "transcribe_options": {"mode": "loud"}, "output": "bad.mid"},
+    ])
+    plan = plan_jobs(jobs, tmp_path / "out", outputs_of)
+    by_line = {job.line: job for job in plan.jobs}
+    transfer, heard, played, second = by_line[1].plan, by_line[2].plan, by_line[3].plan, by_line[4].plan
+    assert by_line[1].kind == "transfer" and transfer.transfer_options == {"pitch_shift": 2}
+    assert transfer.sampling.seed == by_line[1].seed and transfer.conditioning.source_audio == str(tmp_path / "hum.wav")
+    assert by_line[2].kind == "transcribe" and heard.transcribe_options == {"mode": "mono"}
+    assert heard.audio == tmp_path / "hum.wav"
+    assert by_line[3].kind == "render" and played.midi == song and played.render.synth == "ddsp:violin"
+    assert by_line[3].output == str(tmp_path / "out" / "job-000003.wav")  # no output named: one by line
+    assert second.sample_index == 1 and second.render.synth == "fluidsynth"  # a MIDI model's audio is played
+    assert [e["line"] for e in plan.settled] == [5] and "loud" in plan.settled[0]["reason"]
