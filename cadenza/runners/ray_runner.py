@@ -68,8 +68,6 @@ class RayRunner:
         return max(1, min(size, jobs))
 
     def _map(self, ray, task: Task, jobs: Sequence) -> Iterator[Outcome]:
-        from ray.exceptions import RayTaskError
-
         actor_class = ray.remote(TaskWorker).options(
             num_cpus=self.cpus_per_worker, num_gpus=self.gpus_per_worker,
             max_restarts=-1, max_task_retries=self.retries)  # a dead actor comes back set up; its job is retried
@@ -87,24 +85,33 @@ class RayRunner:
                     if queue:
                         give(actor)
             while running:
-                [ref], _ = ray.wait(list(running), num_returns=1)
-                index, actor = running.pop(ref)
-                try:
-                    value = ray.get(ref)
-                except RayTaskError as e:  # Task.run raised: it ends the map, as in every runner
-                    raise (e.cause if isinstance(e.cause, BaseException) else e) from None
-                except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError,
-                        ray.exceptions.ObjectLostError) as e:
-                    yield Outcome(jobs[index], lost=f"{LOST_ON_RAY} ({type(e).__name__})")
-                else:
-                    if isinstance(value, SetupFailed):
-                        raise value.error
-                    yield Outcome(jobs[index], value)
-                if queue:
-                    give(actor)
+                refs = list(running)
+                ready, waiting = ray.wait(refs, num_returns=1)
+                if waiting:  # and every other job already done: one pass over the refs per batch, not per job
+                    # (with thousands of actors, a pass per job would make this loop the limit)
+                    ready += ray.wait(waiting, num_returns=len(waiting), timeout=0)[0]
+                for ref in ready:
+                    index, actor = running.pop(ref)
+                    yield self._outcome(ray, ref, jobs[index])
+                    if queue:
+                        give(actor)
         finally:  # the map ended, failed or was closed early: the actors go, with any job still queued
             for actor in actors:
                 ray.kill(actor, no_restart=True)
+
+    @staticmethod
+    def _outcome(ray, ref, job) -> Outcome:
+        from ray.exceptions import ObjectLostError, RayActorError, RayTaskError, WorkerCrashedError
+
+        try:
+            value = ray.get(ref)
+        except RayTaskError as e:  # Task.run raised: it ends the map, as in every runner
+            raise (e.cause if isinstance(e.cause, BaseException) else e) from None
+        except (RayActorError, WorkerCrashedError, ObjectLostError) as e:
+            return Outcome(job, lost=f"{LOST_ON_RAY} ({type(e).__name__})")
+        if isinstance(value, SetupFailed):
+            raise value.error
+        return Outcome(job, value)
 
 
 def import_ray():
