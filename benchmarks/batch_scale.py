@@ -73,7 +73,9 @@ def main(quick: bool) -> dict:
             killer.join()
             outputs = _outputs(out)
             lost = sum(1 for rel, data in reference.items() if outputs.get(rel) != data)
-            killed[name] = {**killed.get(name, {}), "ok": summary.ok, "failed": summary.failed, "lost": lost}
+            parts = sum(1 for p in out.rglob("*") if ".part" in p.name)  # half-written files left behind
+            killed[name] = {**killed.get(name, {}), "ok": summary.ok, "failed": summary.failed, "lost": lost,
+                            "parts_left": parts}
             print(f"{name} with a worker killed: {killed[name]}", flush=True)
         ray.shutdown()
         costs = _per_job_costs(studio, sorted((root / "midi").rglob("*.mid"))[:10], root)
@@ -110,7 +112,7 @@ def _check(summary, expected: int) -> None:
 
 def _outputs(folder: Path) -> dict[str, bytes]:
     return {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*")
-            if p.suffix in (".wav", ".mid")}
+            if p.suffix in (".wav", ".mid") and ".part" not in p.name}
 
 
 def _kill_one(out: Path, after: int, victims, killed: dict, name: str) -> None:
