@@ -120,6 +120,8 @@ def run_batch(task, plan: BatchPlan, report: Path, runner: Runner, progress: boo
                 record(_entry(outcome))
                 bar.update(1)
                 bar.set_postfix(failed=counts["error"], refresh=False)
+    # a worker killed while writing leaves its temporary file; its job was retried under another name
+    remove_stale_parts([Path(job.output) for job in plan.jobs])
 
     seconds = time.perf_counter() - started
     return BatchSummary(
