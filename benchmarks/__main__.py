@@ -26,6 +26,7 @@ import sys
 
 # name -> one line of what it measures (the module benchmarks/<name>.py has ``main(quick) -> dict``)
 BENCHMARKS: dict[str, str] = {
+    "batch_scale": "cadenza batch on Ray vs the local process pool (250 jobs), and a worker killed mid-run on each",
     "audio_controls": "audio models: asked key, tempo, tune (note F1 vs the score) and instrument heard; vs FluidSynth",
     "busy_machine": "built-in models' slowdown with two CPU-bound processes beside them (busy / idle)",
     "cold_start": "`cadenza generate` from a fresh process: import, load, generate (8 s of audio, 16 bars)",
