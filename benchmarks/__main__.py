@@ -26,6 +26,7 @@ import sys
 
 # name -> one line of what it measures (the module benchmarks/<name>.py has ``main(quick) -> dict``)
 BENCHMARKS: dict[str, str] = {
+    "batch_scale": "cadenza batch on Ray vs the local process pool (250 jobs), and a worker killed mid-run on each",
     "audio_controls": "audio models: asked key, tempo, tune (note F1 vs the score) and instrument heard; vs FluidSynth",
     "busy_machine": "built-in models' slowdown with two CPU-bound processes beside them (busy / idle)",
     "cold_start": "`cadenza generate` from a fresh process: import, load, generate (8 s of audio, 16 bars)",
@@ -39,6 +40,7 @@ BENCHMARKS: dict[str, str] = {
     "symbolic_form": "whole tunes: pile-ups, form plans kept, repeated bars vs corpus, one line, infilling",
     "text_to_music": "audio defaults: prompted instrument heard (offline probe) and real-time factor",
     "transcribe": "audio -> MIDI note F1 (solo lines, chorales, DDSP renders) and x real time on one thread",
+    "web_load": "web studio, 20 visitors at a time x 20 rounds on loopback: requests ok, RSS growth, temp files left",
 }
 
 

@@ -34,6 +34,11 @@ class MissingDependency(CadenzaError, RuntimeError):
     """An optional system program or Python package is needed; the message says how to install it."""
 
 
+class ServerSetupError(CadenzaError, ValueError):
+    """The web studio cannot start as asked: reachable from other machines with no login, or a login file
+    that is missing, malformed or readable by every user; refused before the server starts."""
+
+
 class DeviceUnavailable(CadenzaError, RuntimeError):
     """The device asked for (``cuda``, ``mps``, ...) is not present or not a device name."""
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
@@ -92,6 +93,8 @@ class Studio:
 
             device = str(pick_device(device))  # an absent GPU or a bad name fails here, not at the first load
         self._dirs = default_model_dirs(model_dirs)
+        # how to make this studio again in a batch worker (another process or machine finds its own defaults)
+        self._args = ([os.fspath(d) for d in model_dirs or []], cache_size, device, threads)
         self._cache_size = max(1, cache_size)
         self._device = device
         self._loaded: OrderedDict[str, Generator] = OrderedDict()
@@ -565,6 +568,57 @@ class Studio:
                                 force=force, runner=runner, threads=self._threads or 1)
 
 
+    def runner(self, workers: int = 2, ray: str | None = None) -> Runner:
+        """What runs a batch: ``workers`` local processes (1: this process), or with ``ray`` Ray actors:
+        ``"local"`` starts Ray on this machine, ``"host:port"`` joins a running cluster. On a CUDA studio
+        each Ray worker takes one GPU.
+
+        Raises:
+            MissingDependency: Ray is asked for and not installed (extra ``distributed``).
+        """
+        from cadenza.runners import InlineRunner, ProcessPoolRunner, RayRunner
+        from cadenza.runners.ray_runner import import_ray
+
+        if ray is None:
+            return ProcessPoolRunner(workers) if workers > 1 else InlineRunner()
+        import_ray()  # says how to install it now, not at the first job
+        gpus = 1.0 if (self._device or "").startswith("cuda") else 0.0
+        return RayRunner(None if ray == "local" else ray, gpus_per_worker=gpus)
+
+    def batch(self, jobs_file: str | os.PathLike, output_dir: str | os.PathLike, *, workers: int = 2,
+              runner: Runner | None = None, force: bool = False, progress: bool = True) -> BatchSummary:
+        """Make every request of ``jobs_file`` (JSON lines: generate, transfer, render or transcribe, each in a
+        sidecar's shape plus ``output``; see ``jobs.format``) under ``output_dir``, each file with its sidecar.
+
+        Every line is checked first; a bad one is reported with its line number and the others run. A
+        request without a seed gets one derived from its line (recorded in the report and the sidecar), so
+        a run and its rerun make the same files. Finished jobs (output and the sidecar it wrote) are
+        skipped unless ``force``. ``output_dir/report.jsonl`` gets a line per job (rewritten each run,
+        flushed as each finishes); with ``progress`` the lines that cannot run and a progress bar (jobs/s,
+        ETA) go to stderr. ``runner`` runs the jobs (see
+        ``runner``; default ``workers`` local processes, each with its own Studio keeping its models loaded).
+
+        Raises:
+            InputNotFound: ``jobs_file`` is not there.
+        """
+        import time
+
+        from cadenza.jobs import REPORT_NAME, plan_jobs, run_job
+        from cadenza.render.batch import run_batch
+        from cadenza.runners import Task
+
+        started = time.perf_counter()
+        plan = plan_jobs(jobs_file, output_dir, lambda name: self.info(name).output, force=force)
+        if progress:  # the lines that will not run, before the others start
+            for entry in plan.settled:
+                if entry["status"] == "error":
+                    print(f"cadenza: {entry['reason']}", file=sys.stderr)
+        report = Path(output_dir) / REPORT_NAME
+        report.parent.mkdir(parents=True, exist_ok=True)
+        task = Task(setup=Studio, run=run_job, setup_args=self._args)
+        runner = runner if runner is not None else self.runner(workers)
+        return run_batch(task, plan, report, runner, progress, started, unit="job")
+
     def remake(self, sidecar: str | os.PathLike, out: str | os.PathLike | None = None) -> MidiOutput | AudioOutput:
         """Make an output again from its sidecar (``x.wav.json``, or the output's own path): the same model
         (checked by sha256), request, seed, sample, thread count and rendering, so the file comes out the
@@ -577,19 +631,25 @@ class Studio:
             CorruptInput: not a sidecar, or an input file changed since (its sha256 differs).
             CheckpointError: the model is not installed, or its weights are not the ones recorded.
         """
-        plan = read_sidecar(sidecar)
-        self._remaking.threads = plan.threads
-        try:
-            output = self._remade(plan)
-        finally:
-            self._remaking.threads = None
+        output = self.make(read_sidecar(sidecar))
         if out is not None:
             output.save(out)
         return output
 
+    def make(self, plan: RemakePlan) -> MidiOutput | AudioOutput:
+        """Carry out ``plan`` (a sidecar read by ``sidecars.read_sidecar``, or a batch job): generate,
+        transfer, transcribe and/or render as it says, on its recorded thread count."""
+        self._remaking.threads = plan.threads
+        try:
+            return self._remade(plan)
+        finally:
+            self._remaking.threads = None
+
     def _remade(self, plan: RemakePlan) -> MidiOutput | AudioOutput:
-        if plan.model is None:
-            output: MidiOutput | AudioOutput = MidiOutput.load(plan.midi)
+        if plan.transcribe_options is not None:
+            output: MidiOutput | AudioOutput = self.transcribe(plan.audio, **plan.transcribe_options)
+        elif plan.model is None:
+            output = MidiOutput.load(plan.midi)
         else:
             spec = self.spec(plan.model)
             _same_weights(plan.model, spec.sha256, plan.checkpoint_sha256)

@@ -224,3 +224,19 @@ def eager_backend_compile(monkeypatch):
         yield
     assert counters["stats"]["unique_graphs"] == 1  # the step was compiled, once
     torch._dynamo.reset()
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """One local Ray instance (2 CPUs, no dashboard) shared by every Ray test of the session: starting one
+    takes seconds on a small machine. Skipped when Ray (the `distributed` extra) is not installed. Its
+    files go to a short folder of its own (Ray's socket paths must stay under 108 characters), removed after."""
+    import tempfile
+
+    ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'cadenza[distributed]')")
+    folder = tempfile.mkdtemp(prefix="cray-", dir="/tmp")
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False,
+             object_store_memory=100 * 2**20, _temp_dir=folder)
+    yield ray
+    ray.shutdown()
+    shutil.rmtree(folder, ignore_errors=True)

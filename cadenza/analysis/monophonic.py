@@ -4,10 +4,15 @@
 Frames are 10 ms (16 kHz, hop 160). A frame is pitched when the tracker's confidence reaches
 ``voicing_threshold`` and it is no more than ``GATE_DB`` below the loud part of the recording. Pitches
 are rounded to semitones with hysteresis (vibrato and a slightly sharp or flat voice stay one note;
-a glide moves on only when it has left the note by ``HYSTERESIS`` semitones), blips shorter than
-``BLIP_FRAMES`` are absorbed, and a peak of spectral flux re-strikes a held pitch; each note then starts
-at the flux peak where its sound began (the tracker is sure of a pitch a few frames later). A note's pitch is the
-median of its frames; notes shorter than ``min_note_ms`` are dropped.
+a glide moves on only when it has left the note by ``HYSTERESIS`` semitones); blips shorter than
+``BLIP_FRAMES`` are absorbed, and so are short runs an octave or a twelfth below the next note (the
+tracker's error while a bowed or blown attack settles). A held pitch is struck again at a salient peak
+of spectral flux (salience: the flux above its local median, so a bow's or a breath's steady noise does
+not count) or at a dip in loudness after which the same pitch goes on. Each note then starts where its
+sound began, a few frames before the tracker is sure of the pitch: at the most salient flux peak just
+before (an attack), or, for legato changes with no attack, where the old note began to fade into the
+dip between the two. A note's pitch is the median of its tracked frames; notes shorter than
+``min_note_ms`` are dropped.
 """
 
 from __future__ import annotations
@@ -26,10 +31,15 @@ LOUDNESS_WINDOW = 512
 GATE_DB = 35.0  # frames this far below the loud part (95th percentile) are not notes
 FLOOR_DB = -65.0  # nor anything quieter than this (dB re full scale RMS)
 HYSTERESIS = 0.7  # semitones a pitch must leave a note by to start another
+HARMONIC_FRAMES = 12  # runs this short an octave, a twelfth or two octaves below the next note are that note
+HARMONIC_ERRORS = (12, 19, 24)
 BLIP_FRAMES = 4  # pitch runs this short are absorbed into the note before them
-ONSET_PEAK = 0.6  # spectral flux peaks this high (times its 90th percentile) mark where a note's sound began
-RESTRIKE_PEAK = 0.9  # a held pitch is struck again at a flux peak this high
-RESTRIKE_RISE_DB = 1.5  # that gets this much louder (vibrato and bowing alone do not)
+LOCAL_FRAMES = 12  # the flux's local baseline: its median over +-12 frames
+ONSET_PEAK = 3.0  # flux salience this high (see _salience) marks where a note's sound began
+RESTRIKE_PEAK = 5.0  # a held pitch is struck again at a salience peak this high
+RESTRIKE_DIP_DB = 3.0  # or at a dip in loudness this deep on both sides
+RESTRIKE_HOLD_FRAMES = 8  # ... and only where the pitch is still the same this many frames later
+DIP_DB = 1.5  # a legato note change shows as a dip in loudness this deep
 ONSET_LOOKBACK = 8  # frames a note's start may move back to the flux peak where its sound began
 
 
@@ -134,8 +144,12 @@ def segment_notes(frames: MonoFrames, voicing_threshold: float, min_frames: int,
     midi = np.full(n, np.nan)
     midi[voiced] = 69.0 + 12.0 * np.log2(frames.f0_hz[voiced] / 440.0)
     steps = _semitones(midi, voiced, max(BLIP_FRAMES, min_frames))
-    onsets = _onset_peaks(frames.flux, loud >= gate, ONSET_PEAK)
-    restrikes = _onset_peaks(frames.flux, loud >= gate, RESTRIKE_PEAK) & (_rise_db(loud) >= RESTRIKE_RISE_DB)
+    salience = _salience(frames.flux, loud >= gate)
+    onsets = _peaks(salience, ONSET_PEAK)
+    restrikes = _peaks(salience, RESTRIKE_PEAK) | _dips(loud, RESTRIKE_DIP_DB)
+    # a restrike only where the same pitch goes on after it (a dip before a new pitch is that note's onset)
+    later = np.concatenate([steps[RESTRIKE_HOLD_FRAMES:], np.full(min(n, RESTRIKE_HOLD_FRAMES), -1)])
+    restrikes &= later == steps
 
     spans: list[list[int]] = []
     start = None
@@ -148,40 +162,71 @@ def segment_notes(frames: MonoFrames, voicing_threshold: float, min_frames: int,
         if t < n and voiced[t] and start is None:
             start = t
     # The tracker is sure of a new pitch a few frames after the sound changed: start where it changed.
+    # Where no attack stands out (legato: one pitch flows into the next), the sound changed where the old
+    # note began to fade into the dip between the two.
     peaks = np.flatnonzero(onsets)
+    tracked = [tuple(span) for span in spans]  # the frames each note's pitch is read from
     for i, span in enumerate(spans):
-        near = peaks[(peaks >= span[0] - ONSET_LOOKBACK) & (peaks <= span[0])]
+        earliest = max(spans[i - 1][0] + max(1, min_frames) if i else 0, span[0] - ONSET_LOOKBACK)
+        near = peaks[(peaks >= earliest) & (peaks <= span[0])]
         if near.size:
-            earliest = spans[i - 1][0] + max(1, min_frames) if i else 0
-            moved = max(int(near[-1]), earliest)
-            if i and spans[i - 1][1] > moved:
-                spans[i - 1][1] = moved
-            span[0] = min(moved, span[0])
+            moved = int(near[np.argmax(salience[near])])
+        else:
+            moved = _dip_start(loud, earliest, span[0])
+        if i and spans[i - 1][1] > moved:
+            spans[i - 1][1] = moved
+        span[0] = min(moved, span[0])
     notes: list[LocalNote] = []
-    for a, b in spans:
-        _add_note(notes, a, b, midi, loud, gate, reference, min_frames, pitch_range)
+    for (a, b), (pitch_from, pitch_to) in zip(spans, tracked):
+        _add_note(notes, a, b, midi[pitch_from:pitch_to], loud, gate, reference, min_frames, pitch_range)
     return notes
 
 
-def _rise_db(loud: np.ndarray) -> np.ndarray:
-    """How much louder the 50 ms after each frame get than the 30 ms before it, in dB."""
+def _dip_start(loud: np.ndarray, earliest: int, start: int) -> int:
+    """Where the sound began to dip before ``start``: the top before the quietest frame in
+    ``[earliest, start]``, when that dip is at least ``DIP_DB`` deep; else ``start``."""
+    if start <= earliest:
+        return start
+    window = loud[earliest:start + 1]
+    bottom = int(np.argmin(window))
+    if float(window[:bottom + 1].max() - window[bottom]) < DIP_DB:
+        return start
+    t = bottom
+    while t > 0 and window[t - 1] >= window[t]:
+        t -= 1
+    return earliest + t
+
+
+def _dips(loud: np.ndarray, depth: float) -> np.ndarray:
+    """Frames at the bottom of a dip in loudness at least ``depth`` dB deep on both sides (within 60 ms
+    before and 80 ms after): a note released and struck again on the same pitch."""
     n = loud.shape[0]
-    padded = np.pad(loud, (3, 5), mode="edge")
-    before = np.min(np.stack([padded[k:k + n] for k in range(0, 3)]), axis=0)
-    after = np.max(np.stack([padded[k:k + n] for k in range(3, 8)]), axis=0)
-    return after - before
+    padded = np.pad(loud, (6, 8), mode="edge")
+    before = np.lib.stride_tricks.sliding_window_view(padded[:n + 6], 7).max(axis=1)
+    after = np.lib.stride_tricks.sliding_window_view(padded[6:], 9).max(axis=1)
+    near = np.lib.stride_tricks.sliding_window_view(np.pad(loud, (3, 3), mode="edge"), 7).min(axis=1)
+    return (loud <= near) & (before - loud >= depth) & (after - loud >= depth)
 
 
-def _onset_peaks(flux: np.ndarray, audible: np.ndarray, peak: float) -> np.ndarray:
-    """Frames where a sound starts: local maxima (over +-2 frames) of the spectral flux reaching ``peak``
-    times its 90th percentile over the audible frames."""
-    if not audible.any():
-        return np.zeros(flux.shape[0], dtype=bool)
-    level = float(np.percentile(flux[audible], 90)) + 1e-9
-    strength = flux / level
-    padded = np.pad(strength, (2, 2), constant_values=0.0)
-    window = np.stack([padded[k:k + flux.shape[0]] for k in range(5)])
-    return (strength >= peak) & (strength >= window.max(axis=0)) & audible
+def _salience(flux: np.ndarray, audible: np.ndarray) -> np.ndarray:
+    """How far each frame's spectral flux stands above the flux around it (its median over
+    ``2 * LOCAL_FRAMES + 1`` frames), in units of the typical such excess over the audible frames: a bowed
+    or breathy sound's steady noise sets the baseline, so only real changes stand out."""
+    n = flux.shape[0]
+    if n == 0 or not audible.any():
+        return np.zeros(n, dtype=np.float32)
+    padded = np.pad(flux.astype(np.float64), (LOCAL_FRAMES, LOCAL_FRAMES), mode="edge")
+    windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * LOCAL_FRAMES + 1)
+    excess = flux - np.median(windows, axis=1)
+    spread = float(np.percentile(np.abs(excess[audible]), 75)) + 1e-9
+    return np.where(audible, excess / spread, 0.0).astype(np.float32)
+
+
+def _peaks(strength: np.ndarray, peak: float) -> np.ndarray:
+    """Frames where ``strength`` is a local maximum (over +-2 frames) reaching ``peak``."""
+    padded = np.pad(strength, (2, 2), constant_values=-np.inf)
+    window = np.lib.stride_tricks.sliding_window_view(padded, 5)
+    return (strength >= peak) & (strength >= window.max(axis=1))
 
 
 def _semitones(midi: np.ndarray, voiced: np.ndarray, glide_frames: int) -> np.ndarray:
@@ -211,14 +256,17 @@ def _semitones(midi: np.ndarray, voiced: np.ndarray, glide_frames: int) -> np.nd
             elif passing and b - a < glide_frames and before >= 0 and after >= 0 and \
                     min(before, after) < steps[a] < max(before, after):
                 steps[a:b] = after
+            elif passing and b - a < HARMONIC_FRAMES and after >= 0 and (after - steps[a]) in HARMONIC_ERRORS:
+                steps[a:b] = after  # the tracker's octave / twelfth below a note while its attack settles
     return steps
 
 
-def _add_note(notes: list[LocalNote], start: int, end: int, midi: np.ndarray, loud: np.ndarray, gate: float,
+def _add_note(notes: list[LocalNote], start: int, end: int, pitches: np.ndarray, loud: np.ndarray, gate: float,
               reference: float, min_frames: int, pitch_range: tuple[int, int]) -> None:
-    if end - start < max(1, min_frames):
+    """Add the note of frames ``[start, end)`` whose pitch is the median of ``pitches`` (its tracked frames)."""
+    if end - start < max(1, min_frames) or np.all(np.isnan(pitches)):
         return
-    pitch = int(np.round(np.nanmedian(midi[start:end])))
+    pitch = int(np.round(np.nanmedian(pitches)))
     if not pitch_range[0] <= pitch <= pitch_range[1]:
         return
     level = (float(np.mean(loud[start:end])) - gate) / max(reference - gate, 1e-6)

@@ -15,6 +15,7 @@ import numpy as np
 from cadenza.music.theory import parse_time_signature
 
 TICKS_PER_QUARTER = 480
+FIRST_BEAT_SLACK = 0.1  # the first note's beat is the downbeat unless another beat carries 10 % more
 THREE_OVER_FOUR = 1.15  # 3/4 must mark its downbeats this much more clearly than 4/4 to be chosen
 
 
@@ -113,11 +114,14 @@ def _refine(onsets: np.ndarray, weight: np.ndarray, period: float, phase: float)
 
 def _strength(beat_index: np.ndarray, weight: np.ndarray, per_bar: int) -> tuple[float, int]:
     """How clearly one beat of a ``per_bar``-beat bar carries the weight (its share over the mean share),
-    and which beat (0-based, from beat 0 of the notes' grid)."""
+    and which beat (0-based, from beat 0 of the notes' grid). Where the first note's beat carries nearly
+    as much (within ``FIRST_BEAT_SLACK``), it is that one: evenly weighted notes begin on a downbeat."""
     if weight.size == 0:
         return 1.0, 0
     sums = np.bincount(beat_index % per_bar, weights=weight, minlength=per_bar)
-    return float(sums.max() / max(sums.mean(), 1e-9)), int(np.argmax(sums))
+    first = int(beat_index[0] % per_bar)
+    best = first if sums[first] >= (1 - FIRST_BEAT_SLACK) * sums.max() else int(np.argmax(sums))
+    return float(sums.max() / max(sums.mean(), 1e-9)), best
 
 
 def _meter(beat_index: np.ndarray, weight: np.ndarray) -> tuple[str, int]:

@@ -18,6 +18,7 @@ DESCRIPTION = """Cadenza: make music with AI models on your own computer.
   cadenza generate MODEL -o tune.mid     write new music (MIDI, or WAV/FLAC by the file name)
   cadenza render song.mid -o song.wav    turn MIDI into audio (or a whole folder of MIDI files)
   cadenza transcribe a.wav -o a.mid      turn a recording into MIDI notes (or a whole folder)
+  cadenza batch jobs.jsonl -o out/       make many pieces from a jobs file (here, or on a Ray cluster)
   cadenza remake tune.wav.json           make an output again from its sidecar, bit for bit
   cadenza train RECIPE                   rebuild a built-in model from scratch
   cadenza pull musicgen-small            download a big pretrained model (the only command that downloads)
@@ -106,6 +107,7 @@ def _add_render(sub) -> None:
     p.add_argument("--tail", type=_finite_float, default=1.5, help="seconds kept after the last note (releases, reverb)")
     p.add_argument("--force", action="store_true", help="re-render files that are already done")
     _add_max_duration(p, "a MIDI file longer than this is refused before rendering")
+    _add_ray(p)
     _add_device(p)
 
 
@@ -142,6 +144,7 @@ def _add_transcribe(sub) -> None:
     p.add_argument("--workers", type=_workers, default=1, help="files transcribed in parallel (folders)")
     p.add_argument("--force", action="store_true", help="transcribe files that are already done again")
     _add_max_duration(p, "a recording longer than this is refused before it is read")
+    _add_ray(p)
 
 
 def _pitch_range(text: str) -> tuple[int, int]:
@@ -219,6 +222,41 @@ def _workers(text: str) -> int:
     if not 1 <= value <= 256:
         raise argparse.ArgumentTypeError(f"{value} workers: give 1 to 256")
     return value
+def _add_ray(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                   help="run the files or jobs on Ray (pip install 'cadenza[distributed]'): --ray alone starts Ray on "
+                        "this computer; --ray HOST:PORT joins a running cluster (`ray start --head` on one machine, "
+                        "`ray start --address HOST:PORT` on the others). Each Ray worker loads the model once and "
+                        "keeps it; a worker that dies costs its job one retry, not the run")
+
+
+def _add_batch(sub) -> None:
+    p = sub.add_parser("batch", help="make many pieces from a jobs file (on this computer or a Ray cluster)",
+                       description=BATCH_DESCRIPTION)
+    p.add_argument("jobs", help="the jobs file: one JSON request per line (.jsonl)")
+    p.add_argument("-o", "--output", required=True, help="the folder the files are written to (with report.jsonl)")
+    p.add_argument("--workers", type=_workers, default=2, help="jobs run in parallel on this computer (without --ray)")
+    p.add_argument("--force", action="store_true", help="make jobs that are already done again")
+    p.add_argument("--json", action="store_true", help="print the counts and the report's path as one JSON line")
+    _add_ray(p)
+    _add_device(p)
+
+
+BATCH_DESCRIPTION = """Make every request of a jobs file: one JSON object per line, in the shape of the sidecar
+written beside every output (so a sidecar is a job too), plus "output", the file to write under -o:
+
+  {"model": "remi-folk-small", "conditioning": {"key": "D major", "bars": 16}, "sampling": {"seed": 1}, "output": "reel.mid"}
+  {"model": "remi-folk-small", "conditioning": {"style": "irish"}, "output": "jig.wav"}      (rendered with FluidSynth)
+  {"model": "ddsp-violin", "conditioning": {"source_audio": "hum.wav"}, "transfer_options": {"pitch_shift": 0}, "output": "v.wav"}
+  {"render": "song.mid", "synth": "fluidsynth", "render_options": {"reverb": false}, "output": "song.flac"}
+  {"transcribe": "take.wav", "transcribe_options": {"mode": "mono"}, "output": "take.mid"}
+
+Every line is checked before anything runs: a bad one is reported with its line number and the others
+run. A request without a seed gets one made from the line itself (printed in report.jsonl and kept in the
+sidecar): the same file makes the same music every time. Input files are found relative to the jobs file.
+Files are written whole or not at all; run the command again and jobs already done are skipped.
+report.jsonl in the output folder lists every job (ok, skipped or error, and why); progress (jobs/s, time
+left) is shown as it goes. The exit status is 0 only if nothing failed."""
 
 
 def _add_device(p: argparse.ArgumentParser) -> None:
@@ -300,6 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_generate(sub)
     _add_render(sub)
     _add_transcribe(sub)
+    _add_batch(sub)
     p = sub.add_parser("transfer", help="turn a recording (voice, whistle, ...) into an instrument (DDSP models)")
     p.add_argument("input", help="a monophonic recording (.wav/.flac)")
     p.add_argument("--instrument", required=True, help="a DDSP instrument: violin, flute, trumpet, clarinet (or a model name)")
@@ -345,6 +384,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this computer only; "
                                                         "0.0.0.0 lets other machines on your network in)")
     p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    p.add_argument("--auth-file", metavar="PATH",
+                   help="logins, one user:password a line (chmod 600); needed off this computer: any --host "
+                        "but 127.0.0.1/localhost, or --share on (or set CADENZA_APP_AUTH=user:password)")
+    p.add_argument("--no-auth", action="store_true",
+                   help="serve off this computer without a login: anyone who can reach it may use it")
     p.add_argument("--share", choices=["off", "on"], default="off",
                    help="on: also make a temporary public link through Gradio's share servers (default off)")
     p.add_argument("--max-upload-mb", type=float, default=50, help="largest upload accepted, in MB (default 50)")
@@ -469,7 +513,7 @@ def cmd_render(args, studio) -> int:
             raise OutputError(f"{shown(source)} is a folder: its files are rendered into a folder, give one as -o "
                               f"(not the file name {shown(args.output)})")
         summary = studio.render_batch(source, args.output, synth=args.synth, fmt=args.format, workers=args.workers,
-                                      force=args.force, **options)
+                                      force=args.force, runner=studio.runner(args.workers, args.ray), **options)
         if args.json:
             print(json.dumps({"ok": summary.ok, "skipped": summary.skipped, "failed": summary.failed,
                               "total": summary.total, "seconds": round(summary.seconds, 3),
@@ -516,7 +560,8 @@ def cmd_transcribe(args, studio) -> int:
                    quantize=args.quantize, grid=args.grid, tempo_bpm=args.tempo, time_signature=args.time_signature)
     source = Path(args.input)
     if source.is_dir():
-        summary = studio.transcribe_batch(source, args.output, workers=args.workers, force=args.force, **options)
+        summary = studio.transcribe_batch(source, args.output, workers=args.workers, force=args.force,
+                                          runner=studio.runner(args.workers, args.ray), **options)
         if args.json:
             print(json.dumps({"ok": summary.ok, "skipped": summary.skipped, "failed": summary.failed,
                               "total": summary.total, "seconds": round(summary.seconds, 3),
@@ -538,6 +583,19 @@ def cmd_transcribe(args, studio) -> int:
     if notes.get("message"):
         print(f"note: {notes['message']}", file=sys.stderr)
     return 0
+
+
+def cmd_batch(args, studio) -> int:
+    """`cadenza batch JOBS.jsonl -o DIR [--ray [ADDRESS]]`: Studio.batch on the runner the flags name."""
+    summary = studio.batch(args.jobs, args.output, runner=studio.runner(args.workers, args.ray), force=args.force)
+    if args.json:
+        print(json.dumps({"ok": summary.ok, "skipped": summary.skipped, "failed": summary.failed,
+                          "total": summary.total, "seconds": round(summary.seconds, 3),
+                          "report": str(summary.report_path)}))
+    else:
+        print(f"{summary.ok} made, {summary.skipped} already done, {summary.failed} failed of {summary.total} "
+              f"in {summary.seconds:.1f} s ({summary.files_per_s:.2f} jobs/s); report: {summary.report_path}")
+    return 0 if summary.failed == 0 else 1
 
 
 def cmd_remake(args, studio) -> int:
@@ -565,11 +623,19 @@ def cmd_app(args, studio) -> int:
         from cadenza import MissingDependency
 
         raise MissingDependency("the web studio needs Gradio: pip install 'cadenza[app]'") from exc
+    import math
+
     from cadenza.app.web import launch
+    from cadenza.app.web.auth import is_loopback, server_logins
     from cadenza.app.web.context import AppSettings
 
-    print(f"Cadenza studio: open http://{args.host}:{args.port} in your browser (Ctrl+C stops it)", file=sys.stderr)
-    settings = AppSettings(max_upload_bytes=int(args.max_upload_mb * 2**20))
+    logins = server_logins(args.host, args.share == "on", args.auth_file, args.no_auth)
+    upload_mb = args.max_upload_mb if math.isfinite(args.max_upload_mb) else 0  # 0: refused by AppSettings
+    settings = AppSettings(max_upload_bytes=int(upload_mb * 2**20), logins=tuple(logins))
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"Cadenza studio: open http://{host}:{args.port} in your browser (Ctrl+C stops it)", file=sys.stderr)
+    if args.no_auth and (args.share == "on" or not is_loopback(args.host)):
+        print("Cadenza studio: no login (--no-auth): anyone who can reach it may use it", file=sys.stderr)
     launch(studio, host=args.host, port=args.port, share=args.share == "on", settings=settings)
     return 0
 
@@ -585,11 +651,11 @@ def _printable_names() -> None:
 
 
 COMMANDS = {"models": cmd_models, "generate": cmd_generate, "render": cmd_render, "transcribe": cmd_transcribe,
-            "transfer": cmd_transfer, "remake": cmd_remake, "train": cmd_train, "pull": cmd_pull, "app": cmd_app}
+            "batch": cmd_batch, "transfer": cmd_transfer, "remake": cmd_remake, "train": cmd_train, "pull": cmd_pull, "app": cmd_app}
 
 
 # One-shot commands: once they are done the process may leave at once (see main).
-QUICK_EXIT = frozenset({"models", "generate", "render", "transcribe", "transfer", "remake", "pull"})
+QUICK_EXIT = frozenset({"models", "generate", "render", "transcribe", "batch", "transfer", "remake", "pull"})
 
 
 def main(argv: list[str] | None = None) -> int:

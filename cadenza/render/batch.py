@@ -100,10 +100,11 @@ def render_batch(
                      started)
 
 
-def run_batch(task, plan: BatchPlan, report: Path, runner: Runner, progress: bool, started: float) -> BatchSummary:
+def run_batch(task, plan: BatchPlan, report: Path, runner: Runner, progress: bool, started: float,
+              unit: str = "file") -> BatchSummary:
     """Run ``plan``'s jobs through ``runner`` with ``task`` (a `runners.Task`), writing one JSON line per
-    file to ``report`` (the settled entries first, then each job's as it finishes, flushed), with a
-    progress bar (files/s, ETA) on stderr; ``started``: ``time.perf_counter()`` when the batch began."""
+    job to ``report`` (the settled entries first, then each job's as it finishes, flushed), with a
+    progress bar (``unit``s/s, ETA) on stderr; ``started``: ``time.perf_counter()`` when the batch began."""
     counts = {"ok": 0, "skipped": 0, "error": 0}
     with report.open("w", encoding="utf-8") as log:
 
@@ -115,12 +116,14 @@ def run_batch(task, plan: BatchPlan, report: Path, runner: Runner, progress: boo
         for entry in plan.settled:
             record(entry)
         remove_stale_parts([Path(job.output) for job in plan.jobs])
-        bar = tqdm(total=len(plan.jobs), unit="file", file=sys.stderr, disable=not progress, smoothing=0.1)
+        bar = tqdm(total=len(plan.jobs), unit=unit, file=sys.stderr, disable=not progress, smoothing=0.1)
         with bar:
             for outcome in runner.map(task, plan.jobs):
                 record(_entry(outcome))
                 bar.update(1)
                 bar.set_postfix(failed=counts["error"], refresh=False)
+    # a worker killed while writing leaves its temporary file; its job was retried under another name
+    remove_stale_parts([Path(job.output) for job in plan.jobs])
 
     seconds = time.perf_counter() - started
     return BatchSummary(
@@ -206,7 +209,8 @@ def _entry(outcome: Outcome) -> dict:
     if outcome.lost is None:
         return outcome.value
     job = outcome.job
-    return {"input": job.input, "output": job.output, "status": "error", "seconds": 0.0,
+    line = {"line": job.line} if hasattr(job, "line") else {}  # a jobs file's job: which line it was
+    return {**line, "input": job.input, "output": job.output, "status": "error", "seconds": 0.0,
             "reason": f"WorkerLost: {outcome.lost}; run again to retry it"}
 
 

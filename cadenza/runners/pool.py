@@ -5,19 +5,19 @@ from __future__ import annotations
 import multiprocessing
 import multiprocessing.connection
 import os
-import pickle
 import threading
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
 
 from cadenza.errors import InvalidConditioning
 from cadenza.runners.base import J, Outcome, R, Task
 from cadenza.runners.inline import InlineRunner
+from cadenza.runners.worker import SetupFailed, TaskWorker
 
 MAX_WORKERS = 256  # more processes than this would only fight over the cores (and memory)
-LOST_WORKER = "a worker process died (crash or out of memory) before this job was done"
+WORKERS_DIE_IN_SETUP = "the worker processes died while setting up, twice, before any job started"
+LOST_WORKER = "a worker process died (crash or out of memory) while doing this job, twice (once in a fresh process)"
 
 
 class ProcessPoolRunner:
@@ -25,8 +25,13 @@ class ProcessPoolRunner:
 
     Workers are spawned (they start clean, safe whatever threads torch or Gradio run in the parent),
     so a script using this needs the usual ``if __name__ == "__main__":`` guard. With one worker, or
-    one job, the jobs run in this process instead. A worker that dies loses only its job (reported
-    as ``Outcome.lost``), and workers end by themselves when the parent process is killed.
+    one job, the jobs run in this process instead. Workers end by themselves when the parent process
+    is killed.
+
+    A worker that dies (killed, out of memory, a crash in a library) breaks the process pool; the
+    jobs then running are retried, each alone in a fresh process, and reported as ``Outcome.lost``
+    only when that process dies too. Jobs that had not started go on in a new pool: one dead worker
+    costs its job a retry, never the run.
     """
 
     def __init__(self, workers: int = 2) -> None:
@@ -41,67 +46,81 @@ class ProcessPoolRunner:
         if workers == 1:
             yield from InlineRunner().map(task, jobs)
             return
-        # A ProcessPoolExecutor rather than multiprocessing.Pool: if a worker dies its jobs fail with
-        # BrokenProcessPool instead of the map waiting forever.
-        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_init_worker, initargs=(task,))
-        try:
-            futures = {pool.submit(_run_job, job): job for job in jobs}
-            for future in as_completed(futures):
-                job = futures[future]
-                try:
-                    value = future.result()
-                except BrokenProcessPool:
-                    yield Outcome(job, lost=LOST_WORKER)
-                    continue
-                if isinstance(value, _SetupFailed):
-                    raise value.error
-                yield Outcome(job, value)
-        except BaseException:
-            # Ctrl-C, a failed set-up, or the consumer stopped: drop the queued jobs now instead of
-            # letting shutdown() run them all.
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise
-        pool.shutdown(wait=True)
+        todo = list(range(len(jobs)))
+        interrupted: list[int] = []
+        idle_breaks = 0
+        while todo:
+            pending, todo = todo, []
+            for index, outcome in _run_pool(task, jobs, pending, workers):
+                if outcome is _INTERRUPTED:
+                    interrupted.append(index)
+                elif outcome is _NOT_STARTED:
+                    todo.append(index)
+                else:
+                    yield outcome
+            # A pool that broke before any job started: its workers die in set-up (or were killed idle).
+            idle_breaks = idle_breaks + 1 if len(todo) == len(pending) else 0
+            if idle_breaks == 2:
+                raise RuntimeError(WORKERS_DIE_IN_SETUP)
+        for index in interrupted:  # each alone, so a job that kills its worker again takes no other job with it
+            [(_, outcome)] = list(_run_pool(task, jobs, [index], 1))
+            yield Outcome(jobs[index], lost=LOST_WORKER) if outcome in (_INTERRUPTED, _NOT_STARTED) else outcome
 
 
-@dataclass(frozen=True)
-class _SetupFailed:
-    error: BaseException
+_INTERRUPTED = object()  # its worker died while it ran
+_NOT_STARTED = object()  # the pool broke before it started
+
+
+def _run_pool(task: Task, jobs: Sequence, indices: list[int], workers: int) -> Iterator[tuple[int, object]]:
+    """Run ``jobs[i]`` for ``i`` in ``indices`` on a fresh pool of ``workers`` processes; yield ``(i, Outcome)``
+    as each finishes, or, once a worker died, ``(i, _INTERRUPTED)`` for the jobs that were running and
+    ``(i, _NOT_STARTED)`` for the others."""
+    context = multiprocessing.get_context("spawn")
+    # Which jobs a worker has begun: a BrokenProcessPool fails every unfinished future alike, and only
+    # the ones that were running have a claim to be the cause. Written by the workers without a lock
+    # (one byte per job, each written by one process).
+    started = context.RawArray("b", len(jobs))
+    # A ProcessPoolExecutor rather than multiprocessing.Pool: if a worker dies its jobs fail with
+    # BrokenProcessPool instead of the map waiting forever.
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(task, started))
+    try:
+        futures: dict[Future, int] = {pool.submit(_run_job, i, jobs[i]): i for i in indices}
+        for future in as_completed(futures):
+            index = futures[future]
+            try:
+                value = future.result()
+            except BrokenProcessPool:
+                yield index, _INTERRUPTED if started[index] else _NOT_STARTED
+                continue
+            if isinstance(value, SetupFailed):
+                raise value.error
+            yield index, Outcome(jobs[index], value)
+    except BaseException:
+        # Ctrl-C, a failed set-up, or the consumer stopped: drop the queued jobs now instead of
+        # letting shutdown() run them all.
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
 
 
 # Set only inside worker processes, by _init_worker: the state is what makes a worker worth keeping
 # (a SoundFont loaded once, not once per job). Never set in the parent process.
-_task: Task | None = None
-_state: object = None
-_setup_error: BaseException | None = None
+_worker: TaskWorker | None = None
+_started = None
 
 
-def _init_worker(task: Task) -> None:
-    global _task, _state, _setup_error
+def _init_worker(task: Task, started) -> None:
+    global _worker, _started
     _exit_with_parent()
-    _task = task
-    try:
-        _state = task.setup(*task.setup_args)
-    except Exception as e:  # noqa: BLE001 -- not hidden: the first job hands it to the parent, which raises it
-        # Raising here would break the pool, and every job would be lost with a bare BrokenProcessPool.
-        _setup_error = e if _pickles(e) else RuntimeError(f"{type(e).__name__}: {e}")
+    _started = started
+    _worker = TaskWorker(task)
 
 
-def _pickles(error: BaseException) -> bool:
-    try:
-        pickle.loads(pickle.dumps(error))
-    except Exception:  # noqa: BLE001 -- any failure means "send a plain copy instead"
-        return False
-    return True
-
-
-def _run_job(job):
-    if _setup_error is not None:
-        return _SetupFailed(_setup_error)
-    if _task is None:
-        return _SetupFailed(RuntimeError("worker not initialised"))
-    return _task.run(_state, job)
+def _run_job(index: int, job):
+    if _worker is None:
+        return SetupFailed(RuntimeError("worker not initialised"))
+    _started[index] = 1
+    return _worker.run(job)
 
 
 def _exit_with_parent() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from cadenza.analysis import estimate_key_from_audio, estimate_tempo, key_from_notes
-from cadenza.analysis.key_tempo import tempo_from_notes
+from cadenza.analysis.key_tempo import tempo_from_notes, without_overtone_ghosts
 
 from made_audio import SR, tones
 
@@ -23,6 +23,20 @@ def test_key_from_audio_and_from_notes():
     notes = np.array([[on, on + d, p, 90] for on, d, p in _scale_tune(57, minor=True)])
     assert key_from_notes(notes).name == "A minor"
     assert key_from_notes(np.zeros((0, 4))) is None
+
+
+def test_overtones_heard_as_notes_do_not_pull_the_key_to_the_dominant():
+    """A transcriber hears a note's third partial (a twelfth up: the fifth) as a quieter note of its own;
+    counted, those push a C major tune to G major. They are set aside, real notes are kept."""
+    line = [60, 64, 67, 65, 64, 62, 60, 67, 69, 67, 65, 64, 62, 60]
+    tune = np.array([[0.3 * i, 0.3 * i + 0.28, p, 90] for i, p in enumerate(line)])
+    ghosts = np.array([[0.3 * i + 0.01, 0.3 * i + 0.28, p + 19, 60] for i, p in enumerate(line)])
+    heard = np.concatenate([tune, ghosts])
+    assert without_overtone_ghosts(heard).tolist() == tune.tolist()
+    assert key_from_notes(heard).name == "C major"
+    # a real note a twelfth above, as loud and on its own onset, is not an overtone
+    duet = np.array([[0.0, 1.0, 48, 90], [0.3, 1.0, 67, 90]])
+    assert without_overtone_ghosts(duet).shape[0] == 2
 
 
 def test_tempo_from_audio_and_from_notes():

@@ -118,7 +118,7 @@ def test_app_serves_on_localhost_by_default(monkeypatch, capsys):
     assert main(["app"]) == 0
     assert calls[0]["host"] == "127.0.0.1" and calls[0]["port"] == 7860 and calls[0]["share"] is False
     assert "http://127.0.0.1:7860" in capsys.readouterr().err
-    assert main(["app", "--port", "9000", "--share", "on", "--max-upload-mb", "2"]) == 0
+    assert main(["app", "--port", "9000", "--share", "on", "--max-upload-mb", "2", "--no-auth"]) == 0
     assert calls[1]["port"] == 9000 and calls[1]["share"] is True
     assert calls[1]["settings"].max_upload_bytes == 2 * 2**20
 

@@ -137,19 +137,24 @@ def test_the_page_follows_the_chosen_model(page):
 
 def test_leaving_the_page_removes_its_files(browser, served):
     app, url = served
+    root = app.context.workspace.root  # the session's job and Gradio's copies of what the page showed
+    before = {p for p in root.rglob("*") if p.is_file()}  # earlier tests' pages
+
+    def left() -> list[Path]:
+        return [p for p in root.rglob("*") if p.is_file() and p not in before]
+
     page = browser.new_page()
     page.goto(url)
     page.wait_for_selector("#generate")
     page.locator("#bars textarea, #bars input").first.fill("1")
     page.locator("#generate").click()
     _wait_status(page, "Done")
-    root = app.context.workspace.root
-    assert any(root.iterdir())
+    assert left()
     page.close()
     deadline = time.monotonic() + 30
-    while any(root.iterdir()) and time.monotonic() < deadline:
+    while left() and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert not any(root.iterdir())
+    assert not left(), left()[:6]
 
 
 def test_corrupt_midi_gives_a_readable_error(page, tmp_path):

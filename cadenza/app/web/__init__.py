@@ -4,7 +4,8 @@
 each model's capabilities and sampling lists, so a new model needs no change here. Modules: ``controls``
 (which widget serves which capability), ``form`` (widget values -> Conditioning/Sampling), ``uploads``
 (checks on client paths), ``workspace``/``jobs`` (temp files, cancel, per-model limits), ``results``
-(files for one output), and the tabs.
+(files for one output), ``auth`` (who must log in), ``limits`` (per-request limits in front of Gradio),
+``memory`` (keeping the server's size flat), and the tabs.
 """
 
 from __future__ import annotations

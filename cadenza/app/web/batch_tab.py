@@ -32,12 +32,13 @@ def build_batch_tab(ctx: AppContext) -> None:
             return "Upload one or more MIDI files first.", None
         if len(paths) > MAX_BATCH_FILES:
             return f"**Error:** at most {MAX_BATCH_FILES} files at once (got {len(paths)}).", None
-        job = ctx.workspace.new_job(request.session_hash or "anonymous")
+        session = request.session_hash or "anonymous"
+        job = ctx.workspace.new_job(session)
         source, rendered = job / "midi", job / "audio"
         source.mkdir()
         try:
             for i, path in enumerate(paths):
-                checked = Path(ctx.uploads.check(path, "MIDI file", MIDI_TYPES))
+                checked = Path(ctx.uploads_for(session).check(path, "MIDI file", MIDI_TYPES))
                 # copy under a safe, unique name: the client's file name never chooses where we write
                 shutil.copyfile(checked, source / f"{i + 1:03d}-{_safe_stem(checked.stem)}{checked.suffix.lower()}")
             progress(0, desc=f"rendering {len(paths)} files")

@@ -6,8 +6,11 @@ from dataclasses import dataclass, field
 
 from cadenza import CheckpointError, InvalidConditioning, ModelInfo, Studio
 from cadenza.app.web.jobs import JobBoard, ModelGates
-from cadenza.app.web.uploads import DEFAULT_MAX_UPLOAD_BYTES, UploadPolicy
-from cadenza.app.web.workspace import Workspace
+from cadenza.app.web.limits import DEFAULT_MAX_JOBS
+from cadenza.app.web.uploads import (DEFAULT_MAX_UPLOAD_BYTES, DEFAULT_MAX_UPLOAD_TOTAL_BYTES, UploadPolicy,
+                                     VisitorUploads)
+from cadenza.app.web.workspace import DEFAULT_MAX_SESSIONS, Workspace
+from cadenza.errors import ServerSetupError
 
 MAX_SAMPLES = 4  # result slots on the page (and the most samples one click asks for)
 
@@ -15,9 +18,34 @@ MAX_SAMPLES = 4  # result slots on the page (and the most samples one click asks
 @dataclass(frozen=True)
 class AppSettings:
     """``max_upload_bytes``: the largest upload accepted, per file. ``default_model``: the model picked
-    when the page opens (None: the first symbolic model)."""
+    when the page opens (None: the first symbolic model). ``max_sessions``: visitors whose page state and
+    files are kept at once (beyond it, the one idle longest is forgotten). ``logins``: (user, password)
+    pairs the page asks for (see ``auth.server_logins``); empty: no login. ``max_jobs_per_visitor``: requests
+    one page may have queued or running; ``max_upload_total_bytes``: what one page may upload in all (None:
+    200 MB, or four files at the per-file limit when that is more);
+    ``max_queue``: requests waiting in all (more get "the queue is full")."""
 
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
+    max_sessions: int = DEFAULT_MAX_SESSIONS
+    logins: tuple[tuple[str, str], ...] = field(default=(), repr=False)  # (user, password); empty: no login
+    max_jobs_per_visitor: int = DEFAULT_MAX_JOBS
+    max_upload_total_bytes: int | None = None
+    max_queue: int = 100
+
+    def __post_init__(self) -> None:
+        if not 0 < self.max_upload_bytes < float("inf"):
+            raise ServerSetupError("the upload limit (--max-upload-mb) must be a positive number of MB")
+        if min(self.max_sessions, self.max_jobs_per_visitor, self.max_queue) < 1:
+            raise ServerSetupError("max_sessions, max_jobs_per_visitor and max_queue must be at least 1")
+        if self.upload_total_bytes < self.max_upload_bytes:
+            raise ServerSetupError("the upload limit per visitor must be at least the limit per file")
+
+    @property
+    def upload_total_bytes(self) -> int:
+        """What one visit may upload in all."""
+        if self.max_upload_total_bytes is not None:
+            return self.max_upload_total_bytes
+        return max(DEFAULT_MAX_UPLOAD_TOTAL_BYTES, 4 * self.max_upload_bytes)
     default_model: str | None = None
     title: str = "Cadenza studio"
 
@@ -31,6 +59,11 @@ class AppContext:
     uploads: UploadPolicy
     jobs: JobBoard = field(default_factory=JobBoard)
     gates: ModelGates = field(default_factory=ModelGates)
+
+    def uploads_for(self, session: str) -> VisitorUploads:
+        """The upload checks for one visitor (``session``): the policy's, and its total so far."""
+        return VisitorUploads(self.uploads, self.workspace, session, self.settings.upload_total_bytes,
+                              self.workspace.served)
 
     def model(self, name: str | None) -> ModelInfo:
         for info in self.models:

@@ -17,13 +17,13 @@ from typing import Any
 from cadenza import Conditioning, InvalidConditioning, ModelInfo, Sampling
 from cadenza.app.web.controls import (AUDIO_TYPES, MIDI_TYPES, SAMPLING_WIDGETS, can_regenerate, prompt_file_types,
                                       visible_widgets)
-from cadenza.app.web.uploads import UploadPolicy
+from cadenza.app.web.uploads import UploadChecker
 
 _LABELS = {"tempo_bpm": "tempo", "duration_s": "duration", "num_samples": "samples", "top_k": "top-k",
            "top_p": "top-p", "cfg_scale": "guidance (cfg)", "key_bias": "key bias", "max_tokens": "max tokens"}
 
 
-def conditioning_from_form(info: ModelInfo, form: Mapping[str, Any], uploads: UploadPolicy) -> Conditioning:
+def conditioning_from_form(info: ModelInfo, form: Mapping[str, Any], uploads: UploadChecker) -> Conditioning:
     """The `Conditioning` the visible widgets of ``info``'s page describe.
 
     ``form`` maps widget names (``controls.CONDITIONING_WIDGETS``) to widget values: strings, numbers,
@@ -59,7 +59,7 @@ def conditioning_from_form(info: ModelInfo, form: Mapping[str, Any], uploads: Up
         source_audio=uploads.check(source, "source audio", AUDIO_TYPES) if _text(source) else None)
 
 
-def regenerate_conditioning(info: ModelInfo, source: str, span: Any, uploads: UploadPolicy) -> Conditioning:
+def regenerate_conditioning(info: ModelInfo, source: str, span: Any, uploads: UploadChecker) -> Conditioning:
     """The `Conditioning` that writes bars ``span`` (the "Regenerate bars" box: '5-8', '5 to 8' or '5') of
     the MIDI result ``source`` anew with ``info``'s model, keeping every other note. ``source`` must be a
     file the app wrote (inside ``uploads``' roots, which hold the app's workspace).

@@ -173,13 +173,14 @@ def build_generate_tab(ctx: AppContext) -> dict:
 
     model.change(on_model, inputs=model, outputs=[*widgets.values(), about, synth], show_progress="hidden")
 
-    def on_upload(path: str | None, name: str) -> str:
+    def on_upload(path: str | None, name: str, request: gr.Request) -> str:
         """Check a prompt as soon as it is uploaded, so a broken file is reported before Generate."""
         if not path:
             return ""
         info = ctx.model(name)
         try:
-            checked = ctx.uploads.check(path, "prompt", prompt_file_types(info.capabilities))
+            checked = ctx.uploads_for(request.session_hash or "anonymous").check(
+                path, "prompt", prompt_file_types(info.capabilities))
             Conditioning(prompt=checked)
         except CadenzaError as exc:
             gr.Warning(public_message(exc, ctx.uploads.roots))
@@ -193,7 +194,7 @@ def build_generate_tab(ctx: AppContext) -> dict:
         form = {name: data[comp] for name, comp in widgets.items()}
         try:
             info = ctx.model(data[model])
-            conditioning = conditioning_from_form(info, form, ctx.uploads)
+            conditioning = conditioning_from_form(info, form, ctx.uploads_for(session))
             sampling = sampling_from_form(info, form)
             started = time.perf_counter()
             results = generate_results(ctx, session, info, conditioning, sampling, ctx.render_args(data[synth]),

@@ -42,7 +42,11 @@ class JobBoard:
         with self._lock:
             event = self._running.get(session)
             if event is None:
-                self._early[session] = time.monotonic()
+                now = time.monotonic()
+                # forget early cancels too old to matter, so pages that press Cancel idly leave nothing behind
+                for old in [s for s, at in self._early.items() if now - at > self.grace_s]:
+                    del self._early[old]
+                self._early[session] = now
                 return False
         event.set()
         return True

@@ -28,13 +28,18 @@ def launch(studio: Studio, host: str = "127.0.0.1", port: int = 7860, share: boo
     when ``block`` is False, else serves until interrupted and cleans up."""
     quiet_gradio_env()
     from cadenza.app.web.app import build_app
+    from cadenza.app.web.memory import limit_malloc_arenas
+
+    limit_malloc_arenas()  # before the server's threads start: see memory.py
 
     app = build_app(studio, settings)
-    app.blocks.queue(default_concurrency_limit=1)
+    app.blocks.queue(default_concurrency_limit=1, max_size=settings.max_queue)
     try:  # quiet: `cadenza app` prints the address; Gradio's banner would say "set share=True" (ours: --share on)
         app.blocks.launch(server_name=host, server_port=port, share=share, prevent_thread_lock=True,
                           max_file_size=settings.max_upload_bytes, allowed_paths=[], ssr_mode=False,
-                          show_error=True, inbrowser=False, quiet=True)
+                          show_error=True, inbrowser=False, quiet=True,
+                          state_session_capacity=settings.max_sessions, auth=list(settings.logins) or None,
+                          auth_message="Log in to the Cadenza studio.", app_kwargs=_limits(app, settings))
     except BaseException:
         app.close()
         raise
@@ -44,6 +49,31 @@ def launch(studio: Studio, host: str = "127.0.0.1", port: int = 7860, share: boo
         _serve_until_stopped()
         app.close()
     return app
+
+
+def _limits(app: StudioApp, settings: AppSettings) -> dict:
+    """Gradio's FastAPI app gets ``RequestLimits`` in front of its routes (see limits.py)."""
+    from starlette.middleware import Middleware
+    from starlette.requests import Request
+
+    from cadenza.app.web.limits import RequestLimits
+
+    def pending_jobs(session: str) -> int:
+        # Gradio's queue keeps the ids of each session's queued and running events until they finish
+        queue = getattr(app.blocks, "_queue", None)
+        return len(getattr(queue, "pending_event_ids_session", {}).get(session, ()))
+
+    def logged_in(scope: dict) -> bool:
+        # Gradio's login sets a cookie named after the server holding a token it keeps (see its /login)
+        server = getattr(app.blocks, "server_app", None)
+        cookies = Request(scope).cookies
+        names = (f"access-token-{getattr(server, 'cookie_id', '')}",
+                 f"access-token-unsecure-{getattr(server, 'cookie_id', '')}")
+        return any(cookies.get(name) in getattr(server, "tokens", {}) for name in names if cookies.get(name))
+
+    return {"middleware": [Middleware(RequestLimits, max_upload_bytes=settings.max_upload_bytes,
+                                      max_jobs=settings.max_jobs_per_visitor, pending_jobs=pending_jobs,
+                                      logged_in=logged_in if settings.logins else None)]}
 
 
 def _serve_until_stopped() -> None:

@@ -42,7 +42,7 @@ def run_transcribe(ctx: AppContext, request: TranscribeRequest, session: str) ->
     Raises:
         CadenzaError: no or a bad recording, or options out of range.
     """
-    source = ctx.uploads.check(request.source, "recording", AUDIO_TYPES)
+    source = ctx.uploads_for(session).check(request.source, "recording", AUDIO_TYPES)
     output = ctx.studio.transcribe(source, mode="mono" if request.mono else "poly", quantize=bool(request.quantize),
                                    onset_threshold=float(request.onset_threshold),
                                    frame_threshold=float(request.frame_threshold),

@@ -34,7 +34,7 @@ def run_transfer(ctx: AppContext, request: TransferRequest, session: str,
         CadenzaError: no or a bad recording, an unknown instrument, or options out of range;
             ``Cancelled`` when ``callbacks.should_cancel()`` turns true.
     """
-    source = ctx.uploads.check(request.source, "recording", AUDIO_TYPES)
+    source = ctx.uploads_for(session).check(request.source, "recording", AUDIO_TYPES)
     instrument = ctx.model(request.instrument)
     output = ctx.studio.transfer(source, instrument.name, callbacks=callbacks, pitch_shift=float(request.pitch_shift),
                                  loudness_shift=float(request.loudness_shift), quiet_db=float(request.quiet_db))

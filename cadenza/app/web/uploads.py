@@ -12,10 +12,12 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from cadenza import CorruptInput, InvalidConditioning
 
 DEFAULT_MAX_UPLOAD_BYTES = 50 * 1024 * 1024
+DEFAULT_MAX_UPLOAD_TOTAL_BYTES = 200 * 1024 * 1024  # per visitor (one open page)
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,54 @@ class UploadPolicy:
             raise InvalidConditioning(f"{what}: {real.name!r} is {size / 2**20:.1f} MB; the limit is "
                                       f"{self.max_bytes / 2**20:.0f} MB")
         return str(real)
+
+
+class UploadChecker(Protocol):
+    """What the tabs check uploads with: an ``UploadPolicy``, or a ``VisitorUploads`` over one."""
+
+    roots: tuple[Path, ...]
+
+    def check(self, path: object, what: str, suffixes: tuple[str, ...] | list[str]) -> str: ...
+
+
+class UploadLedger(Protocol):
+    """Counts a visitor's uploads (the app's ``Workspace``)."""
+
+    def add_upload(self, session: str, path: str, limit_bytes: int | None = None) -> int: ...
+
+
+@dataclass(frozen=True)
+class VisitorUploads:
+    """``policy``'s checks, and every upload that passes counted against one visitor (a page, Gradio's
+    session): past ``max_total_bytes`` in all the next one is refused. Files the app wrote itself (a result
+    used as a prompt) are checked but not counted."""
+
+    policy: UploadPolicy
+    ledger: UploadLedger
+    session: str
+    max_total_bytes: int
+    uploads_root: Path  # where the server keeps uploads
+
+    @property
+    def roots(self) -> tuple[Path, ...]:
+        return self.policy.roots
+
+    def check(self, path: object, what: str, suffixes: tuple[str, ...] | list[str]) -> str:
+        """``policy.check``, then the visitor's total.
+
+        Raises:
+            InvalidConditioning: as ``UploadPolicy.check``, or this visitor has uploaded too much in all.
+            CorruptInput: the file is empty.
+        """
+        checked = self.policy.check(path, what, suffixes)
+        if not _inside(Path(checked), self.uploads_root):
+            return checked
+        total = self.ledger.add_upload(self.session, checked, self.max_total_bytes)
+        if total > self.max_total_bytes:
+            raise InvalidConditioning(f"{what}: this page has uploaded {total / 2**20:.0f} MB in all with it; the "
+                                      f"limit is {self.max_total_bytes / 2**20:.0f} MB per visit (reload the page "
+                                      f"to start a new one)")
+        return checked
 
 
 def public_message(exc: Exception | str, roots: tuple[Path, ...]) -> str:

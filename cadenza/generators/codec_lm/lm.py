@@ -128,6 +128,10 @@ def _split_heads(x: torch.Tensor, n_heads: int) -> torch.Tensor:
     return x.view(b, t, n_heads, -1).transpose(1, 2)
 
 
+def _same(x: torch.Tensor) -> torch.Tensor:
+    return x
+
+
 def _merge_heads(x: torch.Tensor) -> torch.Tensor:
     """``[B, H, T, D]`` -> ``[B, T, H * D]``."""
     b, h, t, d = x.shape
@@ -212,20 +216,19 @@ class Layer(nn.Module):
         self.norm2 = nn.LayerNorm(config.dim, eps=1e-5)
         self.drop = nn.Dropout(config.dropout)
 
-    def _ff(self, x: torch.Tensor) -> torch.Tensor:
-        return self.drop(self.linear2(self.drop(self.act(self.linear1(x)))))
-
     def forward(self, x: torch.Tensor, input_pos: torch.Tensor | None, kv_len: int | None,
                 cross: torch.Tensor | None) -> torch.Tensor:
+        # Dropout only while training: at a decode step a module call per dropout is pure overhead.
+        drop = self.drop if self.training else _same
         if self.norm_first:
-            x = x + self.drop(self.self_attn(self.norm1(x), input_pos, kv_len))
+            x = x + drop(self.self_attn(self.norm1(x), input_pos, kv_len))
             if self.cross_attn is not None:
-                x = x + self.drop(self.cross_attn(self.norm_cross(x), cross))
-            return x + self._ff(self.norm2(x))
-        x = self.norm1(x + self.drop(self.self_attn(x, input_pos, kv_len)))
+                x = x + drop(self.cross_attn(self.norm_cross(x), cross))
+            return x + drop(self.linear2(drop(self.act(self.linear1(self.norm2(x))))))
+        x = self.norm1(x + drop(self.self_attn(x, input_pos, kv_len)))
         if self.cross_attn is not None:
-            x = self.norm_cross(x + self.drop(self.cross_attn(x, cross)))
-        return self.norm2(x + self._ff(x))
+            x = self.norm_cross(x + drop(self.cross_attn(x, cross)))
+        return self.norm2(x + drop(self.linear2(drop(self.act(self.linear1(x))))))
 
 
 class CodecLM(nn.Module):

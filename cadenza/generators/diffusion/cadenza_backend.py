@@ -102,13 +102,10 @@ def load_cadenza_backend(spec: CheckpointSpec, device: str | None = None) -> Cad
     from cadenza.generators.diffusion.latent import CodecAutoencoder
     from cadenza.tokenizers.text import TextEncoder
 
-    from cadenza.compat import without_module
-
     tensors = spec.load_safetensors("weights")  # verifies every file's sha256 first
     config = spec.config
     try:
-        with without_module("torch._dynamo"):  # diffusers' import of it: ~1 s of a cold start, unused here
-            model = LatentDiT(DiTConfig(**config["model"]))
+        model = LatentDiT(DiTConfig(**config["model"]))  # (the meta device would import torch._refs: ~0.7 s)
         stats = LatentStats(tuple(config["latent"]["mean"]), float(config["latent"]["std"]))
         defaults = ModelDefaults(**config.get("defaults", DEFAULTS.to_dict()))
     except (KeyError, TypeError) as exc:

@@ -1,4 +1,4 @@
-"""Our small text-to-music latent diffusion model, built from diffusers' Stable Audio classes.
+"""Our small text-to-music latent diffusion model: diffusers' Stable Audio architecture (`diffusion.dit`).
 
 Why ``StableAudioDiTModel`` (over ``UNet1DModel`` / ``UNet2DConditionModel``): the codec latent is a
 1-D sequence ``[B, 64, frames]``, which a 1-D transformer handles at any length (the 2-D UNet would
@@ -57,11 +57,15 @@ class DiTConfig:
 
 
 def scheduler_config() -> dict:
-    """The training noise schedule (also the template every inference scheduler is built from)."""
-    from diffusers import DDPMScheduler
-
-    return dict(DDPMScheduler(num_train_timesteps=NUM_TRAIN_TIMESTEPS, beta_schedule="squaredcos_cap_v2",
-                              prediction_type="v_prediction", clip_sample=False, timestep_spacing="trailing").config)
+    """The training noise schedule (also the template every inference scheduler is built from): the config
+    diffusers' ``DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2",
+    prediction_type="v_prediction", clip_sample=False, timestep_spacing="trailing")`` writes (a test checks),
+    spelled out so loading the model imports no diffusers."""
+    return {"num_train_timesteps": NUM_TRAIN_TIMESTEPS, "beta_start": 0.0001, "beta_end": 0.02,
+            "beta_schedule": "squaredcos_cap_v2", "trained_betas": None, "variance_type": "fixed_small",
+            "clip_sample": False, "prediction_type": "v_prediction", "thresholding": False,
+            "dynamic_thresholding_ratio": 0.995, "clip_sample_range": 1.0, "sample_max_value": 1.0,
+            "timestep_spacing": "trailing", "steps_offset": 0, "rescale_betas_zero_snr": False}
 
 
 class LatentDiT(nn.Module):
@@ -69,27 +73,15 @@ class LatentDiT(nn.Module):
 
     def __init__(self, config: DiTConfig) -> None:
         super().__init__()
-        from cadenza.compat import import_skipping_inits
+        from cadenza.generators.diffusion.dit import ConditionProjection, StableAudioDiT
 
-        # The __init__ of diffusers.models.transformers imports every transformer model diffusers has, that
-        # of diffusers.pipelines.stable_audio the whole pipeline (and through them transformers): 3-6 s of a
-        # cold start for the two classes used here.
-        dit_module, projection_module = import_skipping_inits(
-            ["diffusers.models.transformers.stable_audio_transformer",
-             "diffusers.pipelines.stable_audio.modeling_stable_audio"],
-            ("diffusers.models.transformers", "diffusers.pipelines.stable_audio"))
-        StableAudioDiTModel = dit_module.StableAudioDiTModel
-        StableAudioProjectionModel = projection_module.StableAudioProjectionModel
         self.config = config
-        self.projection = StableAudioProjectionModel(text_encoder_dim=config.text_dim, conditioning_dim=config.cond_dim,
-                                                     min_value=0, max_value=config.max_seconds)
-        self.dit = StableAudioDiTModel(
-            sample_size=1024, in_channels=(config.latent_dim + (config.score_channels if config.score_dim else 0))
-            * config.patch, num_layers=config.layers,
-            attention_head_dim=config.head_dim, num_attention_heads=config.heads, num_key_value_attention_heads=config.heads,
-            out_channels=config.latent_dim * config.patch,
-            cross_attention_dim=config.cond_dim, time_proj_dim=config.time_proj_dim,
-            global_states_input_dim=2 * config.cond_dim, cross_attention_input_dim=config.cond_dim)
+        self.projection = ConditionProjection(config.text_dim, config.cond_dim, 0, config.max_seconds)
+        self.dit = StableAudioDiT(
+            in_channels=(config.latent_dim + (config.score_channels if config.score_dim else 0)) * config.patch,
+            out_channels=config.latent_dim * config.patch, layers=config.layers, heads=config.heads,
+            head_dim=config.head_dim, kv_heads=config.heads, context_dim=config.cond_dim,
+            context_in_dim=config.cond_dim, global_dim=2 * config.cond_dim, time_proj_dim=config.time_proj_dim)
         self.score_proj = nn.Linear(config.score_dim, config.score_channels) if config.score_dim else None
         self._rotary: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
 
@@ -97,9 +89,8 @@ class LatentDiT(nn.Module):
                    seconds_total: torch.Tensor) -> dict[str, torch.Tensor]:
         """``states [B, S, 384]``, ``mask [B, S]`` bool, ``pooled [B, 384]``, ``seconds_total [B]`` ->
         ``{"cross": [B, S + 3, C], "mask": [B, S + 3], "global": [B, 1, 2C]}``."""
-        text = self.projection(text_hidden_states=torch.cat([pooled[:, None], states], dim=1)).text_hidden_states
-        timing = self.projection(start_seconds=torch.zeros_like(seconds_total), end_seconds=seconds_total)
-        start, end = timing.seconds_start_hidden_states, timing.seconds_end_hidden_states
+        text = self.projection.text(torch.cat([pooled[:, None], states], dim=1))
+        start, end = self.projection.seconds(torch.zeros_like(seconds_total), seconds_total)
         cross = torch.cat([text, start, end], dim=1)
         ones = torch.ones(mask.shape[0], 1, dtype=torch.bool, device=mask.device)
         full_mask = torch.cat([ones, mask.bool(), ones, ones], dim=1)
@@ -117,10 +108,9 @@ class LatentDiT(nn.Module):
 
     def rotary(self, length: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         if length not in self._rotary:
-            from diffusers.models.embeddings import get_1d_rotary_pos_embed
+            from cadenza.generators.diffusion.dit import rotary_tables
 
-            self._rotary[length] = get_1d_rotary_pos_embed(self.config.head_dim // 2, length, use_real=True,
-                                                           repeat_interleave_real=False)
+            self._rotary[length] = rotary_tables(self.config.head_dim // 2, length)
         return tuple(r.to(device) for r in self._rotary[length])
 
     def forward(self, latents: torch.Tensor, time: torch.Tensor, cond: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -135,16 +125,16 @@ class LatentDiT(nn.Module):
             x = torch.cat([x, self.score_channels(cond.get("score"), b, frames, latents)], dim=1)
         x = torch.nn.functional.pad(x, (0, pad))  # the padded frames are cut off again below
         x = x.reshape(b, x.shape[1], -1, p).permute(0, 1, 3, 2).reshape(b, x.shape[1] * p, -1)  # [B, D'*p, F/p]
-        out = self.dit(x, time, encoder_hidden_states=cond["cross"], global_hidden_states=cond["global"],
-                       rotary_embedding=self.rotary(x.shape[2] + 1, latents.device),
-                       encoder_attention_mask=cond["mask"].bool(), return_dict=False)[0]
+        out = self.dit(x, time, cond["cross"], cond["global"], self.rotary(x.shape[2] + 1, latents.device),
+                       context_mask=cond["mask"].bool())
         out = out.reshape(b, d, p, -1).permute(0, 1, 3, 2).reshape(b, d, -1)  # out_channels stay D * p
         return out[:, :, :frames]
 
 
 def widen_for_score(model: LatentDiT, text_only_state: dict[str, torch.Tensor]) -> None:
     """Load a text-only model's weights into ``model`` (which reads a score): the input layers gain zero
-    columns for the score channels, so ``model`` begins as exactly the text-only model. The score
+    columns for the score channels, so ``model`` begins as exactly the text-only model. (A score model's
+    weights load unchanged, its score projection included: training goes on from it.) The score
     projection keeps its own (random) initialisation: were it zero too, neither it nor the zero columns
     would ever receive a gradient (each one's gradient is the other's output). Raises ValueError when
     anything else differs."""
@@ -155,8 +145,9 @@ def widen_for_score(model: LatentDiT, text_only_state: dict[str, torch.Tensor]) 
         raise ValueError(f"weights do not fit (missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]})")
     widened = {}
     for name, value in own.items():
-        if name.startswith("score_proj."):
-            widened[name] = value
+        if name.startswith("score_proj."):  # a score model's own projection carries on; else a fresh one
+            given = text_only_state.get(name)
+            widened[name] = given.to(value.dtype) if given is not None and given.shape == value.shape else value
             continue
         old = text_only_state[name].to(value.dtype)
         if old.shape == value.shape:

@@ -80,10 +80,17 @@ def check_scheduler_name(name: str, kind: str) -> str:
 
 
 def make_scheduler(name: str, kind: str, base_config: dict) -> Any:
-    """A fresh diffusers scheduler named ``name`` configured from the model's ``base_config``."""
+    """A fresh scheduler named ``name`` configured from the model's ``base_config``: diffusers' class, or
+    for DPM-Solver++ 2M on a discrete schedule our own equal (`dpm_solver`: no diffusers import)."""
+    choice = KINDS[kind][check_scheduler_name(name, kind)]
+    if kind == "discrete" and choice.class_name == "DPMSolverMultistepScheduler":
+        from cadenza.generators.diffusion.dpm_solver import DPMSolverPlusPlus2M, supports
+
+        native = {**dict(base_config), **dict(choice.overrides)}
+        if supports(native):
+            return DPMSolverPlusPlus2M(native)
     import diffusers
 
-    choice = KINDS[kind][check_scheduler_name(name, kind)]
     cls = getattr(diffusers, choice.class_name)
     config = {k: v for k, v in dict(base_config).items() if kind == "discrete" or k in _SIGMA_KEYS}
     if kind == "sigma" and choice.class_name == "EDMEulerScheduler" and config.get("prediction_type") == "sample":

@@ -129,6 +129,17 @@ def _key_of(score: symusic.Score) -> str:
     return estimate_key(score_pitch_class_histogram(score)).name
 
 
+def ends_on(score: symusic.Score, tonic: int) -> bool:
+    """Whether the lowest note struck last in ``score`` (its pitched tracks) has pitch class ``tonic``:
+    the piece comes home."""
+    arrays = [t.notes.numpy() for t in score.tracks if not t.is_drum and len(t.notes)]
+    if not arrays:
+        return False
+    times = np.concatenate([a["time"] for a in arrays])
+    pitches = np.concatenate([a["pitch"] for a in arrays])
+    return int(pitches[times == times.max()].min()) % 12 == tonic
+
+
 class SymbolicGenerator:
     """Loaded symbolic model. Stateless between calls: Sampling and rng come with each request."""
 
@@ -332,17 +343,21 @@ class SymbolicGenerator:
 
     def _pick_in_key(self, bodies: list[list[int]], key, candidates: int) -> tuple[list[int], list[bool]]:
         """For each group of ``candidates`` consecutive rows, the row to keep and whether its estimated
-        key is ``key``: the first candidate in the key, else the one correlating best with it."""
+        key is ``key``: the first candidate in the key that ends on its tonic, else the first in the key,
+        else the one correlating best with it."""
         rows, matched = [], []
         for start in range(0, len(bodies), candidates):
             scores = []
             for row in range(start, start + candidates):
                 score = self.tokenizer.decode_body([i for i in bodies[row] if i not in (self.tokenizer.pad_id, self.tokenizer.eos_id)])
                 correlations = key_correlations(score_pitch_class_histogram(score))
-                scores.append((int(np.argmax(correlations)) == key.index, float(correlations[key.index])))
-            best = next((i for i, (hit, _) in enumerate(scores) if hit), None)
+                scores.append((int(np.argmax(correlations)) == key.index, ends_on(score, key.tonic),
+                               float(correlations[key.index])))
+            best = next((i for i, (hit, home, _) in enumerate(scores) if hit and home), None)
             if best is None:
-                best = max(range(candidates), key=lambda i: scores[i][1])
+                best = next((i for i, (hit, _, _) in enumerate(scores) if hit), None)
+            if best is None:
+                best = max(range(candidates), key=lambda i: scores[i][2])
             rows.append(start + best)
             matched.append(scores[best][0])
         return rows, matched

@@ -54,3 +54,13 @@ def test_no_score_and_an_empty_score_row_differ_from_a_score():
     plain = scored(x, t, cond)
     assert torch.allclose(scored(x, t, {**cond, "score": torch.zeros_like(score)}), plain, atol=1e-6)
     assert not torch.allclose(scored(x, t, {**cond, "score": score}), plain, atol=1e-4)
+
+
+def test_a_score_model_goes_on_from_its_own_weights():
+    """--init-from a model that already reads a score keeps everything, its score projection included."""
+    torch.manual_seed(2)
+    config = DiTConfig(layers=2, max_seconds=8.0, score_dim=SCORE_DIM)
+    first = LatentDiT(config)
+    again = LatentDiT(config)
+    widen_for_score(again, first.state_dict())
+    assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), again.state_dict().values()))

@@ -371,3 +371,17 @@ def test_candidates_and_bias_are_recorded(studio):
     assert keyed.provenance.notes["key_bias"] > 0
     free = gen(studio, bars=2)[0]  # no key asked for: the model's own key, unbiased, one candidate
     assert free.provenance.notes["key_bias"] == 0.0 and "key_candidates" not in free.provenance.notes
+
+
+def test_ends_on_reads_the_lowest_note_struck_last():
+    import symusic
+
+    from cadenza.generators.symbolic.generator import ends_on
+
+    score = symusic.Score(480)
+    track = symusic.Track(program=0)
+    for time, pitch in ((0, 64), (480, 67), (960, 72), (960, 60)):  # the last chord: C over C
+        track.notes.append(symusic.Note(time, 480, pitch, 80))
+    score.tracks.append(track)
+    assert ends_on(score, 0) and not ends_on(score, 7)
+    assert not ends_on(symusic.Score(480), 0)
