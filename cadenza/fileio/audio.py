@@ -415,14 +415,27 @@ def integrated_loudness(samples: np.ndarray, sr: int) -> float:
     sos = np.array([np.concatenate([stage.b, stage.a]) for stage in stages])
     weighted = scipy.signal.sosfilt(sos, samples.astype(np.float64), axis=1)
 
-    count = int(np.round((n / sr - _BLOCK_S) / (_BLOCK_S * _STEP))) + 1
-    j = np.arange(count)
-    lower = (_BLOCK_S * (j * _STEP) * sr).astype(np.int64)  # pyloudnorm's float expressions, exactly
-    upper = np.minimum((_BLOCK_S * (j * _STEP + 1) * sr).astype(np.int64), n)
+    lower, upper = loudness_blocks(n, sr)
     running = np.zeros((channels, n + 1))
     np.cumsum(np.square(weighted), axis=1, out=running[:, 1:])
-    power = (running[:, upper] - running[:, lower]) / (_BLOCK_S * sr)  # [C, blocks] mean squares
-    weights = np.array([_CHANNEL_WEIGHTS[c] if c < 5 else 1.0 for c in range(channels)])[:, None]
+    return gated_loudness((running[:, upper] - running[:, lower]) / (_BLOCK_S * sr))
+
+
+def loudness_blocks(n: int, sr: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(lower, upper)`` sample bounds ``[blocks]`` of the 400 ms, 75 %-overlapping blocks of ``n``
+    samples at ``sr`` Hz (pyloudnorm's float expressions, exactly)."""
+    count = int(np.round((n / sr - _BLOCK_S) / (_BLOCK_S * _STEP))) + 1
+    j = np.arange(count)
+    lower = (_BLOCK_S * (j * _STEP) * sr).astype(np.int64)
+    upper = np.minimum((_BLOCK_S * (j * _STEP + 1) * sr).astype(np.int64), n)
+    return lower, upper
+
+
+def gated_loudness(power: np.ndarray) -> float:
+    """Integrated loudness in LUFS from the K-weighted mean squares ``power [C, blocks]`` of the blocks
+    (``loudness_blocks``): BS.1770's channel weights, absolute and relative gates; ``-inf`` when every
+    block is gated out."""
+    weights = np.array([_CHANNEL_WEIGHTS[c] if c < 5 else 1.0 for c in range(power.shape[0])])[:, None]
 
     def lufs(mean_square: np.ndarray) -> np.ndarray:
         with np.errstate(divide="ignore"):

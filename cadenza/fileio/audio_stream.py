@@ -22,9 +22,8 @@ import soundfile as sf
 
 from cadenza.errors import InvalidConditioning
 from cadenza.fileio import atomic_path
-from cadenza.fileio.audio import (_BLOCK_S, _CHANNEL_WEIGHTS, _REL_GATE, _ABS_GATE, _STEP, MAX_LIMIT_DB,
-                                  PEAK_CEILING_DBFS, TOLERANCE_LU, Loudness, _format_for, check_finite,
-                                  reporting_writes)
+from cadenza.fileio.audio import (_BLOCK_S, _STEP, MAX_LIMIT_DB, PEAK_CEILING_DBFS, TOLERANCE_LU, Loudness,
+                                  _format_for, check_finite, gated_loudness, loudness_blocks, reporting_writes)
 
 BlockSource = Callable[[], Iterator[np.ndarray]]
 """Called with no arguments, returns the piece again from its start as ``[C, n] float32`` blocks."""
@@ -164,28 +163,11 @@ class LoudnessMeter:
         sr, n = self.sample_rate, self.frames
         if n < _BLOCK_S * sr:
             raise InvalidConditioning(f"loudness needs at least {_BLOCK_S} s of audio, got {n / sr:.3f} s")
-        count = int(np.round((n / sr - _BLOCK_S) / (_BLOCK_S * _STEP))) + 1
-        j = np.arange(count)
-        lower = (_BLOCK_S * (j * _STEP) * sr).astype(np.int64)
-        upper = np.minimum((_BLOCK_S * (j * _STEP + 1) * sr).astype(np.int64), n)
+        lower, upper = loudness_blocks(n, sr)
         at = np.concatenate(self._at + [np.array([n])])
         sums = np.concatenate(self._sums + [self._running[:, None]], axis=1)
-        power = (sums[:, np.searchsorted(at, upper)] - sums[:, np.searchsorted(at, lower)]) / (_BLOCK_S * sr)
-        weights = np.array([_CHANNEL_WEIGHTS[c] if c < 5 else 1.0 for c in range(self.channels)])[:, None]
-
-        def lufs(mean_square: np.ndarray) -> np.ndarray:
-            with np.errstate(divide="ignore"):
-                return -0.691 + 10.0 * np.log10((weights * mean_square).sum(axis=0))
-
-        block_lufs = lufs(power)
-        above = block_lufs >= _ABS_GATE
-        if not above.any():
-            return float("-inf")
-        relative = float(lufs(power[:, above].mean(axis=1, keepdims=True))[0]) + _REL_GATE
-        gated = (block_lufs > relative) & (block_lufs > _ABS_GATE)
-        if not gated.any():
-            return float("-inf")
-        return float(lufs(power[:, gated].mean(axis=1, keepdims=True))[0])
+        return gated_loudness((sums[:, np.searchsorted(at, upper)] - sums[:, np.searchsorted(at, lower)])
+                              / (_BLOCK_S * sr))
 
 
 class PeakLimiter:
