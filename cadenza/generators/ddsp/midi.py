@@ -147,11 +147,15 @@ def note_controls(notes: np.ndarray, frames: int, instrument: Instrument,
     return f0.astype(np.float32), np.clip(ld, FLOOR_DB, 0.0).astype(np.float32)
 
 
-def render_score(instrument: Instrument, score: symusic.Score, options: NoteRenderOptions = NoteRenderOptions(),
-                 seed: int = 0, chunk_s: float = 20.0, should_stop=None, progress=None) -> RenderedMidi:
-    """Play every voice of ``score`` on ``instrument`` and mix them (one gain for mix and stems)."""
-    from cadenza.fileio.audio import loudness_gain, resample
+def _voices_to_play(instrument: Instrument, score: symusic.Score, options: NoteRenderOptions,
+                    chunk_s: float) -> tuple[list, int, int]:
+    """``(voices, frames, chunk)``: the score's voices (``split_voices``), the instrument frames that hold
+    them and their tail, and the frames decoded at a time.
 
+    Raises:
+        CorruptInput: no pitched notes. InvalidConditioning: more voices than ``options.max_voices``.
+        InputTooLong: longer than ``options.max_duration_s``.
+    """
     voices = split_voices(score)
     if not voices:
         raise CorruptInput("the score has no pitched notes to play (drum tracks are not played by DDSP instruments)")
@@ -160,8 +164,16 @@ def render_score(instrument: Instrument, score: symusic.Score, options: NoteRend
     end = max(float(notes[:, 1].max()) for _, notes in voices) + options.tail_s
     check_duration(end, options.max_duration_s, "the score")
     rate, hop = instrument.config.sample_rate, instrument.config.hop
-    frames = int(math.ceil(end * rate / hop)) + 1
-    chunk = max(1, int(chunk_s * rate / hop))
+    return voices, int(math.ceil(end * rate / hop)) + 1, max(1, int(chunk_s * rate / hop))
+
+
+def render_score(instrument: Instrument, score: symusic.Score, options: NoteRenderOptions = NoteRenderOptions(),
+                 seed: int = 0, chunk_s: float = 20.0, should_stop=None, progress=None) -> RenderedMidi:
+    """Play every voice of ``score`` on ``instrument`` and mix them (one gain for mix and stems)."""
+    from cadenza.fileio.audio import loudness_gain, resample
+
+    voices, frames, chunk = _voices_to_play(instrument, score, options, chunk_s)
+    rate, hop = instrument.config.sample_rate, instrument.config.hop
     stems = []
     for v, (_, notes) in enumerate(voices):
         f0, ld = note_controls(notes, frames, instrument, options)
@@ -209,16 +221,8 @@ def stream_score(instrument: Instrument, score: symusic.Score, options: NoteRend
     Raises:
         CorruptInput: no pitched notes. InvalidConditioning: more voices than ``options.max_voices``.
     """
-    voices = split_voices(score)
-    if not voices:
-        raise CorruptInput("the score has no pitched notes to play (drum tracks are not played by DDSP instruments)")
-    if len(voices) > options.max_voices:
-        raise InvalidConditioning(f"the score needs {len(voices)} simultaneous voices; max_voices is {options.max_voices}")
-    end = max(float(notes[:, 1].max()) for _, notes in voices) + options.tail_s
-    check_duration(end, options.max_duration_s, "the score")
+    voices, frames, chunk = _voices_to_play(instrument, score, options, chunk_s)
     rate, hop = instrument.config.sample_rate, instrument.config.hop
-    frames = int(math.ceil(end * rate / hop)) + 1
-    chunk = max(1, int(chunk_s * rate / hop))
 
     def controls_of(notes: np.ndarray):
         def at(start: int, stop: int):
