@@ -514,14 +514,7 @@ def cmd_render(args, studio) -> int:
                               f"(not the file name {shown(args.output)})")
         summary = studio.render_batch(source, args.output, synth=args.synth, fmt=args.format, workers=args.workers,
                                       force=args.force, runner=studio.runner(args.workers, args.ray), **options)
-        if args.json:
-            print(json.dumps({"ok": summary.ok, "skipped": summary.skipped, "failed": summary.failed,
-                              "total": summary.total, "seconds": round(summary.seconds, 3),
-                              "report": str(summary.report_path)}))
-        else:
-            print(f"{summary.ok} rendered, {summary.skipped} already done, {summary.failed} failed of {summary.total} "
-                  f"in {summary.seconds:.1f} s ({summary.files_per_s:.1f} files/s); report: {summary.report_path}")
-        return 0 if summary.failed == 0 else 1
+        return _report_batch(summary, args.json, "rendered", f" ({summary.files_per_s:.1f} files/s)")
     path = studio.render_to(source, args.output, synth=args.synth, seed=args.seed, stems_dir=args.stems, **options)
     made = Provenance.from_json(Path(f"{path}.json").read_text(encoding="utf-8"))
     stems = [str(Path(args.stems) / name) for name in made.notes.get("stem_files", [])] if args.stems else []
@@ -562,14 +555,7 @@ def cmd_transcribe(args, studio) -> int:
     if source.is_dir():
         summary = studio.transcribe_batch(source, args.output, workers=args.workers, force=args.force,
                                           runner=studio.runner(args.workers, args.ray), **options)
-        if args.json:
-            print(json.dumps({"ok": summary.ok, "skipped": summary.skipped, "failed": summary.failed,
-                              "total": summary.total, "seconds": round(summary.seconds, 3),
-                              "report": str(summary.report_path)}))
-        else:
-            print(f"{summary.ok} transcribed, {summary.skipped} already done, {summary.failed} failed of "
-                  f"{summary.total} in {summary.seconds:.1f} s; report: {summary.report_path}")
-        return 0 if summary.failed == 0 else 1
+        return _report_batch(summary, args.json, "transcribed")
     check_output_path(args.output)  # before the work, not after
     output = studio.transcribe(source, **options)
     path = output.save(args.output)
@@ -585,17 +571,23 @@ def cmd_transcribe(args, studio) -> int:
     return 0
 
 
-def cmd_batch(args, studio) -> int:
-    """`cadenza batch JOBS.jsonl -o DIR [--ray [ADDRESS]]`: Studio.batch on the runner the flags name."""
-    summary = studio.batch(args.jobs, args.output, runner=studio.runner(args.workers, args.ray), force=args.force)
-    if args.json:
+def _report_batch(summary, as_json: bool, done: str, rate: str = "") -> int:
+    """Print a batch's summary (one JSON line, or a sentence: ``done`` says what became of each file, ``rate``
+    follows its time); the exit status: 0 when nothing failed, else 1."""
+    if as_json:
         print(json.dumps({"ok": summary.ok, "skipped": summary.skipped, "failed": summary.failed,
                           "total": summary.total, "seconds": round(summary.seconds, 3),
                           "report": str(summary.report_path)}))
     else:
-        print(f"{summary.ok} made, {summary.skipped} already done, {summary.failed} failed of {summary.total} "
-              f"in {summary.seconds:.1f} s ({summary.files_per_s:.2f} jobs/s); report: {summary.report_path}")
+        print(f"{summary.ok} {done}, {summary.skipped} already done, {summary.failed} failed of {summary.total} "
+              f"in {summary.seconds:.1f} s{rate}; report: {summary.report_path}")
     return 0 if summary.failed == 0 else 1
+
+
+def cmd_batch(args, studio) -> int:
+    """`cadenza batch JOBS.jsonl -o DIR [--ray [ADDRESS]]`: Studio.batch on the runner the flags name."""
+    summary = studio.batch(args.jobs, args.output, runner=studio.runner(args.workers, args.ray), force=args.force)
+    return _report_batch(summary, args.json, "made", f" ({summary.files_per_s:.2f} jobs/s)")
 
 
 def cmd_remake(args, studio) -> int:
