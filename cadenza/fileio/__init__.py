@@ -64,9 +64,7 @@ def check_output_path(path: str | os.PathLike) -> Path:
                           f"{target.suffix or '.wav'})")
     if not target.name or target.name in (".", ".."):
         raise OutputError(f"cannot write {shown(target)}: give a file name")
-    parent = target.parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
+    parent = _nearest_existing(target.parent)
     if not parent.is_dir():
         raise OutputError(f"cannot write {shown(target)}: {shown(parent)} is a file, not a folder")
     if not os.access(parent, os.W_OK | os.X_OK):
@@ -84,14 +82,19 @@ def check_output_folder(path: str | os.PathLike) -> Path:
     folder = Path(path)
     if folder.exists() and not folder.is_dir():
         raise OutputError(f"cannot write into {shown(folder)}: it is a file, not a folder (give a folder for the outputs)")
-    probe = folder
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
+    probe = _nearest_existing(folder)
     if not probe.is_dir():
         raise OutputError(f"cannot write into {shown(folder)}: {shown(probe)} is a file, not a folder")
     if not os.access(probe, os.W_OK | os.X_OK):
         raise OutputError(f"cannot write into {shown(folder)}: no permission to write in {shown(probe)}")
     return folder
+
+
+def _nearest_existing(path: Path) -> Path:
+    """``path`` itself or the nearest folder above it that exists (where a write there would be made)."""
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
 
 
 def output_error(target: Path, exc: BaseException) -> OutputError:
