@@ -123,19 +123,31 @@ def audio_seconds(path: str | os.PathLike) -> float:
     return info.frames / info.samplerate
 
 
-def _av_seconds(p: Path) -> float:
-    """Length of an AAC/M4A file from its container, or by counting its decoded samples (never holding them)."""
+def _import_av(p: Path):
+    """PyAV, which reads AAC/M4A ``p``; MissingDependency saying how to get it."""
     try:
         import av
     except ImportError as exc:
         from cadenza.errors import MissingDependency
 
         raise MissingDependency(f"reading {p.suffix} files needs PyAV: pip install av (or convert {p.name} to WAV)") from exc
+    return av
+
+
+def _audio_stream(container, p: Path):
+    """The first audio stream of an opened PyAV ``container`` of ``p``; CorruptInput when it has none."""
+    stream = next((s for s in container.streams if s.type == "audio"), None)
+    if stream is None:
+        raise CorruptInput(f"{shown(p)} holds no audio stream")
+    return stream
+
+
+def _av_seconds(p: Path) -> float:
+    """Length of an AAC/M4A file from its container, or by counting its decoded samples (never holding them)."""
+    av = _import_av(p)
     try:
         with av.open(str(p)) as container:
-            stream = next((s for s in container.streams if s.type == "audio"), None)
-            if stream is None:
-                raise CorruptInput(f"{shown(p)} holds no audio stream")
+            stream = _audio_stream(container, p)
             if stream.duration is not None and stream.time_base is not None:
                 return float(stream.duration * stream.time_base)
             if container.duration is not None:
@@ -147,22 +159,15 @@ def _av_seconds(p: Path) -> float:
 
 def _read_with_av(p: Path) -> tuple[np.ndarray, int]:
     """``(samples [N, C] float32, rate)`` of an AAC/M4A file, decoded with PyAV."""
-    try:
-        import av
-    except ImportError as exc:
-        from cadenza.errors import MissingDependency
-
-        raise MissingDependency(f"reading {p.suffix} files needs PyAV: pip install av (or convert {p.name} to WAV)") from exc
+    av = _import_av(p)
     try:
         with av.open(str(p)) as container:
-            stream = next((s for s in container.streams if s.type == "audio"), None)
-            if stream is None:
-                raise CorruptInput(f"{p} holds no audio stream")
+            stream = _audio_stream(container, p)
             rate = stream.rate
             to_float = av.AudioResampler(format="fltp", layout=stream.layout, rate=rate)  # planar float32
             chunks = [out.to_ndarray() for frame in container.decode(stream) for out in to_float.resample(frame)]
     except av.error.FFmpegError as exc:
-        raise CorruptInput(f"cannot read audio file {p}: {exc}") from exc
+        raise CorruptInput(f"cannot read audio file {shown(p)}: {exc}") from exc
     if not chunks:
         return np.zeros((0, 1), dtype=np.float32), int(rate)
     return np.ascontiguousarray(np.concatenate(chunks, axis=1).T, dtype=np.float32), int(rate)
