@@ -84,8 +84,9 @@ def _lr(step: int, config: DecoderTrainConfig, peak: float) -> float:
 
 
 def build_from(codec_dir: str, config: DecoderTrainConfig):
-    """``(model, codec_config)``: the source codec with a fresh istft decoder; encoder and quantizer
-    frozen (``requires_grad=False``, eval mode)."""
+    """``(model, codec_config, continued)``: the source codec with an istft decoder; encoder and quantizer
+    frozen (``requires_grad=False``, eval mode). When the source already has an istft decoder of the same
+    shape, training continues it (``continued``); otherwise the decoder starts fresh."""
     from cadenza.codec.export import read_codec_dir
     from safetensors.torch import load_file
 
@@ -93,14 +94,15 @@ def build_from(codec_dir: str, config: DecoderTrainConfig):
     codec_config = replace(source_config, decoder="istft", decoder_dim=config.decoder_dim,
                            decoder_layers=config.decoder_layers)
     model = build_codec(codec_config)
-    kept = {k: v for k, v in load_file(weights).items() if not k.startswith("decoder.")}
+    continued = codec_config == source_config
+    kept = {k: v for k, v in load_file(weights).items() if continued or not k.startswith("decoder.")}
     missing, unexpected = model.load_state_dict(kept, strict=False)
     if unexpected or any(not k.startswith("decoder.") for k in missing):
         raise ValueError(f"{codec_dir}: encoder/quantizer weights do not fit (missing {missing[:3]}, "
                          f"unexpected {unexpected[:3]})")
     for part in (model.encoder, model.quantizer):
         part.requires_grad_(False)
-    return model, codec_config
+    return model, codec_config, continued
 
 
 def train_decoder(config: DecoderTrainConfig, log=print) -> Path:
@@ -108,7 +110,10 @@ def train_decoder(config: DecoderTrainConfig, log=print) -> Path:
     torch.set_num_threads(config.threads)
     run = Path(config.run_dir)
     run.mkdir(parents=True, exist_ok=True)
-    model, codec_config = build_from(config.codec_dir, config)
+    model, codec_config, continued = build_from(config.codec_dir, config)
+    if continued:
+        log(f"continuing the istft decoder of {config.codec_dir}")
+        config = replace(config, waveform_warmup=0)  # its phase is already locked to the input's
     (run / "config.json").write_text(json.dumps({"train": asdict(config), "codec": codec_config.to_dict()}, indent=1))
     torch.manual_seed(config.seed)
     disc = _discriminator(config.disc_filters)

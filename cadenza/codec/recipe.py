@@ -14,9 +14,9 @@ from __future__ import annotations
 
 RECIPE_COMMANDS = ("cadenza train audio-data && cadenza train codec --max-steps 6000 && "
                    "cadenza train codec --export runs/codec/export")
-DECODER_COMMANDS = ("cadenza train codec --decoder istft --from runs/codec/export --run runs/codec-istft "
-                    "--max-steps {max_steps} --adversarial-from {adversarial_from} && "
-                    "cadenza train codec --run runs/codec-istft --export runs/codec-istft/export")
+DECODER_COMMANDS = ("cadenza train codec --decoder istft --from {codec_dir} --run {run_dir} "
+                    "--max-steps {max_steps} --adversarial-from {adversarial_from} --lr {lr} && "
+                    "cadenza train codec --run {run_dir} --export {run_dir}/export")
 
 
 def add_arguments(p) -> None:
@@ -30,6 +30,8 @@ def add_arguments(p) -> None:
                    help="istft: train a new frame-rate decoder for the codec given by --from (encoder and "
                         "quantizer kept, so its codes and latents keep their meaning)")
     p.add_argument("--from", dest="source", metavar="DIR", help="the exported codec a new decoder is trained for")
+    p.add_argument("--lr", type=float, default=5e-4,
+                   help="istft decoder: peak learning rate (lower it to continue a trained decoder)")
     p.add_argument("--adversarial-from", type=int, metavar="STEP",
                    help="istft decoder: add the adversary (MS-STFT discriminator) from this step (default 7000)")
 
@@ -42,9 +44,10 @@ def run(args) -> int:
         from cadenza.codec.export import export_codec
         from cadenza.training import read_run_config
 
-        decoder_run = read_run_config(args.run)["codec"].get("decoder", "seanet") == "istft"
-        command = (RECIPE_COMMANDS + " && " + DECODER_COMMANDS.format(**read_run_config(args.run)["train"])
-                   if decoder_run else RECIPE_COMMANDS)
+        run_config = read_run_config(args.run)
+        command = RECIPE_COMMANDS
+        if run_config["codec"].get("decoder", "seanet") == "istft":
+            command = source_command(run_config["train"]["codec_dir"]) + " && " + DECODER_COMMANDS.format(**run_config["train"])
         out = export_codec(args.run, args.data, args.export, command=command)
         print(f"wrote {out}")
         return 0
@@ -56,7 +59,7 @@ def run(args) -> int:
             raise InvalidConditioning("--decoder istft needs --from DIR: the exported codec whose encoder is kept")
         run = args.run if args.run != "runs/codec" else "runs/codec-istft"
         extra = {} if args.adversarial_from is None else {"adversarial_from": args.adversarial_from}
-        train_decoder(DecoderTrainConfig(data_dir=args.data, codec_dir=args.source, run_dir=run,
+        train_decoder(DecoderTrainConfig(data_dir=args.data, codec_dir=args.source, run_dir=run, lr=args.lr,
                                          max_steps=args.max_steps, minutes=args.minutes, threads=args.threads, **extra))
         return 0
     from cadenza.codec.train import CodecTrainConfig, train_codec
@@ -64,3 +67,15 @@ def run(args) -> int:
     train_codec(CodecTrainConfig(data_dir=args.data, run_dir=args.run, max_steps=args.max_steps, minutes=args.minutes,
                                  threads=args.threads))
     return 0
+
+
+def source_command(codec_dir: str) -> str:
+    """The commands that made the exported codec at ``codec_dir`` (its ``codec.json``), else the base recipe's."""
+    import json
+    from pathlib import Path
+
+    try:
+        made = json.loads((Path(codec_dir) / "codec.json").read_text()).get("made_by") or {}
+    except (OSError, ValueError):
+        return RECIPE_COMMANDS
+    return str(made.get("command") or RECIPE_COMMANDS)

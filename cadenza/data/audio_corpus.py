@@ -27,6 +27,7 @@ import numpy as np
 
 from cadenza.data.splits import SPLITS, split_of
 from cadenza.errors import CorruptInput, InvalidConditioning
+from cadenza.data.sketch import CLIP_LUFS
 
 # Collections used by default: public-domain sources distributed with music21. Essen (non-commercial),
 # Josquin (GPL encodings) and Palestrina (rights reserved) are left out so the models stay Apache-2.0.
@@ -64,7 +65,7 @@ class AudioCorpusConfig:
     collections: tuple[str, ...] = DEFAULT_COLLECTIONS
     tempo_range: tuple[float, float] = (0.8, 1.25)
     transpose_range: tuple[int, int] = (-5, 6)
-    loudness_lufs: float = -20.0
+    loudness_lufs: float = CLIP_LUFS
 
     def __post_init__(self) -> None:
         if not 1 <= self.clips <= 1_000_000:
@@ -221,7 +222,8 @@ def build_audio_corpus(corpus_dir: str | os.PathLike, out_dir: str | os.PathLike
     from cadenza.fileio import atomic_write_text
     from cadenza.music.theory import estimate_key, score_pitch_class_histogram
     from cadenza.fileio.audio import loudness_normalize, write_audio
-    from cadenza.render.fluidsynth import FluidSynthRenderer, RenderOptions
+    from cadenza.render.fluidsynth import FluidSynthRenderer
+    from cadenza.data.sketch import clip_render_options
     from cadenza.fileio.midi import load_midi
 
     corpus_dir, out_dir = Path(corpus_dir), Path(out_dir)
@@ -233,8 +235,7 @@ def build_audio_corpus(corpus_dir: str | os.PathLike, out_dir: str | os.PathLike
     jsonl = out_dir / "clips.jsonl"
     done = sum(1 for line in jsonl.read_text().splitlines() if line.strip()) if jsonl.exists() else 0
     frames = int(round(config.clip_s * config.sample_rate))
-    options = RenderOptions(sample_rate=config.sample_rate, stereo=False, reverb=True, normalize_lufs=None,
-                            tail_s=0.0, gain=0.5)
+    options = clip_render_options(config.sample_rate)
     bar = None
     if progress:
         from tqdm import tqdm

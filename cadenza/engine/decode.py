@@ -316,6 +316,7 @@ def decode_codebooks(
     *,
     cache_len: int | None = None,
     static: bool | None = None,
+    fixed: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Continue ``prompt [B, K, T0]`` codes (``T0`` may be 0) by ``max_new_tokens`` frames -> ``[B, K, T0 + N]``.
 
@@ -326,6 +327,10 @@ def decode_codebooks(
     ``uncond_prompt`` (same shape; the prompt itself when conditioning is outside the tokens).
     Codec LMs run to a fixed length, so ``eos_id`` and ``repetition_penalty`` are not supported here.
     ``step_fn``, ``cache_len`` and ``static`` are as in ``decode``.
+
+    ``fixed [B or 1, K, N]``: codes of the new frames that are given rather than sampled (-1 where the
+    model samples), e.g. the first codebook of a sketch the model performs; the model reads them like
+    prompt codes, in the CFG rows too.
     """
     if prompt.dim() != 3:
         raise ValueError(f"prompt must be [B, K, T0] codes, got shape {tuple(prompt.shape)}")
@@ -345,10 +350,14 @@ def decode_codebooks(
     start_id = params.pad_id if start_id is None else start_id
 
     unknown = -1
+    if fixed is not None and (fixed.dim() != 3 or fixed.shape[0] not in (1, b) or fixed.shape[1:] != (k, params.max_new_tokens)):
+        raise ValueError(f"fixed codes must be [B or 1, {k}, {params.max_new_tokens}], got {tuple(fixed.shape)}")
     seqs = []
     for p in (prompt, uncond_prompt) if use_cfg else (prompt,):
         codes = torch.full((b, k, n_frames), unknown, dtype=torch.long, device=device)
         codes[..., :t0] = p.to(device=device, dtype=torch.long)
+        if fixed is not None:
+            codes[..., t0:] = fixed.to(device=device, dtype=torch.long).clamp_min(unknown).expand(b, -1, -1)
         seq = torch.full((b, k, length), start_id, dtype=torch.long, device=device)
         seq[..., 1:] = pattern.build(codes, params.pad_id)
         seqs.append(seq)

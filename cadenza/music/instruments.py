@@ -37,3 +37,17 @@ def program_of(name: str) -> int:
         raise InvalidConditioning(f"unknown instrument {name!r}; try one of: {', '.join(sorted(GM_PROGRAMS))} "
                                   f"(or program:N for any General MIDI program)")
     return GM_PROGRAMS[key]
+
+
+def named_instrument(text: str | None, names=None) -> str | None:
+    """The instrument a description names ("a reel on a solo tin whistle" -> "tin whistle"): the longest of
+    ``names`` (default: those of ``GM_PROGRAMS``) found in it as whole words, the earliest on a tie; None
+    when it names none."""
+    if not text:
+        return None
+    import re
+
+    words = " " + " ".join(re.findall(r"[a-z]+", text.lower())) + " "
+    found = [(-len(name), words.find(f" {name} "), name) for name in (GM_PROGRAMS if names is None else names)
+             if f" {name} " in words]
+    return min(found)[2] if found else None

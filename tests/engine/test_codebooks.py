@@ -46,13 +46,15 @@ class FakeCodecLM(nn.Module):
         return torch.einsum("btd,kdv->bktv", torch.tanh(h), self.head)
 
 
-def greedy_reference(model: FakeCodecLM, prompt: torch.Tensor, n_new: int) -> torch.Tensor:
-    """No cache, whole delayed sequence recomputed at every step."""
+def greedy_reference(model: FakeCodecLM, prompt: torch.Tensor, n_new: int, fixed: torch.Tensor | None = None) -> torch.Tensor:
+    """No cache, whole delayed sequence recomputed at every step (``fixed``: given new codes, -1 elsewhere)."""
     b, k, t0 = prompt.shape
     pattern = DelayPattern(k)
     n_frames = t0 + n_new
     codes = torch.full((b, k, n_frames), -1)
     codes[..., :t0] = prompt
+    if fixed is not None:
+        codes[..., t0:] = fixed
     seq = torch.cat([torch.full((b, k, 1), SPECIAL), pattern.build(codes, SPECIAL)], dim=-1)
     with torch.no_grad():
         for pos in range(t0 + 1, seq.shape[-1]):
@@ -74,6 +76,31 @@ def test_greedy_matches_recompute_and_keeps_the_prompt(t0):
     first = model.seen[0]
     assert (first[:, :, 0] == SPECIAL).all()
     assert model.cache is None
+
+
+@pytest.mark.parametrize("t0", [0, 3])
+def test_fixed_codes_are_kept_and_read_like_a_prompt(t0):
+    """The first codebook of every new frame given (a sketch's coarse codes): kept as given, and what the
+    model samples for the others is what it samples having read them (the recompute reference)."""
+    prompt = torch.randint(0, CARD, (2, K, t0), generator=torch.Generator().manual_seed(3))
+    fixed = torch.full((1, K, 6), -1)
+    fixed[:, 0] = torch.randint(0, CARD, (6,), generator=torch.Generator().manual_seed(4))
+    model = FakeCodecLM()
+    out = decode_codebooks(model, prompt, DecodeParams(max_new_tokens=6, temperature=0.0, pad_id=SPECIAL),
+                           fixed=fixed)
+    assert torch.equal(out[:, 0, t0:], fixed[:, 0].expand(2, -1))
+    assert torch.equal(out, greedy_reference(FakeCodecLM(), prompt, 6, fixed=fixed))
+    assert not torch.equal(out, decode_codebooks(FakeCodecLM(), prompt, DecodeParams(max_new_tokens=6, temperature=0.0,
+                                                                                     pad_id=SPECIAL)))
+    # under CFG the unconditional rows read the given codes too
+    model.seen.clear()
+    params = DecodeParams(max_new_tokens=6, top_k=4, cfg_scale=2.0, pad_id=SPECIAL, rng=torch.Generator().manual_seed(0))
+    guided = decode_codebooks(model, prompt, params, uncond_prompt=prompt, fixed=fixed)
+    assert torch.equal(guided[:, 0, t0:], fixed[:, 0].expand(2, -1))
+    last = model.seen[-1]
+    assert last.shape[0] == 4 and torch.equal(last[:2], last[2:])
+    with pytest.raises(ValueError, match="fixed codes"):
+        decode_codebooks(model, prompt, DecodeParams(max_new_tokens=5, pad_id=SPECIAL), fixed=fixed)
 
 
 def test_sampling_is_deterministic_and_cfg_batches():

@@ -7,7 +7,7 @@ FAMILY = Family(
     name="codec_lm",
     output="audio",
     generator="cadenza.generators.codec_lm.generator:CodecLMGenerator",
-    sampling=frozenset({"temperature", "top_k", "top_p", "cfg_scale"}),
+    sampling=frozenset({"temperature", "top_k", "top_p", "cfg_scale", "strength"}),
     description="codec language model (MusicGen and our small one): text, melody or audio prompt to audio",
     recipes={"codec-lm": Recipe("cadenza.generators.codec_lm.lm_recipe",
                                 "the small text-to-music codec language model")},

@@ -23,6 +23,14 @@ MIDI file is performed note for note, at the file's tempo, by the instrument the
 ``duration_s`` the output lasts as long as the score plus ``SCORE_TAIL_S``. The unconditional CFG rows
 get no score.
 
+**Sketch.** Performing a score without an audio prompt, the model starts from the score's sketch
+(`cadenza.data.sketch`: the score on the instrument the text names, rendered as the training clips
+were): the first ``round((1 - strength) * K)`` of its ``K`` codebooks are taken from the sketch's codes
+and the model writes the rest, reading the given ones as it reads a prompt (the coarse codebooks carry
+pitch and rhythm; the fine ones the sound). ``Sampling.strength`` defaults to the model's
+``sketch_strength`` (``SKETCH_STRENGTH`` when its config names none); 1 is the model's own performance
+from the score alone.
+
 **CFG rows.** The unconditional half drops text and melody as audiocraft does (null text: zero
 states; null melody: audiocraft's silent chroma), and shares the audio prompt. With neither text nor
 melody there is nothing to guide towards, so no unconditional rows are run.
@@ -51,6 +59,8 @@ from cadenza.music.score_roll import SCORE_TAIL_S
 from cadenza.outputs import AudioOutput
 
 DEFAULT_DURATION_S = 10.0
+#: Default ``Sampling.strength`` for a score performed from its sketch (one of four codebooks given).
+SKETCH_STRENGTH = 0.75
 
 
 @dataclass(frozen=True)
@@ -157,6 +167,7 @@ class CodecLMGenerator:
             from cadenza.music.score_roll import score_roll
 
             roll = torch.from_numpy(score_roll(score_notes, total_frames, self.frame_rate))
+        fixed, sketch = self._sketch_codes(conditioning, sampling, score_notes, total_frames, device)
         window_frames = int(bundle.window_s * self.frame_rate)
         overlap = max(1, int(round(OVERLAP_FRACTION * window_frames)))
         windows = plan_windows(prompt_codes.shape[-1], total_frames, window_frames, overlap)
@@ -173,8 +184,11 @@ class CodecLMGenerator:
                                   pad_id=lm.special_token_id, rng=rng, progress=progress.step,
                                   should_cancel=callbacks.should_cancel)
             context = codes[..., window.start :]
+            first = window.start + window.context
+            given = None if fixed is None else fixed[..., first : first + window.new]
             out = decode_codebooks(runner, context, params, uncond_prompt=context if use_cfg else None,
-                                   start_id=lm.special_token_id, **self._step_options(runner, window_frames))
+                                   start_id=lm.special_token_id, fixed=given,
+                                   **self._step_options(runner, window_frames))
             codes = torch.cat([codes, out[..., window.context :]], dim=-1)
             notes_windows.append({"start_s": round(window.start / self.frame_rate, 3),
                                   "context_s": round(window.context / self.frame_rate, 3),
@@ -190,6 +204,8 @@ class CodecLMGenerator:
         if roll is not None:
             notes["score"] = {"notes": int(len(score_notes)), "frames": int(roll.shape[0]),
                               "seconds": round(float(score_notes[:, 1].max(initial=0.0)), 3)}
+        if sketch is not None:
+            notes["sketch"] = sketch
         if melody is not None:
             notes["melody_chroma"] = "whole mix (no stem separation)" if not _is_midi(conditioning.melody) else "piano rendering of the MIDI"
         return [AudioOutput(np.ascontiguousarray(wav[i], dtype=np.float32), self.sample_rate,
@@ -217,6 +233,34 @@ class CodecLMGenerator:
         with torch.inference_mode():
             codes, _ = self.bundle.codec.encode(wav[None].to(device))
         return codes.long()
+
+    def _sketch_codes(self, conditioning: Conditioning, sampling: Sampling, score_notes: np.ndarray | None,
+                      total_frames: int, device: torch.device) -> tuple[torch.Tensor | None, dict | None]:
+        """``(fixed [1, K, total_frames] or None, provenance note or None)``: the sketch's codes the model
+        is given (-1 where it samples); see **Sketch**. Refuses a strength with nothing to start from."""
+        sketched = score_notes is not None and conditioning.prompt is None
+        if sampling.strength is not None and not sketched:
+            raise InvalidConditioning(f"model {self.spec.name!r}: strength applies to a melody (MIDI) the model "
+                                      "performs without an audio prompt")
+        if not sketched:
+            return None, None
+        strength = sampling.strength if sampling.strength is not None else float(
+            self.bundle.defaults.get("sketch_strength", SKETCH_STRENGTH))
+        k = self.bundle.lm.config.n_q
+        kept = int((1.0 - strength) * k + 0.5)
+        if kept == 0:
+            return None, None
+        from cadenza.data.sketch import sketch_melody
+
+        audio, instrument = sketch_melody(conditioning.melody, conditioning.text, self.sample_rate,
+                                          total_frames / self.frame_rate)
+        with torch.inference_mode():
+            codes, _ = self.bundle.codec.encode(torch.from_numpy(audio)[None, None].to(device))
+        codes = codes.long()[..., :total_frames]
+        fixed = torch.full((1, k, total_frames), -1, dtype=torch.long, device=device)
+        fixed[:, :kept, : codes.shape[-1]] = codes[:, :kept]
+        return fixed, {"instrument": instrument or "the melody file's own", "strength": strength,
+                       "codebooks_given": kept}
 
     def _score_notes(self, conditioning: Conditioning) -> np.ndarray | None:
         """``[N, 3]`` notes ``(onset_s, offset_s, pitch)`` of a MIDI melody for a model that reads scores

@@ -23,7 +23,8 @@ class ModelDefaults:
     ``steps`` when ``Sampling.steps`` is None; ``cfg_scale`` when ``Sampling.cfg_scale`` is 1.0 (its
     default); ``scheduler`` when ``Sampling.scheduler`` is None; ``duration_s`` when
     ``Conditioning.duration_s`` is None (and no prompt audio gives a length); ``strength`` when an audio
-    prompt is given and ``Sampling.strength`` is None.
+    prompt is given and ``Sampling.strength`` is None; ``sketch_strength`` when a model that reads scores
+    performs a melody from its sketch (`cadenza.data.sketch`) and ``Sampling.strength`` is None.
     """
 
     steps: int
@@ -31,10 +32,12 @@ class ModelDefaults:
     scheduler: str
     duration_s: float
     strength: float = 0.7
+    sketch_strength: float = 0.7
 
     def to_dict(self) -> dict:
         return {"steps": self.steps, "cfg_scale": self.cfg_scale, "scheduler": self.scheduler,
-                "duration_s": self.duration_s, "strength": self.strength}
+                "duration_s": self.duration_s, "strength": self.strength,
+                "sketch_strength": self.sketch_strength}
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,10 @@ folders; see ``pipeline_dir``) and ``"cadenza"`` (our small default; see ``caden
 - ``prompt`` (audio) -> init latents, noised to ``Sampling.strength`` (model default 0.7 when unset);
 - ``melody`` (MIDI; models that read a score) -> the frame-aligned score (``cadenza.music.score_roll``) the
   model performs, note for note at the file's tempo; unset ``duration_s`` then lasts the score plus
-  ``SCORE_TAIL_S`` (at most the model's longest);
+  ``SCORE_TAIL_S`` (at most the model's longest). Without an audio prompt the model starts from the
+  score's sketch (`cadenza.data.sketch`: the score on the instrument the text names, rendered as the
+  training clips were), noised to ``Sampling.strength`` (default ``sketch_strength``); strength 1 is the
+  model's own performance from the score alone;
 - ``Sampling.steps`` / ``cfg_scale`` / ``scheduler``: None / 1.0 / None mean the model's default (e.g.
   AudioLDM2: dpm++ 25 steps cfg 3.5; Stable Audio Open: dpm++ 30 steps cfg 7; see each backend's
   ``DEFAULTS``). Because cfg 1.0 means "default", guidance cannot be switched off by asking for 1.0.
@@ -44,8 +47,10 @@ def resolve_settings(conditioning: Conditioning, sampling: Sampling, backend: Ba
     """Fill every 'model default' of ``sampling`` from ``backend.defaults`` and validate against the model."""
     defaults = backend.defaults
     scheduler = check_scheduler_name(sampling.scheduler or defaults.scheduler, backend.scheduler_kind)
-    if sampling.strength is not None and conditioning.prompt is None:
-        raise InvalidConditioning("strength needs an audio prompt (--prompt FILE) to start from")
+    sketched = conditioning.prompt is None and conditioning.melody is not None
+    if sampling.strength is not None and conditioning.prompt is None and not sketched:
+        raise InvalidConditioning("strength needs an audio prompt (--prompt FILE) or a melody (--melody FILE) "
+                                  "to start from")
     if conditioning.duration_s is not None:
         duration = float(conditioning.duration_s)
     elif prompt_seconds is not None:
@@ -58,6 +63,8 @@ def resolve_settings(conditioning: Conditioning, sampling: Sampling, backend: Ba
     strength = 1.0
     if conditioning.prompt is not None:
         strength = sampling.strength if sampling.strength is not None else defaults.strength
+    elif sketched:
+        strength = sampling.strength if sampling.strength is not None else defaults.sketch_strength
     steps = sampling.steps or defaults.steps
     if strength < 1.0 and int(steps * strength) < 1:
         raise InvalidConditioning(f"strength {strength} with {steps} steps runs no step; raise either")
@@ -118,6 +125,14 @@ class DiffusionGenerator:
                                           f"{self.backend.max_duration_s:g} s: set a duration to perform its start")
             conditioning = replace(conditioning, duration_s=min(end + SCORE_TAIL_S, self.backend.max_duration_s))
         settings = resolve_settings(conditioning, sampling, self.backend, prompt_seconds)
+        sketch = None
+        if notes is not None and init is None and settings.strength < 1.0:
+            from cadenza.data.sketch import sketch_melody
+
+            audio, instrument = sketch_melody(conditioning.melody, conditioning.text, self.backend.sample_rate,
+                                              settings.duration_s)
+            init = torch.from_numpy(audio)[None]
+            sketch = {"instrument": instrument or "the melody file's own", "strength": settings.strength}
         seeds = [seed + k for k in range(sampling.num_samples)]
         scores = []
         if notes is not None:
@@ -139,6 +154,8 @@ class DiffusionGenerator:
         for position, k in enumerate(order):
             notes = {**settings.to_dict(), "steps_run": _steps_run(settings), "model_defaults": self.backend.defaults.to_dict(),
                      "init_audio": conditioning.prompt is not None}
+            if sketch is not None:
+                notes["sketch"] = sketch
             if scores[k] is not None:
                 notes |= {"rank": position, "ranked_by": "clap" if agreement else "quality",
                           "quality": scores[k].to_dict()}

@@ -135,3 +135,30 @@ def test_a_score_model_refuses_an_audio_melody_and_a_text_only_model_any(tmp_pat
     score.dump_midi(str(tune))
     with pytest.raises(UnsupportedConditioning, match="melody"):
         plain.generate(Conditioning(text="x", melody=str(tune)), Sampling(seed=0))
+
+
+def test_a_melody_is_performed_from_its_sketchs_coarse_codes(tmp_path, midi_file, monkeypatch):
+    """Default strength 0.75: the first of four codebooks comes from the sketch (the melody rendered on the
+    text's instrument, encoded by the model's codec); strength 1: the model's own; 0.5: two codebooks."""
+    from cadenza.data.sketch import sketch_melody
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    gen = CodecLMGenerator.from_checkpoint(write_checkpoint(tmp_path / "m", SCORE_DIM))
+    tune = str(midi_file("tune.mid", notes=[(0, 480, 72, 90), (480, 480, 76, 90), (960, 960, 79, 90)], qpm=120))
+    request = Conditioning(text="a solo flute", melody=tune)
+    frames = int(2.5 * gen.frame_rate)
+    fixed, note = gen._sketch_codes(request, Sampling(seed=0), NOTES, frames, torch.device("cpu"))
+    audio, instrument = sketch_melody(tune, "a solo flute", gen.sample_rate, frames / gen.frame_rate)
+    codes, _ = gen.bundle.codec.encode(torch.from_numpy(audio)[None, None])
+    assert note == {"instrument": "flute", "strength": 0.75, "codebooks_given": 1} and instrument == "flute"
+    assert torch.equal(fixed[0, 0], codes[0, 0, :frames]) and (fixed[0, 1:] == -1).all()
+    two, note = gen._sketch_codes(request, Sampling(seed=0, strength=0.5), NOTES, frames, torch.device("cpu"))
+    assert note["codebooks_given"] == 2 and torch.equal(two[0, :2], codes[0, :2, :frames]) and (two[0, 2:] == -1).all()
+    assert gen._sketch_codes(request, Sampling(seed=0, strength=1.0), NOTES, frames, torch.device("cpu")) == (None, None)
+
+    sketched = gen.generate(request, Sampling(seed=1))[0]
+    assert sketched.provenance.notes["sketch"]["codebooks_given"] == 1
+    own = gen.generate(request, Sampling(seed=1, strength=1.0))[0]
+    assert "sketch" not in own.provenance.notes and not np.array_equal(sketched.samples, own.samples)
+    with pytest.raises(InvalidConditioning, match="strength applies to a melody"):
+        gen.generate(Conditioning(text="a flute", duration_s=1.0), Sampling(seed=0, strength=0.5))
