@@ -4,9 +4,12 @@ Prompts name a form, a solo instrument, a key and a tempo ("a jig played by a so
 116 BPM"). For each prompt the composer (`remi-folk-small`) writes the score with exactly those controls
 (`cadenza.compose`: as `cadenza generate MODEL --text ...` does by default), and then:
 
-- ``reference``: that score rendered by FluidSynth with the instrument's General MIDI sound;
-- every installed built-in audio model performs it (``--melody``: compose, then perform);
-- the same models from the text alone (``--no-compose``), reported beside them as ``MODEL --no-compose``.
+- ``reference``: that score rendered by FluidSynth with the instrument's General MIDI sound, as the
+  training clips were (`cadenza.data.sketch`: it is also the sketch the models start from);
+- every installed built-in audio model performs it (``--melody``: compose, then perform) with its
+  default strength, i.e. from the sketch;
+- the same models performing the score alone (``--strength 1``, their own performance), reported as
+  ``MODEL --strength 1``, and from the text alone (``--no-compose``), as ``MODEL --no-compose``.
 
 Per model, over the prompts:
 
@@ -64,19 +67,13 @@ def prompts(n: int, instruments: tuple[str, ...]) -> list[tuple[str, str, str, f
     return made
 
 
-def reference_audio(score, instrument: str, sample_rate: int) -> np.ndarray:
-    """The score on the instrument's General MIDI sound, as the training clips were rendered."""
-    from cadenza.data.audio_corpus import SOLO_INSTRUMENTS
-    from cadenza.fileio.audio import loudness_normalize
-    from cadenza.render.fluidsynth import FluidSynthRenderer, RenderOptions
+def reference_audio(score, instrument: str, sample_rate: int, seconds: float) -> np.ndarray:
+    """``[T]``: the score on the instrument's General MIDI sound, as the training clips were rendered."""
+    from cadenza.data.sketch import render_sketch, sketch_programs
 
-    score = score.copy()
-    for track in score.tracks:
-        track.program = SOLO_INSTRUMENTS[instrument][0]
-    options = RenderOptions(sample_rate=sample_rate, stereo=False, reverb=True, normalize_lufs=None, tail_s=0.5, gain=0.5)
-    with FluidSynthRenderer(options) as renderer:
-        audio = renderer.render(score)
-    return loudness_normalize(audio, sample_rate, -20.0)[0]
+    name, programs = sketch_programs(f"a solo {instrument}")
+    assert name == instrument, (name, instrument)
+    return render_sketch(score, programs, sample_rate, seconds)
 
 
 def judge(audio: np.ndarray, sample_rate: int, key: str, bpm: float, score_notes: np.ndarray | None, ear, probe,
@@ -140,16 +137,17 @@ def main(quick: bool) -> dict:
             path = score.save(Path(work) / f"score-{index}.mid", sidecar=False)
             notes = score_notes(score.score)
             duration = min(score.duration_s + SCORE_TAIL_S, DURATION_S)
-            reference = reference_audio(score.score, instrument, 16000)
+            reference = reference_audio(score.score, instrument, 16000, duration)
             rows["reference"].append(judge(reference, 16000, key, bpm, notes, ear, probe, instrument))
             for model in models:
                 performs = Capability.MELODY_MIDI in studio.spec(model).capabilities  # a text-only model: text only
-                for compose in (True, False) if performs else (False,):
-                    name = model if compose else f"{model} --no-compose"
+                ways = (("", None), (" --strength 1", 1.0), (" --no-compose", None)) if performs else ((" --no-compose", None),)
+                for suffix, strength in ways:
+                    name, compose = model + suffix, suffix != " --no-compose"
                     conditioning = (Conditioning(text=text, melody=str(path), duration_s=duration) if compose
                                     else Conditioning(text=text, compose=False, duration_s=DURATION_S))
                     began = time.perf_counter()
-                    out = studio.generate(model, conditioning, Sampling(seed=SEED + index))[0]
+                    out = studio.generate(model, conditioning, Sampling(seed=SEED + index, strength=strength))[0]
                     timings.setdefault(name, []).append(time.perf_counter() - began)
                     figures = judge(out.samples[0], out.sample_rate, key, bpm, notes if compose else None, ear, probe,
                                     instrument)

@@ -205,8 +205,9 @@ class Sampling:
 
     ``temperature`` 0 means greedy; ``top_k`` 0 and ``top_p`` 1 disable those filters; ``cfg_scale`` is
     classifier-free guidance (1 = off); ``steps`` and ``scheduler`` are for diffusion models.
-    ``strength`` (diffusion models with an audio ``prompt``): how far the result may move from the prompt
-    audio, 0 < strength <= 1 (1 = only the prompt's length and nothing of its content is kept).
+    ``strength`` (audio models): how far the result may move from what it starts from, 0 < strength <= 1:
+    a diffusion model's audio ``prompt`` (1 = only its length is kept), or the sketch of a ``melody`` a
+    model performs (`cadenza.data.sketch`; 1 = the model's own performance from the score alone).
     ``key_bias`` (symbolic models) adds ``key_bias * log(profile / max)`` of the key's Krumhansl-Kessler
     profile to pitch logits: out-of-scale pitches lose ~0.9 * key_bias, the tonic nothing
     (None = the model's default, 0 = off: the key is then held by conditioning alone; 20 nearly forbids them).

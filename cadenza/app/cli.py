@@ -69,7 +69,8 @@ def _add_generate(sub) -> None:
     how.add_argument("--cfg", type=_finite_float, default=1.0, help="how strongly to follow text (audio models; 1 = off)")
     how.add_argument("--steps", type=int, help="denoising steps (diffusion models)")
     how.add_argument("--scheduler", help="denoising scheduler (diffusion models), e.g. dpm++, ddim, euler, heun")
-    how.add_argument("--strength", type=_finite_float, help="with an audio --prompt (diffusion models): how far to move from it, 0-1")
+    how.add_argument("--strength", type=_finite_float, help="how far to move from an audio --prompt (diffusion models) or from the sketch of "
+                     "a --melody the model performs, 0-1 (1: the model's own performance)")
     how.add_argument("--samples", type=int, default=1, help="how many pieces to write")
     _add_max_duration(p, "a --prompt or --melody longer than this is refused before any work")
     _add_device(p)

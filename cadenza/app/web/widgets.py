@@ -97,7 +97,7 @@ def build_sampling_widgets(info: ModelInfo | None) -> tuple[dict[str, gr.compone
         w["scheduler"] = gr.Dropdown(label="Scheduler", choices=widget_choices("scheduler", choices), value="",
                                      allow_custom_value=True, visible=vis("scheduler"), elem_id="scheduler")
     with gr.Row():
-        w["strength"] = gr.Textbox(label="Strength: how far from the prompt audio (0-1)",
+        w["strength"] = gr.Textbox(label="Strength: how far from the prompt audio or the melody's sketch (0-1)",
                                    placeholder="the model's default", visible=vis("strength"), elem_id="strength")
         w["key_bias"] = gr.Textbox(label="Key bias (0: off, 10: strict)", placeholder="the model's default",
                                    visible=vis("key_bias"), elem_id="key_bias")

@@ -360,6 +360,11 @@ def test_requested_key_picks_among_candidates():
     stub.tokenizer = Tok({0: out_of_key, 1: out_of_key})
     rows, matched = stub._pick_in_key([[0], [0], [0]], key, 3)
     assert len(rows) == 1 and matched == [False]
+    # of two in the key that end on its tonic, the one whose key is clearer (larger margin over the next key)
+    clearer = [60, 64, 67, 72, 69, 71, 74, 76, 67, 60, 69]
+    stub.tokenizer = Tok({0: out_of_key, 1: in_key, 2: clearer})
+    assert stub._pick_in_key([[1], [2], [0]], key, 3) == ([1], [True])
+    assert stub._pick_in_key([[2], [1], [0]], key, 3) == ([0], [True])
 
 
 def test_candidates_and_bias_are_recorded(studio):
