@@ -465,6 +465,9 @@ def cmd_generate(args, studio) -> int:
             if "composed" in notes:
                 print(f"wrote {score} (the score it performs, written by {notes['composed']['composer']} with "
                       f"the {', '.join(notes['composed']['controls'])} asked for)")
+            if "sketch" in notes:
+                print(f"performed from the score's sketch on {notes['sketch']['instrument']}, strength "
+                      f"{notes['sketch']['strength']:g} (--strength 1: the model's own performance)")
             for name, heard_path in heard.items():
                 print(f"wrote {heard_path} (the notes heard in the {name} {notes['heard'][name]['from']})")
     clock.lap("write")

@@ -40,3 +40,18 @@ def test_a_melody_starts_from_its_sketch_on_the_texts_instrument(studio, midi_fi
 def test_strength_needs_something_to_start_from(studio):
     with pytest.raises(InvalidConditioning, match="strength needs an audio prompt"):
         studio.generate(MODEL, Conditioning(text="a flute", duration_s=1.0), Sampling(seed=0, strength=0.5))
+
+
+def test_the_cli_says_what_the_performance_started_from(studio, midi_file, tmp_path, capsys, monkeypatch):
+    from cadenza.app import cli
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    tune = str(midi_file("tune.mid", notes=NOTES, qpm=120))
+    out = tmp_path / "flute.wav"
+    assert cli.main(["generate", MODEL, "--text", "a solo flute", "--melody", tune, "--steps", "4", "--seed", "1",
+                     "-o", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert "performed from the score's sketch on flute, strength" in said and out.is_file()
+    assert cli.main(["generate", MODEL, "--text", "a solo flute", "--melody", tune, "--steps", "4", "--strength", "1",
+                     "-o", str(tmp_path / "own.wav")]) == 0
+    assert "sketch" not in capsys.readouterr().out
