@@ -8,7 +8,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from cadenza.codec.model import CodecConfig, build_codec, codec_state_dict, load_codec
-from cadenza.errors import CheckpointError
+from cadenza.errors import CheckpointError, InvalidConditioning
 from cadenza.training import load_state, read_run_config
 
 CODEC_WEIGHTS = "codec.safetensors"
@@ -31,6 +31,7 @@ def export_codec(run_dir: str | os.PathLike, data_dir: str | os.PathLike, out_di
     if state is None:
         raise CheckpointError(f"{run_dir}: no state.pt to export (train first)")
     metrics = evaluate(model, load_split(data_dir, "test", 64), config.sample_rate)
+    metrics.extra.update(probe_metrics(model, data_dir))
     out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(out_dir / CODEC_WEIGHTS) as tmp:
         save_file(codec_state_dict(model), str(tmp))
@@ -39,6 +40,37 @@ def export_codec(run_dir: str | os.PathLike, data_dir: str | os.PathLike, out_di
                         "train": saved["train"]}}
     atomic_write_text(out_dir / CODEC_INFO, json.dumps(info, indent=1) + "\n")
     return out_dir
+
+
+def probe_metrics(model, data_dir: str | os.PathLike, max_train: int = 1500) -> dict[str, float]:
+    """The instrument probe (`cadenza.data.instrument_probe`, fitted on real training clips) on the solo test
+    clips: ``probe_accuracy_real``, and after the codec: ``probe_accuracy_codec`` (the quantized path, what
+    the codec LM's tokens give) and ``probe_accuracy_latent`` (the continuous latent, what diffusion decodes).
+    None of them when the clips cannot fit a probe (fewer than two solo instruments, or no solo test clip)."""
+    import numpy as np
+    import torch
+
+    from cadenza.data.instrument_probe import resynthesis_accuracy
+
+    def through(path: str):
+        def remake(wav: np.ndarray) -> np.ndarray:
+            with torch.inference_mode():
+                x = torch.from_numpy(np.asarray(wav, dtype=np.float32))[None, None]
+                if path == "codec":
+                    codes, scale = model.encode(x)
+                    y = model.decode(codes, scale)
+                else:
+                    y = model.decoder(model.encoder(x))
+            return y[0, 0, : x.shape[-1]].numpy()
+        return remake
+
+    model.eval()
+    try:
+        found = resynthesis_accuracy(data_dir, {"codec": through("codec"), "latent": through("latent")},
+                                     max_train=max_train)
+    except InvalidConditioning:
+        return {}
+    return {f"probe_accuracy_{name}": value for name, value in found.items()}
 
 
 def read_codec_dir(directory: str | os.PathLike) -> tuple[CodecConfig, Path, dict]:

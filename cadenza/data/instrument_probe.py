@@ -88,3 +88,22 @@ def solo_clip_features(corpus_dir: str | os.PathLike, split: str,
         raise InvalidConditioning(f"{corpus_dir}: no solo clips in the {split} split")
     features = np.stack([clip_features(load_clip(corpus_dir, r)[0], r.sample_rate) for r in records])
     return features, [r.instruments[0] for r in records]
+
+
+def resynthesis_accuracy(corpus_dir: str | os.PathLike, resynthesise: dict, max_train: int = 1500,
+                         max_test: int | None = None) -> dict[str, float]:
+    """How much of the instrument survives each way of re-making audio: the probe, fitted on ``max_train``
+    real solo training clips, on the solo test clips, real (``"real"``) and after each
+    ``resynthesise[name]``: ``wav [T] -> wav [T']`` (e.g. a codec's encode/decode). Fractions named."""
+    from cadenza.data.audio_corpus import load_clip, read_clips
+
+    probe = InstrumentProbe.fit(corpus_dir, "train", max_clips=max_train)
+    records = [r for r in read_clips(corpus_dir, "test") if r.solo][:max_test]
+    if not records:
+        raise InvalidConditioning(f"{corpus_dir}: no solo clips in the test split")
+    labels = [r.instruments[0] for r in records]
+    wavs = [(load_clip(corpus_dir, r)[0], r.sample_rate) for r in records]
+    made = {"real": probe.accuracy(np.stack([clip_features(w, rate) for w, rate in wavs]), labels)}
+    for name, remake in resynthesise.items():
+        made[name] = probe.accuracy(np.stack([clip_features(remake(w), rate) for w, rate in wavs]), labels)
+    return {name: round(value, 4) for name, value in made.items()}

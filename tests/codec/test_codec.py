@@ -55,7 +55,7 @@ def test_train_export_reload(tmp_path):
         tone = (0.3 * np.sin(2 * np.pi * (220 + 50 * i) * t)).astype(np.float32)
         soundfile.write(data / "clips" / f"{i}.flac", tone, 16000)
         lines.append(json.dumps({"id": str(i), "path": f"clips/{i}.flac", "caption": "a tone", "seconds": 2.0,
-                                 "sample_rate": 16000, "split": split, "instruments": ["sine"], "programs": [0],
+                                 "sample_rate": 16000, "split": split, "instruments": [("sine", "flute")[i % 2]], "programs": [0],
                                  "style": "x", "key": "A major", "tempo_bpm": 120.0, "time_signature": "4/4",
                                  "work": "w", "collection": "x", "transpose": 0, "license": "pd", "solo": True}))
     (data / "clips.jsonl").write_text("\n".join(lines) + "\n")
@@ -70,6 +70,9 @@ def test_train_export_reload(tmp_path):
     out = export_codec(run, data, tmp_path / "export")
     info = json.loads((out / "codec.json").read_text())
     assert info["metrics"]["steps"] == 4 and "si_snr_db" in info["metrics"]
+    probe = info["metrics"]["extra"]  # the instrument probe on the test clip, real and through the codec
+    assert {"probe_accuracy_real", "probe_accuracy_codec", "probe_accuracy_latent"} <= set(probe)
+    assert all(0.0 <= probe[k] <= 1.0 for k in ("probe_accuracy_real", "probe_accuracy_codec", "probe_accuracy_latent"))
     model = load_codec_dir(out)
     with pytest.raises(CheckpointError):
         load_codec(out / "codec.json", TINY)

@@ -69,3 +69,17 @@ def test_bad_input_is_refused(toy_corpus):
     probe = InstrumentProbe.fit(toy_corpus, "train")
     with pytest.raises(InvalidConditioning, match="nothing to score"):
         probe.accuracy(np.zeros((0, 128), np.float32), [])
+
+
+def test_resynthesis_accuracy_scores_what_survives_a_remake(toy_corpus):
+    from cadenza.data.instrument_probe import resynthesis_accuracy
+
+    def dull(wav):  # every harmonic above the first gone: a bright tone now sounds pure
+        spectrum = np.fft.rfft(wav)
+        peak = int(np.argmax(np.abs(spectrum)))
+        spectrum[int(peak * 1.5):] = 0
+        return np.fft.irfft(spectrum, n=wav.size).astype(np.float32)
+
+    found = resynthesis_accuracy(toy_corpus, {"same": lambda wav: wav, "dull": dull})
+    assert found["real"] == found["same"] == 1.0
+    assert found["dull"] == 0.5  # the pure tones stay pure, the bright ones are heard as pure
