@@ -2,7 +2,8 @@
 
 It finds checkpoints, keeps an LRU cache of loaded generators (one lock per model, so two users of
 the web app never drive one model at once), validates requests against a model's capabilities, and
-renders or batch-renders results.
+generates, composes then performs, transfers and runs batches. Rendering, transcription and remaking
+are its mixins (`rendering`, `transcribing`, `remaking`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,11 +27,14 @@ from cadenza.fileio.limits import DEFAULT_MAX_DURATION_S, check_duration, check_
 from cadenza.generators.base import Callbacks, Generator, chosen_threads
 from cadenza.generators.families import families, family, find_folder, load_generator, pullable, train_recipes
 from cadenza.generators.family import Family, Recipe
-from cadenza.outputs import AudioOutput, MidiOutput, Provenance
-from cadenza.sidecars import RemakePlan, read_sidecar
+from cadenza.outputs import AudioOutput, MidiOutput
+from cadenza.studio.model_info import ModelInfo
+from cadenza.studio.remaking import RemakingMixin
+from cadenza.studio.rendering import RenderingMixin
+from cadenza.studio.transcribing import TranscribingMixin
 
 if TYPE_CHECKING:
-    from cadenza.analysis import TranscribeOptions, Transcriber
+    from cadenza.analysis import Transcriber
     from cadenza.render.batch import BatchSummary
     from cadenza.runners import Runner
 
@@ -39,30 +43,7 @@ if TYPE_CHECKING:
 HEARD_AS_NOTES = {"mode": "mono", "quantize": True}
 
 
-@dataclass(frozen=True)
-class ModelInfo:
-    """What ``cadenza models`` lists. From the model's family: ``output`` ('midi' or 'audio'),
-    ``sampling`` (the `Sampling` fields it honours beyond seed and num_samples) and ``choices``
-    (suggested values for free-text settings, e.g. ``{"scheduler": ("dpm++", ...)}``)."""
-
-    name: str
-    family: str
-    output: str
-    capabilities: tuple[str, ...]
-    license: str
-    description: str
-    path: str
-    sampling: tuple[str, ...] = ()
-    choices: Mapping[str, tuple[str, ...]] = field(default_factory=dict, hash=False)
-
-    def to_dict(self) -> dict:
-        return {"name": self.name, "family": self.family, "output": self.output,
-                "capabilities": list(self.capabilities), "sampling": list(self.sampling),
-                "choices": {k: list(v) for k, v in self.choices.items()}, "license": self.license,
-                "description": self.description, "path": self.path}
-
-
-class Studio:
+class Studio(RenderingMixin, TranscribingMixin, RemakingMixin):
     """Find, load and run models.
 
     ``model_dirs``: extra folders holding ``<name>/manifest.json`` (searched before ``$CADENZA_MODELS``,
@@ -295,76 +276,6 @@ class Studio:
                 outputs.append(replace(performed, provenance=provenance, score=score))
         return outputs
 
-    def render(self, source: MidiOutput | AudioOutput | str | os.PathLike, synth: str = "fluidsynth",
-               soundfont: str | None = None, *, seed: int | None = None, **options) -> AudioOutput:
-        """Audio for ``source``: the one way to turn MIDI into sound.
-
-        ``source``: a ``MidiOutput``, a MIDI file's path (read with ``MidiOutput.load``), or an
-        ``AudioOutput`` (returned as it is). ``synth``:
-
-        - ``"fluidsynth"``: a General MIDI SoundFont (``soundfont``: another .sf2/.sf3); ``options`` are
-          ``render.fluidsynth.RenderOptions`` fields (sample_rate, gain, reverb, normalize_lufs, ...).
-        - ``"ddsp:NAME"``: a learned DDSP instrument, e.g. ``"ddsp:violin"``; ``options`` are
-          ``generators.ddsp.midi.NoteRenderOptions`` fields (vibrato_cents, attack_s, ...), ``seed``
-          (default 0) seeds the noise part of its sound. Chords are split into monophonic voices, each
-          played on its own: the result is their mix, and its ``stems`` hold one AudioOutput per voice.
-
-        Raises:
-            UnsupportedConditioning: an unknown synth, an option that synth does not have, a SoundFont
-                or a seed given to a synth that does not use it.
-            CorruptMidi: the file is not MIDI, cannot be parsed or has no notes (CorruptInput if missing).
-            MissingDependency: FluidSynth or a SoundFont is not installed.
-        """
-        if isinstance(source, AudioOutput):
-            return source
-        ddsp = synth.startswith("ddsp:")
-        self._check_synth(synth, soundfont, seed)
-        output = source if isinstance(source, MidiOutput) else MidiOutput.load(source)
-        if ddsp:
-            return self._render_ddsp(output, synth, 0 if seed is None else seed, options)
-        from cadenza.render.fluidsynth import render_output
-
-        return render_output(output, self._fluidsynth_options(synth, soundfont, options))
-
-    def render_to(self, source: MidiOutput | str | os.PathLike, path: str | os.PathLike, synth: str = "fluidsynth",
-                  soundfont: str | None = None, *, seed: int | None = None, stems_dir: str | os.PathLike | None = None,
-                  sidecar: bool = True, **options) -> Path:
-        """``render(source, ...)`` written straight to the audio file ``path`` (with its sidecar), in blocks:
-        memory stays bounded whatever the length of the music (``render`` returns the piece whole). The
-        output is checked before rendering starts (a folder, a read-only place: ``OutputError`` at once).
-        ``stems_dir`` (DDSP synths): also write each voice there as ``NN-voice.<suffix>``. Returns ``path``.
-
-        Raises:
-            as ``render``; InputTooLong: the piece is longer than the studio's ``max_duration_s``;
-            OutputError: the file cannot be written.
-        """
-        from cadenza.fileio import check_output_path
-        from cadenza.outputs import AUDIO_FORMATS
-
-        target = check_output_path(path)
-        if target.suffix.lower() not in AUDIO_FORMATS:
-            raise InvalidConditioning(f"cannot save audio as {target.name!r}: use {', '.join(AUDIO_FORMATS)}")
-        ddsp = synth.startswith("ddsp:")
-        self._check_synth(synth, soundfont, seed)
-        if stems_dir is not None and not ddsp:
-            raise UnsupportedConditioning("stems are made by 'ddsp:NAME' synths (each voice played apart)")
-        output = source if isinstance(source, MidiOutput) else MidiOutput.load(source)
-        if ddsp:
-            provenance = self._render_ddsp_to(output, synth, 0 if seed is None else seed, options, target, stems_dir)
-        else:
-            from cadenza.render.fluidsynth import render_output_to
-
-            provenance = render_output_to(output, target, self._fluidsynth_options(synth, soundfont, options))
-        if sidecar:
-            provenance.write_sidecar(target)
-        return target
-
-    def _fluidsynth_options(self, synth: str, soundfont: str | None, options: dict):
-        from cadenza.render.fluidsynth import RenderOptions
-
-        return _synth_options(RenderOptions, synth, {"soundfont": soundfont, "max_duration_s": self._max_duration_s,
-                                                     **options})
-
     def check_inputs(self, conditioning: Conditioning) -> None:
         """Refuse (``InputTooLong``) a ``prompt``, ``melody`` or ``source_audio`` longer than this studio's
         ``max_duration_s``: measured from the file (MIDI: its notes' end; audio: its header), before any
@@ -388,185 +299,6 @@ class Studio:
 
             seconds = audio_seconds(path)
         check_duration(seconds, self._max_duration_s, what)
-
-    @staticmethod
-    def _check_synth(synth: str, soundfont: str | None, seed: int | None) -> None:
-        ddsp = synth.startswith("ddsp:")
-        if not ddsp and synth != "fluidsynth":
-            raise UnsupportedConditioning(f"synth {synth!r} is not available; use 'fluidsynth' or 'ddsp:NAME' "
-                                          f"(e.g. ddsp:violin)")
-        if ddsp and soundfont is not None:
-            raise UnsupportedConditioning(f"a SoundFont is for synth 'fluidsynth'; {synth!r} plays its learned timbre")
-        if not ddsp and seed is not None:
-            raise UnsupportedConditioning("FluidSynth plays the same every time: a seed is for 'ddsp:NAME' synths")
-
-    def render_batch(self, input_dir: str | os.PathLike, output_dir: str | os.PathLike, *, synth: str = "fluidsynth",
-                     soundfont: str | None = None, fmt: str = "wav", workers: int = 2, progress: bool = True,
-                     force: bool = False, runner: Runner | None = None, **options) -> BatchSummary:
-        """Render every MIDI file under ``input_dir`` into the same tree under ``output_dir`` as ``fmt``
-        files, with a progress bar, resume (finished files are skipped unless ``force``) and a JSONL
-        report of every file; a broken file is reported, never stops the batch. ``options`` as for
-        ``render`` with FluidSynth. ``runner`` runs the renders (default: ``workers`` local processes,
-        each keeping one synth loaded). See ``render.batch.render_batch``.
-
-        Raises:
-            UnsupportedConditioning: a synth other than 'fluidsynth' (render those files one by one).
-            InvalidConditioning: ``input_dir`` is not a folder, or ``fmt`` is unknown.
-            MissingDependency: FluidSynth or a SoundFont is not installed.
-        """
-        if synth != "fluidsynth":
-            raise UnsupportedConditioning(f"folders render with synth 'fluidsynth'; {synth!r} renders one MIDI file "
-                                          "at a time (give a .mid file)")
-        from cadenza.render.batch import render_batch
-
-        render_options = self._fluidsynth_options(synth, soundfont, options)
-        return render_batch(input_dir, output_dir, options=render_options, fmt=fmt, workers=workers,
-                            progress=progress, force=force, runner=runner)
-
-    def _render_ddsp(self, output: MidiOutput, synth: str, seed: int, options: dict) -> AudioOutput:
-        """``output`` played by the DDSP instrument ``synth``: the mix, with one stem per voice."""
-        from cadenza.generators.ddsp.midi import NoteRenderOptions
-
-        from cadenza.fileio.limits import WHOLE_PIECE_MAX_S
-
-        key, spec = self._ddsp_spec(synth)
-        note_options = _synth_options(NoteRenderOptions, synth, {"max_duration_s": self._max_duration_s, **options})
-        if output.duration_s + note_options.tail_s > WHOLE_PIECE_MAX_S:
-            return self._ddsp_streamed_in_memory(output, synth, seed, options)
-        generator = self.load(key)
-        with self._working(key):
-            rendered = generator.render_midi(output.score, note_options, seed=seed)
-        base = asdict(output.provenance)
-        notes = _ddsp_notes(output, spec, note_options, seed, rendered.loudness)
-        stems = tuple(AudioOutput(stem, rendered.sample_rate, Provenance(**{**base, "notes": {**notes, "voice": name}}))
-                      for stem, name in zip(rendered.stems, rendered.voice_names, strict=True))
-        return AudioOutput(rendered.mix, rendered.sample_rate,
-                           Provenance(**{**base, "notes": {**notes, "voices": rendered.voice_names}}), stems=stems)
-
-    def _ddsp_streamed_in_memory(self, output: MidiOutput, synth: str, seed: int, options: dict) -> AudioOutput:
-        """A long piece played as ``_render_ddsp_to`` streams it (so a file made either way, and its remake,
-        are the same bits), through temporary float WAV files: the mix and one stem per voice."""
-        import tempfile
-
-        from cadenza.fileio.audio import read_audio
-
-        with tempfile.TemporaryDirectory(prefix="cadenza-ddsp-") as folder:
-            made = self._render_ddsp_to(output, synth, seed, options, Path(folder) / "mix.wav", folder, subtype="FLOAT")
-            mix, rate = read_audio(Path(folder) / "mix.wav")
-            parts = [read_audio(Path(folder) / name)[0] for name in made.notes["stem_files"]]
-        notes = {k: v for k, v in made.notes.items() if k not in ("stem_files", "voices")}
-        stems = tuple(AudioOutput(part, rate, replace(made, notes={**notes, "voice": voice}))
-                      for part, voice in zip(parts, made.notes["voices"], strict=True))
-        return AudioOutput(mix, rate, replace(made, notes={**notes, "voices": made.notes["voices"]}), stems=stems)
-
-    def _render_ddsp_to(self, output: MidiOutput, synth: str, seed: int, options: dict, target: Path,
-                        stems_dir: str | os.PathLike | None, subtype: str | None = None) -> Provenance:
-        """``output`` played by the DDSP instrument ``synth`` into ``target`` (and each voice into
-        ``stems_dir``): whole up to ``WHOLE_PIECE_MAX_S``, as ``render`` plays it; longer pieces a chunk at a
-        time (bounded memory). Returns the provenance for the sidecar (``notes["stem_files"]``: the stems'
-        names)."""
-        from cadenza.fileio import check_output_folder
-        from cadenza.fileio.audio_stream import check_capacity, write_stream
-        from cadenza.fileio.limits import WHOLE_PIECE_MAX_S
-        from cadenza.generators.ddsp.midi import NoteRenderOptions
-
-        if stems_dir is not None:
-            check_output_folder(stems_dir)
-        key, spec = self._ddsp_spec(synth)
-        note_options = _synth_options(NoteRenderOptions, synth, {"max_duration_s": self._max_duration_s, **options})
-        if output.duration_s + note_options.tail_s <= WHOLE_PIECE_MAX_S:
-            audio = self._render_ddsp(output, synth, seed, options)
-            audio.save(target, sidecar=False)
-            names = [stem.save(Path(stems_dir) / _stem_name(i, stem.provenance.notes["voice"], target.suffix)).name
-                     for i, stem in enumerate(audio.stems)] if stems_dir else []
-            return replace(audio.provenance, notes={**audio.provenance.notes, **({"stem_files": names} if names else {})})
-        generator = self.load(key)
-        with self._working(key):
-            stream = generator.stream_midi(output.score, note_options, seed=seed)
-            check_capacity(target, int(stream.frames * stream.sample_rate / generator.instrument.config.sample_rate), 1,
-                           stream.sample_rate, subtype)
-            names = [_stem_name(i, name, target.suffix) for i, name in enumerate(stream.voice_names)] if stems_dir else []
-            parts = [(Path(stems_dir) / name, slice(1 + i, 2 + i)) for i, name in enumerate(names)]
-            loudness = write_stream(target, stream.blocks, stream.sample_rate, 1, note_options.normalize_lufs, subtype,
-                                    parts=parts, guard_peaks=True)
-        notes = _ddsp_notes(output, spec, note_options, seed, None if loudness is None else loudness.to_dict())
-        base = asdict(output.provenance)
-        for name, voice in zip(names, stream.voice_names):  # each stem's sidecar, as AudioOutput.save writes it
-            Provenance(**{**base, "notes": {**notes, "voice": voice}}).write_sidecar(Path(stems_dir) / name)
-        notes |= {"voices": stream.voice_names, **({"stem_files": names} if names else {})}
-        return Provenance(**{**base, "notes": notes})
-
-    def _ddsp_spec(self, instrument: str) -> tuple[str, CheckpointSpec]:
-        """``(key, spec)`` of the ddsp model ``instrument``: 'ddsp-violin', a short name 'violin' /
-        'ddsp:violin', or a checkpoint folder's path; ``key`` is what `load` takes."""
-        name = instrument.removeprefix("ddsp:")
-        prefix = family("ddsp").name_prefix
-        if name not in self.specs() and f"{prefix}{name}" in self.specs():
-            name = f"{prefix}{name}"
-        spec = self.spec(name)
-        if spec.family != "ddsp":
-            raise UnsupportedConditioning(f"model {name!r} is a {spec.family} model; this needs a ddsp instrument")
-        return name, spec
-
-    def transcribe(self, path: str | os.PathLike, options: TranscribeOptions | None = None,
-                   **option_values) -> MidiOutput:
-        """The notes of a recording (WAV, FLAC, OGG, MP3, AIFF, M4A) as MIDI, with a provenance sidecar.
-
-        How, as keywords (all optional) or as one ``analysis.TranscribeOptions``: ``mode`` 'poly' (default:
-        any number of notes at once, Basic Pitch) or 'mono' (one voice or instrument: f0 from torchfcpe);
-        ``onset_threshold``, ``frame_threshold``, ``min_note_ms``, ``pitch_range=(low, high)``,
-        ``pitch_bends``; ``quantize=True`` snaps notes to a ``grid`` ('1/16') in the detected (or given
-        ``tempo_bpm`` / ``time_signature``) tempo and meter. The provenance's notes hold the tempo, meter,
-        key, note count and, when no notes were found or the input is clipped, a ``message``. Any length:
-        the file is read and transcribed in chunks.
-
-        Raises:
-            UnsupportedConditioning: an unknown option, or options given both ways.
-            InvalidConditioning: an option out of range.
-            CorruptInput: not a readable audio file, or NaN samples (InputNotFound: no such file).
-            MissingDependency: onnxruntime/basic-pitch (poly) or torchfcpe (mono) is not installed.
-        """
-        from cadenza.analysis import TranscribeOptions
-        from cadenza.analysis.output import transcription_output
-
-        if options is not None and option_values:
-            raise UnsupportedConditioning("give the transcription options as keywords or as one options object, not both")
-        if options is None:
-            options = TranscribeOptions.from_dict(option_values)
-        self._check_length(path, "the recording to transcribe")
-        transcriber = self.transcriber()
-        result = transcriber.transcribe_file(path, options)
-        return transcription_output(result, path, options, transcriber.model_info(options.mode))
-
-    def transcriber(self) -> Transcriber:
-        """This studio's `analysis.Transcriber` (its models load on first use and stay loaded), on
-        ``threads`` CPU threads (default 1)."""
-        with self._cache_lock:
-            if self._transcriber is None:
-                from cadenza.analysis import Transcriber
-
-                self._transcriber = Transcriber(threads=self._threads or 1, device=self._device or "cpu")
-            return self._transcriber
-
-    def transcribe_batch(self, input_dir: str | os.PathLike, output_dir: str | os.PathLike,
-                         options: TranscribeOptions | None = None, *, workers: int = 1, progress: bool = True,
-                         force: bool = False, runner: Runner | None = None, **option_values) -> BatchSummary:
-        """Transcribe every audio file under ``input_dir`` into the same tree of .mid files (each with its
-        sidecar) under ``output_dir``: resume (finished files are skipped unless ``force``), a progress
-        bar, and a JSONL report (``transcribe_report.jsonl``) of every file; a broken file is reported and
-        never stops the batch. ``options`` as for ``transcribe``. ``workers`` processes (each loads the
-        models once) or another ``runner``. See ``analysis.batch.transcribe_batch``.
-        """
-        from cadenza.analysis import TranscribeOptions
-        from cadenza.analysis.batch import transcribe_batch
-
-        if options is not None and option_values:
-            raise UnsupportedConditioning("give the transcription options as keywords or as one options object, not both")
-        if options is None:
-            options = TranscribeOptions.from_dict(option_values)
-        return transcribe_batch(input_dir, output_dir, options=options, workers=workers, progress=progress,
-                                force=force, runner=runner, threads=self._threads or 1)
-
 
     def runner(self, workers: int = 2, ray: str | None = None) -> Runner:
         """What runs a batch: ``workers`` local processes (1: this process), or with ``ray`` Ray actors:
@@ -618,61 +350,6 @@ class Studio:
         task = Task(setup=Studio, run=run_job, setup_args=self._args)
         runner = runner if runner is not None else self.runner(workers)
         return run_batch(task, plan, report, runner, progress, started, unit="job")
-
-    def remake(self, sidecar: str | os.PathLike, out: str | os.PathLike | None = None) -> MidiOutput | AudioOutput:
-        """Make an output again from its sidecar (``x.wav.json``, or the output's own path): the same model
-        (checked by sha256), request, seed, sample, thread count and rendering, so the file comes out the
-        same, bit for bit, on the same kind of machine and device. With ``out`` it is also saved there
-        (with a new sidecar); the output is returned either way.
-
-        Raises:
-            InputNotFound: the sidecar or an input file it names (prompt, melody, recording, MIDI,
-                SoundFont) is missing.
-            CorruptInput: not a sidecar, or an input file changed since (its sha256 differs).
-            CheckpointError: the model is not installed, or its weights are not the ones recorded.
-        """
-        output = self.make(read_sidecar(sidecar))
-        if out is not None:
-            output.save(out)
-        return output
-
-    def make(self, plan: RemakePlan) -> MidiOutput | AudioOutput:
-        """Carry out ``plan`` (a sidecar read by ``sidecars.read_sidecar``, or a batch job): generate,
-        transfer, transcribe and/or render as it says, on its recorded thread count."""
-        self._remaking.threads = plan.threads
-        try:
-            return self._remade(plan)
-        finally:
-            self._remaking.threads = None
-
-    def _remade(self, plan: RemakePlan) -> MidiOutput | AudioOutput:
-        if plan.transcribe_options is not None:
-            output: MidiOutput | AudioOutput = self.transcribe(plan.audio, **plan.transcribe_options)
-        elif plan.model is None:
-            output = MidiOutput.load(plan.midi)
-        else:
-            spec = self.spec(plan.model)
-            _same_weights(plan.model, spec.sha256, plan.checkpoint_sha256)
-            if plan.transfer_options is not None:
-                output = self.transfer(plan.conditioning.source_audio, plan.model, sampling=plan.sampling,
-                                       **plan.transfer_options)
-            else:
-                made = self.generate(plan.model, plan.conditioning, plan.sampling)
-                output = next(o for o in made if o.provenance.sample_index == plan.sample_index)
-        step = plan.render
-        if step is None:
-            return output
-        options = dict(step.options)
-        if step.synth == "fluidsynth":
-            soundfont = options.pop("soundfont", None)
-            if soundfont is None and step.soundfont is not None:
-                soundfont = _same_soundfont(step.soundfont)
-            return self.render(output, "fluidsynth", soundfont, **options)
-        _same_weights(step.synth, self._ddsp_spec(step.synth)[1].sha256, step.model_sha256)
-        audio = self.render(output, step.synth, seed=step.seed, **options)
-        if plan.voice is None:
-            return audio
-        return next(s for s in audio.stems if s.provenance.notes.get("voice") == plan.voice)
 
     def transfer(self, source_audio: str | os.PathLike, instrument: str, options=None, sampling: Sampling = Sampling(),
                  callbacks: Callbacks = Callbacks(), **option_values) -> AudioOutput:
@@ -726,38 +403,6 @@ def _as_asked(output: MidiOutput | AudioOutput, asked: Conditioning,
     return replace(output, provenance=provenance, transcribed={**output.transcribed, **heard})
 
 
-def _ddsp_notes(output: MidiOutput, spec: CheckpointSpec, note_options, seed: int, loudness: dict | None) -> dict:
-    """What a DDSP rendering adds to its score's provenance notes."""
-    return {**output.provenance.notes, "rendered_with": f"ddsp:{spec.name}", "ddsp_sha256": spec.sha256,
-            "render_options": note_options.to_dict(), "render_seed": seed,
-            **({"loudness": loudness} if loudness is not None else {})}
-
-
-def _stem_name(index: int, voice: str, suffix: str) -> str:
-    """A stem's file name: ``03-violin-voice2.wav`` (characters a file name may not hold become ``_``)."""
-    name = "".join(c if c.isalnum() or c in "-_" else "_" for c in voice)
-    return f"{index + 1:02d}-{name}{suffix or '.wav'}"
-
-
-def _same_weights(model: str, installed: str, recorded: str | None) -> None:
-    if recorded and installed != recorded:
-        raise CheckpointError(f"model {model!r} is not the one this output was made with (its weights have sha256 "
-                              f"{installed[:12]}..., the sidecar records {recorded[:12]}...)")
-
-
-def _same_soundfont(recorded: dict) -> str:
-    """The recorded SoundFont's path, once it is there with the recorded sha256."""
-    from cadenza.errors import InputNotFound
-    from cadenza.fileio.hashes import cached_sha256
-
-    path = Path(str(recorded.get("path")))
-    if not path.is_file():
-        raise InputNotFound(f"the SoundFont {path} this output was played with is missing")
-    if cached_sha256(path) != recorded.get("sha256"):
-        raise CheckpointError(f"the SoundFont {path} changed since this output was played (its sha256 differs)")
-    return str(path)
-
-
 def _known_family(spec: CheckpointSpec) -> CheckpointSpec:
     """``spec``, or CheckpointError saying its family is not one this installation has."""
     try:
@@ -765,13 +410,3 @@ def _known_family(spec: CheckpointSpec) -> CheckpointSpec:
     except CheckpointError as exc:
         raise CheckpointError(f"{spec.directory}: {exc}") from None
     return spec
-
-
-def _synth_options(cls: type, synth: str, options: dict):
-    """``cls(**options)``, or a message naming the options ``synth`` does have."""
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(options) - known)
-    if unknown:
-        raise UnsupportedConditioning(f"synth {synth!r} has no option {', '.join(map(repr, unknown))}; "
-                                      f"its options: {', '.join(sorted(known))}")
-    return cls(**options)
