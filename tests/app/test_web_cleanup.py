@@ -102,7 +102,14 @@ def served(tiny_root):
 
 
 def _files(folder: Path) -> set[Path]:
-    return {p for p in folder.rglob("*") if p.is_file()}
+    """The files under ``folder`` now. The server deletes folders while this walks them (that is what the
+    tests wait for): a folder gone mid-walk is walked again."""
+    for _ in range(50):
+        try:
+            return {p for p in folder.rglob("*") if p.is_file()}
+        except FileNotFoundError:
+            continue
+    raise AssertionError(f"{folder} kept changing under the walk")
 
 
 def test_results_replaced_or_left_behind_are_deleted_on_the_server(served):
