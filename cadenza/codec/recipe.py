@@ -6,7 +6,9 @@
 3. ``cadenza train codec --decoder istft --from DIR`` trains a new, frame-rate decoder (inverse-STFT head,
    mel + adversarial losses) for an exported codec, keeping its encoder and quantizer, so models trained
    on its codes and latents stay valid (``--run runs/codec-istft``).
-4. ``cadenza train codec --export DIR`` writes ``DIR/codec.safetensors`` + ``DIR/codec.json`` (config,
+4. ``cadenza train codec --reseat CHECKPOINT --from DIR`` gives a model checkpoint (the codec LM's, the
+   diffusion model's) the exported codec at DIR when only its decoder differs (`cadenza.codec.reseat`).
+5. ``cadenza train codec --export DIR`` writes ``DIR/codec.safetensors`` + ``DIR/codec.json`` (config,
    validation mel distance and SI-SNR, how it was made); the LM and diffusion recipes take ``--codec DIR``.
 """
 
@@ -30,6 +32,9 @@ def add_arguments(p) -> None:
                    help="istft: train a new frame-rate decoder for the codec given by --from (encoder and "
                         "quantizer kept, so its codes and latents keep their meaning)")
     p.add_argument("--from", dest="source", metavar="DIR", help="the exported codec a new decoder is trained for")
+    p.add_argument("--reseat", metavar="CHECKPOINT",
+                   help="put the codec given by --from into this model checkpoint folder (same encoder and "
+                        "quantizer, a new decoder: refused otherwise)")
     p.add_argument("--lr", type=float, default=5e-4,
                    help="istft decoder: peak learning rate (lower it to continue a trained decoder)")
     p.add_argument("--adversarial-from", type=int, metavar="STEP",
@@ -37,6 +42,15 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
+    if args.reseat:
+        from cadenza.codec.reseat import reseat_codec
+        from cadenza.errors import InvalidConditioning
+
+        if not args.source:
+            raise InvalidConditioning("--reseat CHECKPOINT needs --from DIR: the exported codec to put into it")
+        spec = reseat_codec(args.reseat, args.source)
+        print(f"{spec.name}: codec replaced by {args.source} (files and manifest in {spec.directory})")
+        return 0
     if args.export:
         from cadenza.training import require_run
 

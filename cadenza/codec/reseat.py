@@ -1,0 +1,74 @@
+"""Give a model checkpoint a better decoder for its codec (`cadenza train codec --reseat DIR --from CODEC`).
+
+A decoder trained later for the same encoder and quantizer (`cadenza train codec --decoder istft --from`)
+leaves every code and latent meaning what it meant, so the codec LM and the diffusion model over it need
+no retraining: their checkpoint's ``codec.safetensors`` is replaced, and its manifest records the new
+codec's config, metrics and how it was made. Refused unless the encoder and quantizer are identical.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from cadenza.checkpoints import CheckpointSpec, read_manifest, write_manifest
+from cadenza.errors import CheckpointError
+
+#: Codec config fields a reseated codec may change: the decoder's.
+DECODER_FIELDS = ("decoder", "decoder_dim", "decoder_layers")
+
+
+def reseat_codec(checkpoint_dir: str | os.PathLike, codec_dir: str | os.PathLike) -> CheckpointSpec:
+    """Put the exported codec at ``codec_dir`` into the checkpoint at ``checkpoint_dir``; returns its new spec.
+
+    Raises CheckpointError when the two codecs' encoders or quantizers differ in any weight or setting.
+    """
+    import torch
+    from safetensors.torch import load_file
+
+    from cadenza.codec.export import read_codec_dir
+    from cadenza.fileio import atomic_path
+
+    spec = read_manifest(checkpoint_dir)
+    if "codec" not in spec.files or "codec" not in spec.config:
+        raise CheckpointError(f"{spec.name}: the checkpoint holds no codec to replace")
+    new_config, new_weights, info = read_codec_dir(codec_dir)
+    old_config = dict(spec.config["codec"])
+    kept = {k: v for k, v in new_config.to_dict().items() if k not in DECODER_FIELDS}
+    if kept != {k: v for k, v in old_config.items() if k not in DECODER_FIELDS}:
+        raise CheckpointError(f"{codec_dir}: its encoder or quantizer settings differ from {spec.name}'s codec "
+                              "(only a new decoder can be reseated; a new encoder needs the models retrained)")
+    old, new = load_file(spec.path("codec")), load_file(str(new_weights))
+    shared = {k for k in old if not k.startswith("decoder.")}
+    if shared != {k for k in new if not k.startswith("decoder.")} or any(not torch.equal(old[k], new[k]) for k in shared):
+        raise CheckpointError(f"{codec_dir}: its encoder or quantizer weights differ from {spec.name}'s codec "
+                              "(only a new decoder can be reseated)")
+    target = spec.directory / spec.files["codec"]["path"]
+    with atomic_path(target) as tmp:
+        shutil.copyfile(new_weights, tmp)
+    config = {**spec.config, "codec": new_config.to_dict()}
+    made_by, metrics = dict(spec.made_by), dict(spec.metrics)
+    made_by["command"] = (made_by.get("command", "") + " && " + str(info.get("made_by", {}).get("command", ""))
+                          + f" && cadenza train codec --reseat {_shown(checkpoint_dir)} --from {_shown(codec_dir)}")
+    recorded = made_by.get("codec")
+    if isinstance(recorded, dict) and "metrics" in recorded:  # {dir, config, metrics, made_by}
+        made_by["codec"] = {"dir": _shown(codec_dir), "config": new_config.to_dict(), "metrics": info.get("metrics", {}),
+                            "made_by": info.get("made_by", {})}
+    else:  # the codec's own made_by, with its metrics among the model's
+        made_by["codec"] = info.get("made_by", {})
+        if "codec" in metrics:
+            metrics["codec"] = info.get("metrics", {})
+    files = {role: entry["path"] for role, entry in spec.files.items()}
+    return write_manifest(spec.directory, name=spec.name, family=spec.family, files=files, config=config,
+                          capabilities=sorted(spec.capabilities, key=lambda c: c.value), license=spec.license,
+                          description=spec.description, made_by=made_by, metrics=metrics)
+
+
+def _shown(path: str | os.PathLike) -> str:
+    """``path`` relative to the working folder when it lies inside it (as a recipe command names it)."""
+    path = Path(path)
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
