@@ -2,7 +2,8 @@
 
 Prompts name a form, a solo instrument, a key and a tempo ("a jig played by a solo flute in E minor at
 116 BPM"). For each prompt the composer (`remi-folk-small`) writes the score with exactly those controls
-(`cadenza.compose`: as `cadenza generate MODEL --text ...` does by default), and then:
+(`cadenza.compose`: as `cadenza generate MODEL --text ...` does by default, in the instrument's register),
+and then:
 
 - ``reference``: that score rendered by FluidSynth with the instrument's General MIDI sound, as the
   training clips were (`cadenza.data.sketch`: it is also the sketch the models start from);
@@ -111,7 +112,7 @@ def main(quick: bool) -> dict:
 
     from cadenza import Conditioning, Sampling, Studio
     from cadenza.analysis import Transcriber, score_notes
-    from cadenza.compose import DEFAULT_COMPOSER, plan_compose
+    from cadenza.compose import DEFAULT_COMPOSER, in_register, plan_compose
     from cadenza.music.score_roll import SCORE_TAIL_S
     from cadenza.conditioning import Capability
     from cadenza.data.instrument_probe import InstrumentProbe
@@ -133,7 +134,7 @@ def main(quick: bool) -> dict:
             request = Conditioning(text=text, duration_s=DURATION_S)
             plan = plan_compose(request, frozenset({Capability.MELODY_MIDI}), "audio", default_s=DURATION_S,
                                 max_s=DURATION_S, composer=DEFAULT_COMPOSER)
-            score = studio.generate(plan.composer, plan.request, Sampling(seed=SEED + index))[0]
+            score = in_register(studio.generate(plan.composer, plan.request, Sampling(seed=SEED + index))[0], text)
             path = score.save(Path(work) / f"score-{index}.mid", sidecar=False)
             notes = score_notes(score.score)
             duration = min(score.duration_s + SCORE_TAIL_S, DURATION_S)

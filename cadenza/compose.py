@@ -118,3 +118,39 @@ def performance(conditioning: Conditioning, score_path: str, score_seconds: floa
             duration = min(duration, max_s)
     kept = {name: None for name in MUSICAL_FIELDS}
     return replace(conditioning, **kept, instruments=(), melody=score_path, duration_s=duration, compose=None)
+
+
+def octave_shift(pitches, low: int, high: int) -> int:
+    """Semitones (a multiple of 12, within three octaves) that put the most of ``pitches`` inside
+    ``[low, high]``; of equal ones the smallest move, then the lower."""
+    import numpy as np
+
+    pitches = np.asarray(pitches)
+    if pitches.size == 0:
+        return 0
+    costs = [(int(((pitches + 12 * k < low) | (pitches + 12 * k > high)).sum()), abs(k), k) for k in range(-3, 4)]
+    return 12 * min(costs)[2]
+
+
+def in_register(score, text: str | None):
+    """A composed score (`MidiOutput`) moved by whole octaves into the range of the solo instrument the
+    ``text`` names, as the training clips place every solo (`cadenza.data.audio_corpus.SOLO_INSTRUMENTS`):
+    a tune the composer wrote around the treble staff goes down an octave or two for a cello. Unchanged
+    when the text names no such instrument or the tune already fits; the provenance notes record the move
+    (``register_shift``, semitones)."""
+    from dataclasses import replace as replaced
+
+    import numpy as np
+
+    from cadenza.data.audio_corpus import SOLO_INSTRUMENTS
+    from cadenza.data.sketch import sketch_programs
+
+    name, _ = sketch_programs(text)
+    if name not in SOLO_INSTRUMENTS:
+        return score
+    pitches = [t.notes.numpy()["pitch"] for t in score.score.tracks if not t.is_drum and len(t.notes)]
+    shift = octave_shift(np.concatenate(pitches) if pitches else [], *SOLO_INSTRUMENTS[name][1])
+    if shift == 0:
+        return score
+    provenance = replaced(score.provenance, notes={**score.provenance.notes, "register_shift": shift})
+    return replaced(score, score=score.score.shift_pitch(shift), provenance=provenance)

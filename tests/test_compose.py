@@ -156,3 +156,33 @@ def test_the_shipped_diffusion_model_performs_a_melody_for_as_long_as_it_lasts(m
     cut = studio.generate("diffusion-folk-small", Conditioning(text="a harp", melody=str(long_tune), duration_s=3.0),
                           Sampling(seed=0, steps=4))[0]
     assert abs(cut.duration_s - 3.0) < 0.05
+
+
+@pytest.mark.parametrize("pitches,low,high,shift", [
+    ([72, 76, 79, 84], 36, 76, -12),   # a treble tune for a cello: one octave down fits it all
+    ([72, 76, 79, 84], 36, 60, -24),
+    ([60, 64, 67], 55, 100, 0),        # already in a violin's range
+    ([50, 52, 55], 60, 96, 12),        # a low line for a flute goes up
+    ([48, 84], 55, 82, -12),           # wider than the range: up or down fit one note each, the lower wins
+    ([], 36, 76, 0),
+])
+def test_octave_shift_puts_the_tune_in_range(pitches, low, high, shift):
+    from cadenza.compose import octave_shift
+
+    assert octave_shift(pitches, low, high) == shift
+
+
+def test_a_composed_score_is_placed_in_the_named_instruments_register(midi_file):
+    from cadenza.compose import in_register
+    from cadenza.data.audio_corpus import SOLO_INSTRUMENTS
+    from cadenza.outputs import MidiOutput
+
+    score = MidiOutput.load(midi_file("tune.mid", notes=[(0, 480, 74, 90), (480, 480, 79, 90), (960, 480, 84, 90)]))
+    cello = in_register(score, "a march played by a solo cello in G minor")
+    low, high = SOLO_INSTRUMENTS["cello"][1]
+    assert [n.pitch for n in cello.score.tracks[0].notes] == [62, 67, 72]  # one octave down: all inside
+    assert all(low <= n.pitch <= high for n in cello.score.tracks[0].notes)
+    assert cello.provenance.notes["register_shift"] == -12
+    assert [n.pitch for n in score.score.tracks[0].notes] == [74, 79, 84]  # the composer's own is left as it was
+    assert in_register(score, "a jig on a solo flute") is score  # fits a flute already
+    assert in_register(score, "a string quartet") is score and in_register(score, None) is score  # no solo range

@@ -254,11 +254,13 @@ class Studio(RenderingMixin, TranscribingMixin, RemakingMixin):
         import tempfile
         from dataclasses import replace
 
-        from cadenza.compose import performance
+        from cadenza.compose import in_register, performance
         from cadenza.generators.base import resolve_seed
 
         seed = resolve_seed(sampling)
-        scores = self.generate(plan.composer, plan.request, Sampling(seed=seed, num_samples=sampling.num_samples))
+        scores = [in_register(score, conditioning.text)  # written for the instrument the text names
+                  for score in self.generate(plan.composer, plan.request,
+                                             Sampling(seed=seed, num_samples=sampling.num_samples))]
         outputs = []
         with tempfile.TemporaryDirectory(prefix="cadenza-score-") as work:
             for index, score in enumerate(scores):
@@ -268,7 +270,8 @@ class Studio(RenderingMixin, TranscribingMixin, RemakingMixin):
                                           callbacks)[0]
                 composed = {"composer": plan.composer, "controls": list(plan.why),
                             "composer_request": plan.request.to_dict(), "composer_sample_index": index,
-                            "perform_seed": seed + index, "score_seconds": round(score.duration_s, 3)}
+                            "perform_seed": seed + index, "score_seconds": round(score.duration_s, 3),
+                            "register_shift": int(score.provenance.notes.get("register_shift", 0))}
                 inputs = {k: v for k, v in performed.provenance.inputs.items() if k != "melody"}  # a temporary file
                 provenance = replace(performed.provenance, conditioning=conditioning.to_dict(),
                                      sampling=replace(sampling, seed=seed).to_dict(), seed=seed, sample_index=index,
