@@ -32,7 +32,7 @@ class ModelDefaults:
     scheduler: str
     duration_s: float
     strength: float = 0.7
-    sketch_strength: float = 0.7
+    sketch_strength: float = 0.5
 
     def to_dict(self) -> dict:
         return {"steps": self.steps, "cfg_scale": self.cfg_scale, "scheduler": self.scheduler,
