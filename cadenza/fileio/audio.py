@@ -286,6 +286,19 @@ class Loudness:
     why_not: str | None = None
     method: str | None = None  # set when it was done another way than on the whole piece at once (streamed)
 
+    @classmethod
+    def reached(cls, target_lufs: float, measured: float, limited_db: float, method: str | None = None) -> Loudness:
+        """The record of a normalisation that ended at ``measured`` LUFS (NaN: unmeasurable) after
+        ``limited_db`` of limiting: ``why_not`` says why when it missed ``target_lufs``."""
+        why_not = None
+        if not np.isfinite(measured):
+            why_not = "too quiet to measure after limiting"
+        elif abs(measured - target_lufs) > TOLERANCE_LU:
+            why_not = (f"its peaks would need more than {MAX_LIMIT_DB:g} dB of limiting to reach {target_lufs:g} LUFS: "
+                       f"left at {measured:.1f} LUFS rather than squashed")
+        return cls(float(target_lufs), round(float(measured), 2) if np.isfinite(measured) else None,
+                   round(float(limited_db), 2), why_not, method)
+
     def to_dict(self) -> dict:
         out = {"target_lufs": self.target_lufs, "measured_lufs": self.measured_lufs, "limited_db": self.limited_db}
         return out | ({"why_not": self.why_not} if self.why_not else {}) | ({"method": self.method} if self.method else {})
@@ -360,14 +373,7 @@ def loudness_gain(samples: np.ndarray, sr: int, target_lufs: float = -14.0) -> t
     total = (curve * np.float32(gain)).astype(np.float32)
     measured = integrated_loudness(samples * total, sr)
     limited_db = float(-20.0 * np.log10(max(float(curve.min()), 1e-12)))
-    why_not = None
-    if not np.isfinite(measured):
-        why_not, measured = "too quiet to measure after limiting", None
-    elif abs(measured - target_lufs) > TOLERANCE_LU:
-        why_not = (f"its peaks would need more than {MAX_LIMIT_DB:g} dB of limiting to reach {target_lufs:g} LUFS: "
-                   f"left at {measured:.1f} LUFS rather than squashed")
-    return total, Loudness(float(target_lufs), None if measured is None else round(float(measured), 2),
-                           round(limited_db, 2), why_not)
+    return total, Loudness.reached(target_lufs, measured, limited_db)
 
 
 def limit_peaks(samples: np.ndarray, sr: int, ceiling: float, lookahead_s: float = 0.005) -> np.ndarray:

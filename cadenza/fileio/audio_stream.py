@@ -22,7 +22,7 @@ import soundfile as sf
 
 from cadenza.errors import InvalidConditioning
 from cadenza.fileio import atomic_path
-from cadenza.fileio.audio import (_BLOCK_S, _STEP, MAX_LIMIT_DB, PEAK_CEILING_DBFS, TOLERANCE_LU, Loudness,
+from cadenza.fileio.audio import (_BLOCK_S, _STEP, MAX_LIMIT_DB, PEAK_CEILING_DBFS, Loudness,
                                   _format_for, check_finite, gated_loudness, loudness_blocks, reporting_writes)
 
 BlockSource = Callable[[], Iterator[np.ndarray]]
@@ -288,14 +288,7 @@ def write_stream(path: str | os.PathLike, blocks: BlockSource, sample_rate: int,
     _write_gained(targets, blocks, sample_rate, subtype, gain, limiter, final)
     measured = final.loudness()
     limited_db = -20.0 * np.log10(max(limiter.min_gain, 1e-12)) if limiter is not None else 0.0
-    why_not = None
-    if not np.isfinite(measured):
-        why_not, measured = "too quiet to measure after limiting", None
-    elif abs(measured - target_lufs) > TOLERANCE_LU:
-        why_not = (f"its peaks would need more than {MAX_LIMIT_DB:g} dB of limiting to reach {target_lufs:g} LUFS: "
-                   f"left at {measured:.1f} LUFS rather than squashed")
-    return Loudness(float(target_lufs), None if measured is None else round(float(measured), 2),
-                    round(float(limited_db), 2), why_not, STREAMED)
+    return Loudness.reached(target_lufs, measured, limited_db, STREAMED)
 
 
 def _write_gained(targets: list[tuple[Path, slice]], blocks: BlockSource, sample_rate: int, subtype: str | None,
