@@ -174,23 +174,30 @@ def mutate(rng: np.random.Generator, seed: bytes, kind: str) -> bytes:
 
 
 def _midi_header(rng: np.random.Generator, data: bytearray) -> None:
+    midi_header_edit(data, lambda options: options[int(rng.integers(len(options)))])
+
+
+def midi_header_edit(data: bytearray, pick) -> None:
+    """Set one MIDI header field of ``data`` (in place) to an edge value: the division, the track count,
+    the format, the first tempo or a track chunk's length. ``pick(options) -> one of them`` draws (a seeded
+    generator here; hypothesis in the fuzz tests)."""
     if len(data) < 14:
         return
-    field = rng.choice(["division", "tracks", "format", "tempo", "length"])
+    field = pick(["division", "tracks", "format", "tempo", "length"])
     if field == "division":
-        data[12:14] = int(rng.choice([0, 1, 0x7FFF, 0x8000, 0xE250, 0xFFFF])).to_bytes(2, "big")
+        data[12:14] = int(pick([0, 1, 0x7FFF, 0x8000, 0xE250, 0xFFFF])).to_bytes(2, "big")
     elif field == "tracks":
-        data[10:12] = int(rng.choice([0, 2, 0xFFFF])).to_bytes(2, "big")
+        data[10:12] = int(pick([0, 2, 0xFFFF])).to_bytes(2, "big")
     elif field == "format":
-        data[8:10] = int(rng.choice([0, 1, 2, 7])).to_bytes(2, "big")
+        data[8:10] = int(pick([0, 1, 2, 7])).to_bytes(2, "big")
     elif field == "tempo":
         at = data.find(b"\xff\x51\x03")
         if at >= 0:
-            data[at + 3:at + 6] = [b"\x00\x00\x00", b"\x00\x00\x01", b"\xff\xff\xff"][int(rng.integers(3))]
+            data[at + 3:at + 6] = pick([b"\x00\x00\x00", b"\x00\x00\x01", b"\xff\xff\xff"])
     else:
         at = data.find(b"MTrk")
         if at >= 0:
-            data[at + 4:at + 8] = int(rng.choice([0, 1, 0x7FFFFFFF, 0xFFFFFFFF])).to_bytes(4, "big")
+            data[at + 4:at + 8] = int(pick([0, 1, 0x7FFFFFFF, 0xFFFFFFFF])).to_bytes(4, "big")
 
 
 def _audio_header(rng: np.random.Generator, data: bytearray) -> None:

@@ -27,6 +27,7 @@ import symusic
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from benchmarks.reliability import midi_header_edit
 from cadenza import CadenzaError, Conditioning, MidiOutput, Sampling, Studio
 from cadenza.fileio.audio import audio_seconds, read_audio, write_audio
 from cadenza.fileio.midi import load_midi
@@ -111,23 +112,7 @@ def mutated(draw, seeds: list[bytes], special) -> bytes:
 
 
 def _midi_header_edit(data: bytearray, draw) -> None:
-    if len(data) < 14:
-        return
-    field = draw(st.sampled_from(["division", "tracks", "format", "tempo", "length"]))
-    if field == "division":
-        data[12:14] = draw(st.sampled_from([0, 1, 0x7FFF, 0x8000, 0xE250, 0xFFFF])).to_bytes(2, "big")
-    elif field == "tracks":
-        data[10:12] = draw(st.sampled_from([0, 2, 0xFFFF])).to_bytes(2, "big")
-    elif field == "format":
-        data[8:10] = draw(st.sampled_from([0, 1, 2, 7])).to_bytes(2, "big")
-    elif field == "tempo":
-        at = data.find(b"\xff\x51\x03")
-        if at >= 0:
-            data[at + 3:at + 6] = draw(st.sampled_from([b"\x00\x00\x00", b"\x00\x00\x01", b"\xff\xff\xff"]))
-    else:
-        at = data.find(b"MTrk")
-        if at >= 0:
-            data[at + 4:at + 8] = draw(st.sampled_from([0, 1, 0x7FFFFFFF, 0xFFFFFFFF])).to_bytes(4, "big")
+    midi_header_edit(data, lambda options: draw(st.sampled_from(options)))
 
 
 def _audio_header_edit(data: bytearray, draw) -> None:
