@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-from pathlib import Path
 
 from cadenza.checkpoints import CheckpointSpec, read_manifest, write_manifest
 from cadenza.errors import CheckpointError
@@ -50,10 +49,10 @@ def reseat_codec(checkpoint_dir: str | os.PathLike, codec_dir: str | os.PathLike
     config = {**spec.config, "codec": new_config.to_dict()}
     made_by, metrics = dict(spec.made_by), dict(spec.metrics)
     made_by["command"] = (made_by.get("command", "") + " && " + str(info.get("made_by", {}).get("command", ""))
-                          + f" && cadenza train codec --reseat {_shown(checkpoint_dir)} --from {_shown(codec_dir)}")
+                          + f" && cadenza train codec --reseat {checkpoint_dir} --from {codec_dir}")
     recorded = made_by.get("codec")
     if isinstance(recorded, dict) and "metrics" in recorded:  # {dir, config, metrics, made_by}
-        made_by["codec"] = {"dir": _shown(codec_dir), "config": new_config.to_dict(), "metrics": info.get("metrics", {}),
+        made_by["codec"] = {"dir": str(codec_dir), "config": new_config.to_dict(), "metrics": info.get("metrics", {}),
                             "made_by": info.get("made_by", {})}
     else:  # the codec's own made_by, with its metrics among the model's
         made_by["codec"] = info.get("made_by", {})
@@ -64,11 +63,3 @@ def reseat_codec(checkpoint_dir: str | os.PathLike, codec_dir: str | os.PathLike
                           capabilities=sorted(spec.capabilities, key=lambda c: c.value), license=spec.license,
                           description=spec.description, made_by=made_by, metrics=metrics)
 
-
-def _shown(path: str | os.PathLike) -> str:
-    """``path`` relative to the working folder when it lies inside it (as a recipe command names it)."""
-    path = Path(path)
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
