@@ -9,7 +9,9 @@ For each built-in model (``musicgen-folk-small`` and ``diffusion-folk-small``: 8
 - ``generate_s`` and ``write_s``; ``wall_s``: the whole call as the launching process saw it (its
   ``exit_s`` is what is left: leaving the process).
 
-``reference_import_torch_s``: ``python -c "import torch"`` the same way, in the same run (what any torch
+``musicgen-folk-small CADENZA_CPU_KERNEL=0``: the codec LM again with its C++ one-frame step turned off
+(the module forward every step), the in-run reference for the kernel. ``reference_import_torch_s``:
+``python -c "import torch"`` the same way, in the same run (what any torch
 program pays before its first line). Each figure is the median of the runs (3; ``--quick``: 1). The issue
 20 targets: an audio model loads in <= 1.5 s and the whole call for 8 s of audio takes <= 5 s on one idle
 core (``targets``). ``load_average`` says how idle the machine was: figures from a loaded machine are
@@ -35,6 +37,10 @@ MODELS = {
     "remi-folk-small": ["--bars", "16", "-o", "out.mid"],
 }
 AUDIO = ("musicgen-folk-small", "diffusion-folk-small")
+# label -> (model, environment): every model as shipped, then the codec LM without its C++ step (the
+# reference for what the kernel saves, in the same run).
+RUNS = {**{model: (model, None) for model in MODELS},
+        "musicgen-folk-small CADENZA_CPU_KERNEL=0": ("musicgen-folk-small", {"CADENZA_CPU_KERNEL": "0"})}
 LOAD_TARGET_S, WALL_TARGET_S = 1.5, 5.0
 
 
@@ -58,9 +64,10 @@ def child_env() -> dict[str, str]:
     return env
 
 
-def run_timed(args: list[str], cwd: Path, core: int | None, timings: bool) -> tuple[float, dict]:
+def run_timed(args: list[str], cwd: Path, core: int | None, timings: bool,
+              extra_env: dict[str, str] | None = None) -> tuple[float, dict]:
     """``(wall seconds, the CLI's own phase timings)`` of one fresh process running ``args``."""
-    env = child_env()
+    env = {**child_env(), **(extra_env or {})}
     launched = time.time()
     if timings:
         env["CADENZA_TIMINGS"] = repr(launched)
@@ -98,14 +105,14 @@ def main(quick: bool) -> dict:
                                       for _ in range(repeats))
         log(f"python -c 'import torch': {reference:.2f} s")
         models = {}
-        for model, flags in MODELS.items():
+        for label, (model, extra_env) in RUNS.items():
             runs = []
             for _ in range(repeats):
-                wall, phases = run_timed(["-m", "cadenza.app.cli", "generate", model, "--seed", "1", *flags],
-                                         Path(tmp), core, True)
+                wall, phases = run_timed(["-m", "cadenza.app.cli", "generate", model, "--seed", "1", *MODELS[model]],
+                                         Path(tmp), core, True, extra_env)
                 runs.append(split(wall, phases))
-            models[model] = median_of(runs)
-            log(f"{model}: {models[model]}")
+            models[label] = median_of(runs)
+            log(f"{label}: {models[label]}")
     targets = {model: {"load_le_1_5_s": models[model]["load_s"] <= LOAD_TARGET_S,
                        "wall_le_5_s": models[model]["wall_s"] <= WALL_TARGET_S} for model in AUDIO}
     return {"models": models, "reference_import_torch_s": round(reference, 3), "targets": targets,

@@ -25,7 +25,9 @@ mode "reduce-overhead" (CUDA graphs) over one fixed cache length; our eager step
 
 Also reported: the step's memory-bandwidth limit (bytes one step must read over the read bandwidth
 measured in the same run), ``x_realtime`` (50 frames per second of audio, one step per frame) and
-whether the issue's target of <= 2 ms per step is met.
+whether the issue's target of <= 2 ms per step is met. ``our_step``: which step our side ran (on a float32
+CPU, the C++ step where it is built); with the C++ step, ``ours_module_ms_per_step`` times the module
+forward on the same weights in the same run.
 
 The last line is JSON; ``ratio`` = our steps/s / audiocraft's steps/s.
 """
@@ -156,6 +158,43 @@ def run_audiocraft(ref, frames: int, seed: int):
                         cfg_coef=3.0)
 
 
+def _step_kind(ours, device, dtype, compiled: bool) -> str:
+    """Which one-frame step our side ran: the C++ CPU step, or the module forward (compiled or not)."""
+    import torch
+
+    from cadenza.generators.codec_lm import step, step_kernel
+
+    if (device.type == "cpu" and dtype == torch.float32 and not compiled and step.supports(ours)
+            and step_kernel.load() is not None):
+        return "c++"
+    return "module (compiled, static cache)" if compiled else "module"
+
+
+class _without_kernel:
+    """While inside, ``ours`` steps through its module forward (``CADENZA_CPU_KERNEL=0``)."""
+
+    def __init__(self, ours) -> None:
+        self.ours = ours
+
+    def __enter__(self) -> None:
+        from cadenza.generators.codec_lm import step_kernel
+
+        self.saved = os.environ.get("CADENZA_CPU_KERNEL")
+        os.environ["CADENZA_CPU_KERNEL"] = "0"
+        step_kernel.KERNEL.forget()
+        self.ours._step_weights = None  # rebuilt at the next setup_cache: without the kernel
+
+    def __exit__(self, *exc) -> None:
+        from cadenza.generators.codec_lm import step_kernel
+
+        if self.saved is None:
+            os.environ.pop("CADENZA_CPU_KERNEL", None)
+        else:
+            os.environ["CADENZA_CPU_KERNEL"] = self.saved
+        step_kernel.KERNEL.forget()
+        self.ours._step_weights = None
+
+
 def bytes_per_step(ours, mean_position: float, rows: int = 2) -> float:
     """What one step must read: every weight but the embeddings (one row of each is read), the
     cross-attention keys/values of the text states and the self-attention cache at the mean position,
@@ -248,6 +287,14 @@ def run(*, layers: int, frames: int, repeats: int, target, dtype, compile: bool 
             for r in range(repeats):
                 eager_s.append(timed(lambda: run_ours(ours, states, frames, r), target))
             _log(f"eager step: {1000 * min(eager_s) / steps:.2f} ms/step")
+        step = _step_kind(ours, target, dtype, compiled)
+        module_s = []
+        if step == "c++":  # the module forward on the same weights, as the in-run reference for the kernel
+            with _without_kernel(ours):
+                run_ours(ours, states, frames, 0)
+                for r in range(repeats):
+                    module_s.append(timed(lambda: run_ours(ours, states, frames, r), target))
+            _log(f"module step (no C++ kernel): {1000 * min(module_s) / steps:.2f} ms/step")
     ours_ms = 1000 * min(ours_s) / steps
     theirs_ms = 1000 * min(theirs_s) / steps if theirs_s else None
     step_bytes = bytes_per_step(ours, steps / 2)
@@ -257,7 +304,8 @@ def run(*, layers: int, frames: int, repeats: int, target, dtype, compile: bool 
               "audiocraft_ms_per_step": round(theirs_ms, 2) if theirs_ms else None,
               "ratio": round(theirs_ms / ours_ms, 3) if theirs_ms else None, "reference_missing": missing,
               "device": target.type, "device_name": device_name(target), "dtype": str(dtype).removeprefix("torch."),
-              "compiled": compiled and not fallbacks,
+              "compiled": compiled and not fallbacks, "our_step": step,
+              "ours_module_ms_per_step": round(1000 * min(module_s) / steps, 2) if module_s else None,
               **bandwidth_fields(step_bytes, ours_ms, read_bandwidth_gbs(target, step_bytes)),
               "x_realtime": round(frame_ms / ours_ms, 2), "target_ms_per_step": 2.0,
               "meets_target": bool(ours_ms <= 2.0),

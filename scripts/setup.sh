@@ -49,10 +49,13 @@ if [ "$EXTRAS" != none ]; then
   echo "[setup] installing requirements-nodeps.txt (--no-deps)"
   .venv/bin/pip install -q --no-deps -r requirements-nodeps.txt 2>&1 | grep -v -E "^(WARNING: Location|$)" || true
 fi
-# The symbolic model's one-token CPU step in C++ (batch-1 decoding about 1.4x faster): built once, ~30 s.
-# Optional: if it cannot be built, a note says why and the Python step is used.
-if ! .venv/bin/python -c "from cadenza.generators.symbolic import step_kernel as k; raise SystemExit(0 if k.load() else 1)" 2>/dev/null; then
-  echo "[setup] building the C++ symbolic step (about 30 s, once)"
-  .venv/bin/python -m cadenza.generators.symbolic.step_kernel || true
-fi
+# The language models' one-step CPU kernels in C++ (the symbolic LM's batch-1 decoding about 1.4x faster, the
+# codec LM's about 2x): each built once, ~30 s. Optional: if one cannot be built, a note says why and the
+# Python step is used.
+for family in symbolic codec_lm; do
+  if ! .venv/bin/python -c "from cadenza.generators.$family import step_kernel as k; raise SystemExit(0 if k.load() else 1)" 2>/dev/null; then
+    echo "[setup] building the C++ $family step (about 30 s, once)"
+    .venv/bin/python -m "cadenza.generators.$family.step_kernel" || true
+  fi
+done
 .venv/bin/python -c "import cadenza" && echo "[setup] ready: .venv/bin/cadenza --help"

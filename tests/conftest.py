@@ -105,6 +105,29 @@ def make_tiny_codec_lm():
     return tiny_codec_lm
 
 
+@pytest.fixture(scope="session")
+def build_kernel_or_skip():
+    """``build(kernel)`` -> the built C++ step extension (a no-op when an up-to-date build exists, about 30 s
+    when not); skips where ``CADENZA_CPU_KERNEL=0`` or there is no C++ toolchain (generation then uses the
+    Python step). With a toolchain a build error is a failure, not a skip."""
+    import sysconfig
+
+    from cadenza.engine.cpp_kernel import CppKernel, enabled
+
+    def build(kernel: CppKernel):
+        if not enabled():
+            pytest.skip("CADENZA_CPU_KERNEL=0")
+        from torch.utils.cpp_extension import get_cxx_compiler, is_ninja_available
+
+        compiler = get_cxx_compiler()
+        headers = Path(sysconfig.get_paths()["include"]) / "Python.h"
+        if shutil.which(compiler) is None or not is_ninja_available() or not headers.is_file():
+            pytest.skip(f"no C++ toolchain here ({compiler}, ninja, {headers}): generation uses the Python step")
+        return kernel.build()
+
+    return build
+
+
 @pytest.fixture
 def one_graph_step():
     """``decode_step`` compiled as a single graph (``eager`` backend: dynamo's tracing without C++

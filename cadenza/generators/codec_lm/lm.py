@@ -15,7 +15,8 @@ small default (saved as safetensors in this module's names).
   unconditional half of CFG) is all-zero states or an all-False mask.
 - Inference: ``setup_cache`` preallocates the engine's static KV cache (``cadenza.engine.kv_cache``);
   cross-attention keys/values are computed
-  once per generation (``set_cross_states``), not per step. ``CodecLMRunner`` wraps a model and its
+  once per generation (``set_cross_states``), not per step. On CPU (float32, not static) a one-frame
+  step runs the C++ step (``step.py``) where it is built and the model's layers are ones it supports. ``CodecLMRunner`` wraps a model and its
   conditioning into the engine's ``CodebookLM`` protocol for ``cadenza.engine.decode.decode_codebooks``.
 - Training: ``forward_train`` applies the delay pattern internally and returns logits aligned with the
   codes; ``loss`` is the cross entropy over valid positions.
@@ -30,10 +31,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cadenza.engine.cpp_kernel import parameters_key
 from cadenza.engine.kv_cache import KVCache, LayerCaches, mark_static
 from cadenza.engine.patterns import DelayPattern
+from cadenza.generators.codec_lm.step import CodecStepWeights, build_step_weights, make_step, supports
 
 ACTIVATIONS = {"gelu": F.gelu, "relu": F.relu}
+_NO_SCORE = torch.empty(0)  # the C++ step's "no score rows"
 
 
 @dataclass(frozen=True)
@@ -248,6 +252,15 @@ class CodecLM(nn.Module):
         self.kv_caches = LayerCaches(config.num_layers, config.num_heads, config.head_dim)
         self._static = False  # set by setup_cache: fixed shapes for a compiled / CUDA-graphed step
         self._spare_cross: list[tuple[torch.Tensor, ...] | None] | None = None  # and its cross keys/values
+        self._step_weights: CodecStepWeights | None = None  # derived from the parameters, kept while they hold
+        self._step_impl = None  # the C++ one-frame step over ``_step_weights`` (see ``step.py``)
+        self.step_impl = None  # ``_step_impl`` while a cache is set up for it, else None
+
+    def __getstate__(self) -> dict:
+        # The C++ step object cannot be copied or pickled; a copy builds its own at its next setup_cache.
+        state = dict(super().__getstate__())
+        state["_step_weights"] = state["_step_impl"] = state["step_impl"] = None
+        return state
 
     # -- engine protocol facts ---------------------------------------------------------------------
     @property
@@ -297,6 +310,10 @@ class CodecLM(nn.Module):
                 if layer.cross_attn is not None:
                     layer.cross_attn.cached_kv = None
             return
+        self._set_cross_kv(cross)
+        self._hand_cross_to_step()
+
+    def _set_cross_kv(self, cross: torch.Tensor) -> None:
         spare, self._spare_cross = self._spare_cross, None
         for i, layer in enumerate(self.layers):
             attn = layer.cross_attn
@@ -330,10 +347,33 @@ class CodecLM(nn.Module):
         caches = self.kv_caches.setup(batch_size, max_seq_len, dtype, device, self._static)
         for layer, cache in zip(self.layers, caches):
             layer.self_attn.kv_cache = cache
+        self.step_impl = None
+        if not self._static and device.type == "cpu" and p.dtype == torch.float32 and dtype == torch.float32 and supports(self):
+            key = parameters_key(self)
+            if self._step_weights is None or key is None or self._step_weights.key != key:
+                self._step_weights = build_step_weights(self, key)
+                self._step_impl = make_step(self._step_weights, self)
+            if self._step_impl is not None:
+                self._step_impl.set_caches([cache.kv for cache in caches])
+                self.step_impl = self._step_impl
+                self._hand_cross_to_step()
+        else:
+            self._step_weights = self._step_impl = None
+
+    def _hand_cross_to_step(self) -> None:
+        """Give the C++ step this generation's cross keys/values (when both exist)."""
+        if self.step_impl is None or not self.config.cross_attention:
+            return
+        kvs = [layer.cross_attn.cached_kv for layer in self.layers]
+        if all(kv is not None for kv in kvs):
+            self.step_impl.set_cross([k.contiguous() for k, _ in kvs], [v.contiguous() for _, v in kvs])
 
     def clear_cache(self) -> None:
         """Detach the KV cache and cross states from the layers; a static cache is kept for reuse."""
         self.kv_caches.release()
+        if self.step_impl is not None:  # the step and its weights stay: the next setup_cache reuses them
+            self.step_impl.set_caches([])
+            self.step_impl = None
         if self._static and any(layer.cross_attn is not None and layer.cross_attn.cached_kv is not None
                                 for layer in self.layers):
             self._spare_cross = [layer.cross_attn.cached_kv if layer.cross_attn is not None else None
@@ -341,6 +381,10 @@ class CodecLM(nn.Module):
         for layer in self.layers:
             layer.self_attn.kv_cache = None
         self.set_cross_states(None)
+
+    def _step_has_cross(self) -> bool:
+        """Whether the C++ step has what the model cross-attends to (always, without cross-attention)."""
+        return not self.config.cross_attention or self.layers[0].cross_attn.cached_kv is not None
 
     # -- forward -----------------------------------------------------------------------------------
     def project_score(self, score: torch.Tensor) -> torch.Tensor:
@@ -368,6 +412,10 @@ class CodecLM(nn.Module):
         b, k, t = codes.shape
         if k != self.config.n_q:
             raise ValueError(f"expected {self.config.n_q} codebooks, got {k}")
+        if (t == 1 and self.step_impl is not None and input_pos is not None and prefix is None and cross is None
+                and not torch.is_grad_enabled() and self._step_has_cross()):
+            row = _NO_SCORE if score is None else score.select(1, 0)
+            return self.step_impl(codes.select(2, 0), int(input_pos[0]), row).view(b, k, 1, self.config.card)
         x = self.emb[0](codes[:, 0])
         for cb in range(1, k):
             x = x + self.emb[cb](codes[:, cb])

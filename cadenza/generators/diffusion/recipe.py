@@ -18,7 +18,7 @@ RECIPE_COMMANDS = ("cadenza train audio-data && cadenza train codec && cadenza t
 
 # A run fine-tuned from a checkpoint: that checkpoint's recipe, then this.
 FINE_TUNE_COMMANDS = ("cadenza train audio-data && cadenza train diffusion --codec runs/codec/export --init-from {init_from} "
-                      "--run {run} --max-steps {max_steps} --lr {lr} && "
+                      "--run {run} --max-steps {max_steps} --lr {lr}{focus} && "
                       "cadenza train diffusion --run {run} --codec {codec} --export checkpoints/{name}")
 
 
@@ -39,6 +39,9 @@ def add_arguments(p) -> None:
     p.add_argument("--lr", type=float, default=4e-4, help="peak learning rate (lower it to fine-tune with --init-from)")
     p.add_argument("--init-from", metavar="DIR",
                    help="start from this exported checkpoint's model (a text-only model gains the score input at zero)")
+    p.add_argument("--focus-t", type=float, metavar="F",
+                   help="draw 3/4 of the timesteps below this fraction of the noise schedule (the range a score's "
+                        "sketch is performed from: 0.6 covers --strength up to about 0.6), the rest from all of it")
     p.add_argument("--export", metavar="DIR", help="write a checkpoint folder from the run")
     p.add_argument("--name", default="diffusion-folk-small", help="model name for --export")
 
@@ -50,9 +53,11 @@ def run(args) -> int:
         require_run(args.run, "diffusion")
         from cadenza.generators.diffusion.export import export_checkpoint
 
-        from cadenza.training import fine_tune_command, recipe_command
+        from cadenza.training import fine_tune_command, read_run_config, recipe_command
 
-        command = (fine_tune_command(FINE_TUNE_COMMANDS, args.run, args.name, codec=args.codec)
+        focus_t = read_run_config(args.run)["train"].get("focus_t")
+        focus = f" --focus-t {focus_t:g}" if focus_t is not None else ""
+        command = (fine_tune_command(FINE_TUNE_COMMANDS, args.run, args.name, codec=args.codec, focus=focus)
                    or recipe_command(RECIPE_COMMANDS, args.run, args.name))
         spec = export_checkpoint(args.run, args.codec, args.data, args.export, args.name, command=command)
         print(f"wrote {spec.directory} (sha256 {spec.sha256[:12]}..., val loss {spec.metrics.get('final_val_loss')})")
@@ -62,6 +67,6 @@ def run(args) -> int:
     figures = train(DiffusionTrainConfig(data_dir=args.data, codec_dir=args.codec, run_dir=args.run,
                                          max_steps=args.max_steps, minutes=args.minutes, batch=args.batch,
                                          threads=args.threads, seed=args.seed, stop_at=args.stop_at,
-                                         init_from=args.init_from, lr=args.lr))
+                                         init_from=args.init_from, lr=args.lr, focus_t=args.focus_t))
     print(f"trained to step {figures['step']}: {figures}")
     return 0

@@ -51,10 +51,20 @@ class DiffusionTrainConfig:
     threads: int = 2
     max_val_clips: int = 48
     stop_at: int | None = None  # stop (saved, resumable) at this step; the schedule still runs to max_steps
+    # Focus the steps on low noise: FOCUS_SHARE of the crops draw their timestep below focus_t of the schedule
+    # (where a sketch's performance runs: strength S starts at about S), the rest from the whole range.
+    focus_t: float | None = None
     model: DiTConfig = field(default_factory=DiTConfig)
+
+    def __post_init__(self) -> None:
+        if self.focus_t is not None and not 0.0 < self.focus_t <= 1.0:
+            raise ValueError(f"focus_t must lie in (0, 1], got {self.focus_t}")
 
     def to_dict(self) -> dict:
         return {**asdict(self), "model": self.model.to_dict()}
+
+
+FOCUS_SHARE = 0.75  # with ``focus_t``: the share of crops whose timestep is drawn below it
 
 
 # ---- cache ---------------------------------------------------------------------------------------
@@ -180,24 +190,29 @@ def step_draws(config: DiffusionTrainConfig, step: int, n_clips: int, clip_frame
     min_frames = min(clip_frames, max(1, math.ceil(config.min_seconds * frame_rate)))
     frames = int(torch.randint(min_frames, clip_frames + 1, (1,), generator=g))
     b = config.batch
-    return {"index": torch.randint(0, n_clips, (b,), generator=g), "frames": frames,
-            "offsets": torch.randint(0, clip_frames - frames + 1, (b,), generator=g),
-            "t": torch.randint(0, NUM_TRAIN_TIMESTEPS, (b,), generator=g),
-            "noise": torch.randn(b, latent_dim, frames, generator=g),
-            "drop": torch.rand(b, generator=g) < config.cond_dropout,
-            "drop_score": torch.rand(b, generator=g) < config.score_dropout}
+    draws = {"index": torch.randint(0, n_clips, (b,), generator=g), "frames": frames,
+             "offsets": torch.randint(0, clip_frames - frames + 1, (b,), generator=g),
+             "t": torch.randint(0, NUM_TRAIN_TIMESTEPS, (b,), generator=g),
+             "noise": torch.randn(b, latent_dim, frames, generator=g),
+             "drop": torch.rand(b, generator=g) < config.cond_dropout,
+             "drop_score": torch.rand(b, generator=g) < config.score_dropout}
+    if config.focus_t is not None:  # drawn last, so a run without it takes the same steps as before
+        low = torch.randint(0, max(1, int(config.focus_t * NUM_TRAIN_TIMESTEPS)), (b,), generator=g)
+        draws["t"] = torch.where(torch.rand(b, generator=g) < FOCUS_SHARE, low, draws["t"])
+    return draws
 
 
 @torch.no_grad()
 def validation_loss(model: LatentDiT, data: dict, stats: LatentStats, frame_rate: float, noise_schedule,
-                    max_clips: int, with_score: bool = True) -> float:
+                    max_clips: int, with_score: bool = True, t_top: float = 1.0) -> float:
     """Mean loss over full clips at 8 fixed timesteps with fixed noise (comparable across runs); with the
-    score when the model reads one and ``with_score`` (else its text-only path)."""
+    score when the model reads one and ``with_score`` (else its text-only path). ``t_top < 1``: the 8
+    timesteps spread over the lowest ``t_top`` of the schedule instead (a focused run's range)."""
     n = min(max_clips, data["latents"].shape[0])
     frames = data["latents"].shape[-1]
     g = torch.Generator().manual_seed(1234)
     losses = []
-    for t_value in torch.linspace(50, NUM_TRAIN_TIMESTEPS - 50, 8).long():
+    for t_value in torch.linspace(50, t_top * NUM_TRAIN_TIMESTEPS - 50, 8).long():
         for start in range(0, n, 16):
             index = torch.arange(start, min(n, start + 16))
             noise = torch.randn(len(index), data["latents"].shape[1], frames, generator=g)
@@ -293,6 +308,9 @@ def train(config: DiffusionTrainConfig, autoencoder=None, text_encoder=None) -> 
             if model_config.score_dim:
                 entry["val_loss_text_only"] = round(validation_loss(ema, val_data, stats, frame_rate, noise_schedule,
                                                                     config.max_val_clips, with_score=False), 5)
+            if config.focus_t is not None:
+                entry["val_loss_focus"] = round(validation_loss(ema, val_data, stats, frame_rate, noise_schedule,
+                                                                config.max_val_clips, t_top=config.focus_t), 5)
             log.write(json.dumps(entry) + "\n")
             log.flush()
         if time.monotonic() - last_save > config.save_every_s:

@@ -19,8 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cadenza.engine.cpp_kernel import parameters_key
 from cadenza.engine.kv_cache import KVCache, LayerCaches
-from cadenza.generators.symbolic.step import StepImpl, StepWeights, build_step_weights, make_step, parameters_key
+from cadenza.generators.symbolic.step import StepImpl, StepWeights, build_step_weights, make_step
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Protocol
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 if TYPE_CHECKING:
     from cadenza.generators.symbolic.model import SymbolicTransformer
@@ -71,16 +70,6 @@ class StepWeights:
     cos_half: torch.Tensor
     sin_half: torch.Tensor
     dim_eps: torch.Tensor
-
-
-def parameters_key(module: nn.Module) -> tuple | None:
-    """What identifies the parameters' current values; None when that cannot be known (inference
-    tensors keep no version counter), which means "rebuild"."""
-    params = list(module.parameters())
-    if any(p.is_inference() for p in params):
-        return None
-    # In-place updates bump ``_version``; ``.to()`` or ``.data =`` change the storage pointer.
-    return tuple((id(p), p.data_ptr(), p._version, p.dtype, p.device) for p in params)
 
 
 @torch.no_grad()

@@ -6,10 +6,6 @@ The kernel is built by ``scripts/setup.sh``; here ``build()`` is a no-op when it
 
 from __future__ import annotations
 
-import shutil
-import sysconfig
-from pathlib import Path
-
 import pytest
 import torch
 
@@ -21,16 +17,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def kernel_module():
-    if not step_kernel.enabled():
-        pytest.skip("CADENZA_CPU_KERNEL=0")
-    from torch.utils.cpp_extension import get_cxx_compiler, is_ninja_available
-
-    compiler = get_cxx_compiler()
-    headers = Path(sysconfig.get_paths()["include"]) / "Python.h"
-    if shutil.which(compiler) is None or not is_ninja_available() or not headers.is_file():
-        pytest.skip(f"no C++ toolchain here ({compiler}, ninja, {headers}): generation uses the Python step")
-    return step_kernel.build()  # with a toolchain, a build error is a failure, not a skip
+def kernel_module(build_kernel_or_skip):
+    return build_kernel_or_skip(step_kernel.KERNEL)
 
 
 def steps(model, seq: torch.Tensor, t0: int, use_kernel: bool) -> torch.Tensor:
@@ -120,7 +108,7 @@ def test_a_model_with_a_kernel_can_be_copied(make_tiny_model, kernel_module):
 
 def test_disabled_by_environment(make_tiny_model, monkeypatch):
     monkeypatch.setenv("CADENZA_CPU_KERNEL", "0")
-    step_kernel.load.cache_clear()
+    step_kernel.KERNEL.forget()
     try:
         assert step_kernel.load() is None
         model = make_tiny_model(seed=10)
@@ -129,4 +117,4 @@ def test_disabled_by_environment(make_tiny_model, monkeypatch):
             assert isinstance(model.step_impl, PythonStep)  # the choice made at setup_cache
             model.clear_cache()
     finally:
-        step_kernel.load.cache_clear()
+        step_kernel.KERNEL.forget()
