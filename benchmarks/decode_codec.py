@@ -165,7 +165,7 @@ def _step_kind(ours, device, dtype, compiled: bool) -> str:
     from cadenza.generators.codec_lm import step, step_kernel
 
     if (device.type == "cpu" and dtype == torch.float32 and not compiled and step.supports(ours)
-            and step_kernel.load() is not None):
+            and step_kernel.KERNEL.load() is not None):
         return "c++"
     return "module (compiled, static cache)" if compiled else "module"
 

@@ -118,7 +118,7 @@ def _step_kind(device, dtype, compiled: bool) -> str:
     from cadenza.generators.symbolic import step_kernel
 
     if device.type == "cpu" and dtype == torch.float32 and not compiled:
-        return "c++" if step_kernel.load() is not None else "python"
+        return "c++" if step_kernel.KERNEL.load() is not None else "python"
     return "general (static cache)" if compiled else "general"
 
 

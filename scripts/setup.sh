@@ -53,7 +53,7 @@ fi
 # codec LM's about 2x): each built once, ~30 s. Optional: if one cannot be built, a note says why and the
 # Python step is used.
 for family in symbolic codec_lm; do
-  if ! .venv/bin/python -c "from cadenza.generators.$family import step_kernel as k; raise SystemExit(0 if k.load() else 1)" 2>/dev/null; then
+  if ! .venv/bin/python -c "from cadenza.generators.$family import step_kernel as k; raise SystemExit(0 if k.KERNEL.load() else 1)" 2>/dev/null; then
     echo "[setup] building the C++ $family step (about 30 s, once)"
     .venv/bin/python -m "cadenza.generators.$family.step_kernel" || true
   fi

@@ -33,6 +33,8 @@ from torch import nn
 # between machines never hands one CPU another's code). -fopenmp-simd lets the sums vectorize
 # (``#pragma omp simd reduction``) without -ffast-math.
 CFLAGS = ("-O3", "-march=native", "-fopenmp-simd")
+# What every step kernel shares (single-query attention over the KV cache, its checks): put before each source.
+COMMON_SOURCE = Path(__file__).with_name("step_common.cpp")
 
 
 def enabled() -> bool:
@@ -63,7 +65,7 @@ def parameters_key(module: nn.Module) -> tuple | None:
 class CppKernel:
     """One C++ source built as a torch extension: ``build`` compiles it, ``load`` imports the build.
 
-    ``source``: the ``.cpp`` file; ``prefix``: the extension's name before its hash
+    ``source``: the ``.cpp`` file (``COMMON_SOURCE`` goes before it); ``prefix``: the extension's name before its hash
     (``cadenza_symbolic_step``); ``what``: how messages name it ("the C++ symbolic step").
     """
 
@@ -75,9 +77,13 @@ class CppKernel:
         """``<prefix>_<hash>``: changes with the source, the flags, the CPU, torch (version and install)
         and Python."""
         # torch's location too: two environments sharing one cache dir would otherwise rebuild over each other
-        key = "\n".join([self.source.read_text(), " ".join(CFLAGS), cpu_signature(), torch.__version__,
-                         torch.__file__, sys.version])
+        key = "\n".join([*self.sources(), " ".join(CFLAGS), cpu_signature(), torch.__version__, torch.__file__,
+                         sys.version])
         return f"{self.prefix}_{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+
+    def sources(self) -> list[str]:
+        """The texts compiled: the shared helpers, then the kernel's own source."""
+        return [COMMON_SOURCE.read_text(), self.source.read_text()]
 
     def build_dir(self) -> Path:
         base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "cadenza-kernels"
@@ -89,7 +95,7 @@ class CppKernel:
 
         directory = self.build_dir()
         directory.mkdir(parents=True, exist_ok=True)
-        module = load_inline(self.name(), cpp_sources=[self.source.read_text()], extra_cflags=list(CFLAGS),
+        module = load_inline(self.name(), cpp_sources=self.sources(), extra_cflags=list(CFLAGS),
                              build_directory=str(directory), verbose=verbose)
         self.forget()
         return module

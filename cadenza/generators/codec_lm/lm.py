@@ -14,10 +14,10 @@ small default (saved as safetensors in this module's names).
   and cross-attention attends over all of them (no key mask), so an "empty condition" (the
   unconditional half of CFG) is all-zero states or an all-False mask.
 - Inference: ``setup_cache`` preallocates the engine's static KV cache (``cadenza.engine.kv_cache``);
-  cross-attention keys/values are computed
-  once per generation (``set_cross_states``), not per step. On CPU (float32, not static) a one-frame
-  step runs the C++ step (``step.py``) where it is built and the model's layers are ones it supports. ``CodecLMRunner`` wraps a model and its
-  conditioning into the engine's ``CodebookLM`` protocol for ``cadenza.engine.decode.decode_codebooks``.
+  cross-attention keys/values are computed once per generation (``set_cross_states``), not per step.
+  On CPU (float32, not static) a one-frame step runs the C++ step (``step.py``) where it is built and
+  supports the model. ``CodecLMRunner`` wraps a model and its conditioning into the engine's
+  ``CodebookLM`` protocol for ``cadenza.engine.decode.decode_codebooks``.
 - Training: ``forward_train`` applies the delay pattern internally and returns logits aligned with the
   codes; ``loss`` is the cross entropy over valid positions.
 """
@@ -348,7 +348,8 @@ class CodecLM(nn.Module):
         for layer, cache in zip(self.layers, caches):
             layer.self_attn.kv_cache = cache
         self.step_impl = None
-        if not self._static and device.type == "cpu" and p.dtype == torch.float32 and dtype == torch.float32 and supports(self):
+        if (not self._static and device.type == "cpu" and p.dtype == torch.float32 and dtype == torch.float32
+                and supports(self)):
             key = parameters_key(self)
             if self._step_weights is None or key is None or self._step_weights.key != key:
                 self._step_weights = build_step_weights(self, key)

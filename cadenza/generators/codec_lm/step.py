@@ -99,7 +99,7 @@ def make_step(weights: CodecStepWeights, lm: CodecLM) -> Any | None:
     """The C++ step over ``weights``, or None where the kernel is not built or is disabled."""
     from cadenza.generators.codec_lm import step_kernel
 
-    module = step_kernel.load()
+    module = step_kernel.KERNEL.load()
     if module is None:
         return None
     w = weights

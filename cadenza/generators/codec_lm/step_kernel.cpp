@@ -16,12 +16,8 @@
 // ff: weight row then bias row); out_norm [2, D] (or empty); heads [D, K * card]; freq_div [D / 2] = max_period^(i / (D/2 - 1))
 // (positions: [cos | sin] of pos / freq_div, times pos_scale). Self caches
 // [B, 2H, S, Dh] (keys in heads 0..H-1, values in H..2H-1); cross keys / values [B, H, S_c, Dh].
-#include <torch/extension.h>
-
+// attend, attend_cached, check_caches and check_float come from cadenza/engine/step_common.cpp (put first).
 #include <algorithm>
-#include <cmath>
-#include <cstring>
-#include <vector>
 
 // x [B, D] -> out [B, D] = LayerNorm(x) * w + b (biased variance, eps 1e-5 as torch's nn.LayerNorm here)
 static void layer_norm_into(const float* x, float* out, const float* w, const float* bias, int64_t B, int64_t D) {
@@ -38,37 +34,6 @@ static void layer_norm_into(const float* x, float* out, const float* w, const fl
     float* o = out + b * D;
     for (int64_t i = 0; i < D; ++i) o[i] = (xr[i] - mean) * r * w[i] + bias[i];
   }
-}
-
-// One query row q [Dh] over n keys/values (rows Dh apart) -> out [Dh]; scores is scratch of n floats.
-static void attend(const float* q, const float* K, const float* V, int64_t n, int64_t Dh, float scale, float* scores,
-                   float* out) {
-  float mx = -INFINITY;
-  for (int64_t j = 0; j < n; ++j) {
-    const float* k = K + j * Dh;
-    float s = 0.f;
-#pragma omp simd reduction(+ : s)
-    for (int64_t i = 0; i < Dh; ++i) s += q[i] * k[i];
-    s *= scale;
-    scores[j] = s;
-    mx = s > mx ? s : mx;
-  }
-  float total = 0.f;
-  for (int64_t j = 0; j < n; ++j) {
-    scores[j] = std::exp(scores[j] - mx);
-    total += scores[j];
-  }
-  for (int64_t i = 0; i < Dh; ++i) out[i] = 0.f;
-  for (int64_t j = 0; j < n; ++j) {
-    const float p = scores[j] / total;
-    const float* v = V + j * Dh;
-    for (int64_t i = 0; i < Dh; ++i) out[i] += p * v[i];
-  }
-}
-
-static void check_float(const torch::Tensor& t, const char* what) {
-  TORCH_CHECK(t.device().is_cpu() && t.scalar_type() == torch::kFloat && t.is_contiguous(), what,
-              ": the codec LM step kernel takes contiguous float32 CPU tensors");
 }
 
 // One model's step. Not reentrant (it owns work buffers and writes the caches it was given): one call at
@@ -115,12 +80,7 @@ class CodecStep {
   // One [B, 2H, S, Dh] self cache per layer; an empty list lets go of the last ones (and of the cross
   // keys / values).
   void set_caches(std::vector<torch::Tensor> caches) {
-    TORCH_CHECK(caches.empty() || caches.size() == qkv_.size(), "one cache per layer");
-    const int64_t Dh = emb_.size(2) / H_;
-    for (const auto& c : caches)
-      TORCH_CHECK(c.dim() == 4 && c.size(1) == 2 * H_ && c.size(3) == Dh && c.device().is_cpu() &&
-                  c.scalar_type() == torch::kFloat && c.is_contiguous() && c.size(0) == caches[0].size(0) &&
-                  c.size(2) == caches[0].size(2), "caches must be [B, 2H, S, Dh] contiguous float32 CPU tensors");
+    check_caches(caches, qkv_.size(), H_, emb_.size(2) / H_);
     caches_ = std::move(caches);
     if (caches_.empty()) {
       cross_k_.clear();
@@ -217,17 +177,7 @@ torch::Tensor CodecStep::step(const int64_t* codes, int64_t pos, const torch::Te
     // self-attention
     layer_norm_into(x, h, norm, norm + D, B, D);
     const float* qkv = torch::mm_out(qkv_buf_, h_, qkv_[l]).data_ptr<float>();  // [B, 3D]
-    float* cache = caches_[l].data_ptr<float>();  // [B, 2H, S, Dh]: keys then values
-    for (int64_t b = 0; b < B; ++b) {
-      const float* row = qkv + b * 3 * D;
-      for (int64_t hh = 0; hh < H; ++hh) {
-        std::memcpy(cache + ((b * 2 * H + hh) * S + pos) * Dh, row + D + hh * Dh, Dh * sizeof(float));
-        std::memcpy(cache + ((b * 2 * H + H + hh) * S + pos) * Dh, row + 2 * D + hh * Dh, Dh * sizeof(float));
-      }
-      for (int64_t hh = 0; hh < H; ++hh)
-        attend(row + hh * Dh, cache + (b * 2 * H + hh) * S * Dh, cache + (b * 2 * H + H + hh) * S * Dh, pos + 1, Dh,
-               scale, scores.data(), y + b * D + hh * Dh);
-    }
+    attend_cached(qkv, caches_[l].data_ptr<float>(), y, B, H, S, Dh, pos, scale, scores.data());
     x_.addmm_(y_, o_[l]);
     // cross-attention to the conditioning (every position: no mask, as the module does)
     if (cross_) {

@@ -106,11 +106,11 @@ def build_step_weights(model: SymbolicTransformer, key: tuple | None) -> StepWei
 
 
 def make_step(weights: StepWeights) -> StepImpl:
-    """The C++ step over ``weights`` where it is built and enabled (``step_kernel.load``), else the
+    """The C++ step over ``weights`` where it is built and enabled (``step_kernel.KERNEL``), else the
     Python one. Token-for-token the same choices; logits agree to float rounding."""
     from cadenza.generators.symbolic import step_kernel
 
-    module = step_kernel.load()
+    module = step_kernel.KERNEL.load()
     if module is None:
         return PythonStep(weights)
     blocks = weights.blocks

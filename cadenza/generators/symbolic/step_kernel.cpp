@@ -10,11 +10,7 @@
 // o [D, D], gate_up [D, 2F], down [F, D]; head [D, V]; cos/sin [S_max, Dh/2] (RoPE, half-split layout);
 // caches [B, 2H, S, Dh] (keys in heads 0..H-1, values in H..2H-1). Norm weights and sqrt(D) are already
 // folded into the matrices, so a norm here is x / sqrt(sum(x^2) + D * eps).
-#include <torch/extension.h>
-
-#include <cmath>
-#include <cstring>
-#include <vector>
+// attend_cached, check_caches and check_float come from cadenza/engine/step_common.cpp (put first).
 
 // x [B, D] -> out [B, D] = x / sqrt(sum(x^2) + dim_eps)   (weights and sqrt(D) folded into the next matmul)
 static void rms_into(const float* x, float* out, int64_t B, int64_t D, float dim_eps) {
@@ -49,20 +45,13 @@ class SymbolicStep {
                   gate_up[l].size(0) == D && down[l].size(1) == D && gate_up[l].size(1) == 2 * down[l].size(0),
                   "layer ", l, ": matrix shapes do not fit dim ", D);
     }
-    for (const auto& t : all)
-      TORCH_CHECK(t.device().is_cpu() && t.scalar_type() == torch::kFloat && t.is_contiguous(),
-                  "the step kernel takes contiguous float32 CPU tensors");
+    for (const auto& t : all) check_float(t, "weights");
     TORCH_CHECK(head.size(0) == D && cos.size(1) == D / n_heads / 2 && sin.sizes() == cos.sizes(), "head/RoPE shapes");
   }
 
   // One [B, 2H, S, Dh] cache per layer; an empty list lets go of the last ones.
   void set_caches(std::vector<torch::Tensor> caches) {
-    TORCH_CHECK(caches.empty() || caches.size() == qkv_.size(), "one cache per layer");
-    const int64_t Dh = embed_.size(1) / H_;
-    for (const auto& c : caches)
-      TORCH_CHECK(c.dim() == 4 && c.size(1) == 2 * H_ && c.size(3) == Dh && c.device().is_cpu() &&
-                  c.scalar_type() == torch::kFloat && c.is_contiguous() && c.size(0) == caches[0].size(0) &&
-                  c.size(2) == caches[0].size(2), "caches must be [B, 2H, S, Dh] contiguous float32 CPU tensors");
+    check_caches(caches, qkv_.size(), H_, embed_.size(1) / H_);
     caches_ = std::move(caches);
   }
 
@@ -121,38 +110,8 @@ torch::Tensor SymbolicStep::step(const torch::Tensor& token, int64_t pos) {
             v[i + half] = c * cosp[i] + a * sinp[i];
           }
         }
-      // write k, v at pos
-      for (int64_t hh = 0; hh < H; ++hh) {
-        std::memcpy(cache + ((b * 2 * H + hh) * S + pos) * Dh, row + D + hh * Dh, Dh * sizeof(float));
-        std::memcpy(cache + ((b * 2 * H + H + hh) * S + pos) * Dh, row + 2 * D + hh * Dh, Dh * sizeof(float));
-      }
-      // attention of the one query over positions 0..pos
-      float* yrow = y.data_ptr<float>() + b * D;
-      for (int64_t hh = 0; hh < H; ++hh) {
-        const float* q = row + hh * Dh;
-        const float* K = cache + (b * 2 * H + hh) * S * Dh;
-        const float* V = cache + (b * 2 * H + H + hh) * S * Dh;
-        float mx = -INFINITY;
-        for (int64_t j = 0; j <= pos; ++j) {
-          const float* k = K + j * Dh;
-          float s = 0.f;
-#pragma omp simd reduction(+ : s)
-          for (int64_t i = 0; i < Dh; ++i) s += q[i] * k[i];
-          s *= scale;
-          scores[j] = s;
-          mx = s > mx ? s : mx;
-        }
-        float total = 0.f;
-        for (int64_t j = 0; j <= pos; ++j) { scores[j] = std::exp(scores[j] - mx); total += scores[j]; }
-        float* out = yrow + hh * Dh;
-        for (int64_t i = 0; i < Dh; ++i) out[i] = 0.f;
-        for (int64_t j = 0; j <= pos; ++j) {
-          const float p = scores[j] / total;
-          const float* v = V + j * Dh;
-          for (int64_t i = 0; i < Dh; ++i) out[i] += p * v[i];
-        }
-      }
     }
+    attend_cached(qp, cache, y.data_ptr<float>(), B, H, S, Dh, pos, scale, scores.data());
     x.addmm_(y, o_[l]);
     rms_into(x.data_ptr<float>(), h.data_ptr<float>(), B, D, dim_eps_);
     torch::Tensor gu = torch::mm_out(gu_buf_, h, gate_up_[l]);  // [B, 2F]: gate | up

@@ -184,7 +184,7 @@ def test_disabled_by_environment(make_tiny_codec_lm, monkeypatch):
     monkeypatch.setenv("CADENZA_CPU_KERNEL", "0")
     step_kernel.KERNEL.forget()
     try:
-        assert step_kernel.load() is None
+        assert step_kernel.KERNEL.load() is None
         lm = make_tiny_codec_lm()
         with torch.inference_mode():
             lm.setup_cache(1, 8)

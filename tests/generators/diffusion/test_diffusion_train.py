@@ -115,3 +115,24 @@ def test_export_loads_and_generates_through_studio_and_cli(corpus, tmp_path, mon
     assert main(["generate", "tiny-diffusion", "--prompt", str(out), "--strength", "0.5", "--steps", "4",
                  "-o", str(tmp_path / "varied.wav")]) == 0
     assert sf.info(str(tmp_path / "varied.wav")).frames == RATE
+
+
+def test_focus_t_draws_most_timesteps_low_and_leaves_the_other_draws_alone():
+    from cadenza.generators.diffusion.model import NUM_TRAIN_TIMESTEPS
+    from cadenza.generators.diffusion.train import FOCUS_SHARE, step_draws
+
+    plain, focused = DiffusionTrainConfig(batch=64), DiffusionTrainConfig(batch=64, focus_t=0.4)
+    low, total = 0, 0
+    for step in range(20):
+        a = step_draws(plain, step, 100, 400, 8, 50.0)
+        b = step_draws(focused, step, 100, 400, 8, 50.0)
+        for key in ("index", "offsets", "noise", "drop", "drop_score"):  # only the timesteps change
+            assert torch.equal(a[key], b[key])
+        assert a["frames"] == b["frames"]
+        low += int((b["t"] < 0.4 * NUM_TRAIN_TIMESTEPS).sum())
+        total += b["t"].numel()
+        assert int(b["t"].max()) < NUM_TRAIN_TIMESTEPS
+    expected = FOCUS_SHARE + (1 - FOCUS_SHARE) * 0.4  # focused draws, plus the full-range ones that land low
+    assert abs(low / total - expected) < 0.05
+    with pytest.raises(ValueError, match="focus_t"):
+        DiffusionTrainConfig(focus_t=1.5)

@@ -57,7 +57,7 @@ def test_decode_uses_the_kernel_and_samples_the_same_tokens(make_tiny_model, ker
     with_kernel = decode(model, prompt, DecodeParams(max_new_tokens=30, rng=torch.Generator().manual_seed(3)))
     assert not calls  # the C++ step ran every step
     model._step_weights = None  # rebuild the step, now without the kernel
-    monkeypatch.setattr(step_kernel, "load", lambda: None)
+    monkeypatch.setattr(step_kernel.KERNEL, "load", lambda: None)
     python = decode(model, prompt, DecodeParams(max_new_tokens=30, rng=torch.Generator().manual_seed(3)))
     assert len(calls) == 29 and isinstance(model._step_impl, PythonStep)
     assert torch.equal(with_kernel, python)
@@ -110,7 +110,7 @@ def test_disabled_by_environment(make_tiny_model, monkeypatch):
     monkeypatch.setenv("CADENZA_CPU_KERNEL", "0")
     step_kernel.KERNEL.forget()
     try:
-        assert step_kernel.load() is None
+        assert step_kernel.KERNEL.load() is None
         model = make_tiny_model(seed=10)
         with torch.inference_mode():
             model.setup_cache(1, 8)
