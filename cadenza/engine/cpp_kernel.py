@@ -65,8 +65,8 @@ def parameters_key(module: nn.Module) -> tuple | None:
 class CppKernel:
     """One C++ source built as a torch extension: ``build`` compiles it, ``load`` imports the build.
 
-    ``source``: the ``.cpp`` file (``COMMON_SOURCE`` goes before it); ``prefix``: the extension's name before its hash
-    (``cadenza_symbolic_step``); ``what``: how messages name it ("the C++ symbolic step").
+    ``source``: the ``.cpp`` file (``COMMON_SOURCE`` goes before it); ``prefix``: the extension's name
+    before its hash (``cadenza_symbolic_step``); ``what``: how messages name it ("the C++ symbolic step").
     """
 
     def __init__(self, source: Path, prefix: str, what: str) -> None:
