@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 from cadenza.codec.model import CodecConfig, build_codec
-from cadenza.codec.train import MultiScaleMelLoss, evaluate, load_split, random_crops
+from cadenza.codec.train import MultiScaleMelLoss, OnsetFluxLoss, evaluate, load_split, random_crops
 from cadenza.training import load_state, save_state, warmup_cosine_lr
 
 
@@ -55,6 +55,7 @@ class DecoderTrainConfig:
     weight_l1: float = 10.0
     weight_adv: float = 0.07
     weight_feat: float = 0.13
+    weight_flux: float = 0.0  # `OnsetFluxLoss`: how sharply notes begin (0: off)
     disc_filters: int = 8
     disc_batch: int = 4  # the adversary judges the first rows of each batch only (it dominates the step cost)
     bypass_quantizer: float = 0.25
@@ -130,6 +131,7 @@ def train_decoder(config: DecoderTrainConfig, log=print) -> Path:
     val_audio = load_split(config.data_dir, "validation", 48)
     crop = int(config.crop_s * codec_config.sample_rate)
     mel_loss = MultiScaleMelLoss(codec_config.sample_rate)
+    flux_loss = OnsetFluxLoss(codec_config.sample_rate) if config.weight_flux else None
     started = time.time()
 
     def save() -> None:
@@ -167,6 +169,8 @@ def train_decoder(config: DecoderTrainConfig, log=print) -> Path:
             warming = step < config.waveform_warmup
             mel = x.new_zeros(()) if warming else mel_loss(y, x)
             g_loss = config.weight_l1 * l1 + config.weight_mel * mel
+            flux = x.new_zeros(()) if flux_loss is None or warming else flux_loss(y, x)
+            g_loss = g_loss + config.weight_flux * flux
             adv = feat = x.new_zeros(())
             if adversarial:
                 fake_logits, fake_maps = disc(y[: config.disc_batch])
@@ -179,7 +183,8 @@ def train_decoder(config: DecoderTrainConfig, log=print) -> Path:
             opt_g.step()
             step += 1
             if step % config.log_every == 0:
-                entry = {"step": step, "l1": round(l1.item(), 5), "mel": round(mel.item(), 4), "adv": round(adv.item(), 4),
+                entry = {"step": step, "l1": round(l1.item(), 5), "mel": round(mel.item(), 4), "flux": round(flux.item(), 4),
+                         "adv": round(adv.item(), 4),
                          "feat": round(feat.item(), 4), "disc": round(d_loss.item(), 4),
                          "lr": _lr(step, config, config.lr), "minutes": round((time.time() - started) / 60, 2)}
                 log_file.write(json.dumps(entry) + "\n")

@@ -17,7 +17,7 @@ from __future__ import annotations
 RECIPE_COMMANDS = ("cadenza train audio-data && cadenza train codec --max-steps 6000 && "
                    "cadenza train codec --export runs/codec/export")
 DECODER_COMMANDS = ("cadenza train codec --decoder istft --from {codec_dir} --run {run_dir} "
-                    "--max-steps {max_steps} --adversarial-from {adversarial_from} --lr {lr} && "
+                    "--max-steps {max_steps} --adversarial-from {adversarial_from} --lr {lr}{flux} && "
                     "cadenza train codec --run {run_dir} --export {run_dir}/export")
 
 
@@ -37,6 +37,8 @@ def add_arguments(p) -> None:
                         "quantizer, a new decoder: refused otherwise)")
     p.add_argument("--lr", type=float, default=5e-4,
                    help="istft decoder: peak learning rate (lower it to continue a trained decoder)")
+    p.add_argument("--flux-weight", type=float, default=0.0, metavar="W",
+                   help="istft decoder: weight of the onset loss (log-mel spectral flux: how sharply notes begin)")
     p.add_argument("--adversarial-from", type=int, metavar="STEP",
                    help="istft decoder: add the adversary (MS-STFT discriminator) from this step (default 7000)")
 
@@ -61,7 +63,9 @@ def run(args) -> int:
         run_config = read_run_config(args.run)
         command = RECIPE_COMMANDS
         if run_config["codec"].get("decoder", "seanet") == "istft":
-            command = source_command(run_config["train"]["codec_dir"]) + " && " + DECODER_COMMANDS.format(**run_config["train"])
+            train = run_config["train"]
+            flux = f" --flux-weight {train['weight_flux']:g}" if train.get("weight_flux") else ""
+            command = source_command(train["codec_dir"]) + " && " + DECODER_COMMANDS.format(**train, flux=flux)
         out = export_codec(args.run, args.data, args.export, command=command)
         print(f"wrote {out}")
         return 0
@@ -74,7 +78,8 @@ def run(args) -> int:
         run = args.run if args.run != "runs/codec" else "runs/codec-istft"
         extra = {} if args.adversarial_from is None else {"adversarial_from": args.adversarial_from}
         train_decoder(DecoderTrainConfig(data_dir=args.data, codec_dir=args.source, run_dir=run, lr=args.lr,
-                                         max_steps=args.max_steps, minutes=args.minutes, threads=args.threads, **extra))
+                                         max_steps=args.max_steps, minutes=args.minutes, threads=args.threads,
+                                         weight_flux=args.flux_weight, **extra))
         return 0
     from cadenza.codec.train import CodecTrainConfig, train_codec
 

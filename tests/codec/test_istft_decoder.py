@@ -75,7 +75,8 @@ def test_decoder_training_keeps_the_encoder_and_quantizer(tmp_path):
     (data / "clips.jsonl").write_text("\n".join(lines) + "\n")
     run = train_decoder(DecoderTrainConfig(data_dir=str(data), codec_dir=str(source), run_dir=str(tmp_path / "run"),
                                            max_steps=2, batch=2, crop_s=0.5, adversarial_from=1, waveform_warmup=0,
-                                           decoder_dim=16, decoder_layers=1, eval_every=2, save_every=2),
+                                           decoder_dim=16, decoder_layers=1, eval_every=2, save_every=2,
+                                           weight_flux=0.5, log_every=1),
                         log=lambda *_: None)
     state = torch.load(run / "state.pt", weights_only=True)
     assert state["step"] == 2 and "disc" in state
@@ -85,3 +86,17 @@ def test_decoder_training_keeps_the_encoder_and_quantizer(tmp_path):
             assert torch.equal(value, before[name]), name
     log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
     assert any("validation" in entry for entry in log)
+    assert all(entry["flux"] > 0 for entry in log if "flux" in entry) and any("flux" in entry for entry in log)
+
+
+def test_onset_flux_loss_hears_a_softened_attack():
+    from cadenza.codec.train import OnsetFluxLoss
+
+    loss = OnsetFluxLoss(16000)
+    t = torch.arange(16000) / 16000
+    tone = torch.sin(2 * torch.pi * 440 * t) * (t >= 0.5)  # a note that starts at 0.5 s
+    soft = torch.sin(2 * torch.pi * 440 * t) * ((t - 0.4) / 0.2).clamp(0, 1)  # the same note faded in over 200 ms
+    sharp, softened = tone.view(1, 1, -1), soft.view(1, 1, -1)
+    assert loss(sharp, sharp) == 0
+    assert loss(softened, sharp) > 0.05
+    assert loss.envelope(sharp).max() > 1.2 * loss.envelope(softened).max()  # the onset is a peak, not a ramp
