@@ -174,7 +174,11 @@ def test_cancel_stops_a_long_generation(page):
     # the progress bar over the status line says the model is writing
     page.wait_for_function("() => document.querySelector('#status').innerText.includes('writing')", timeout=30_000)
     page.locator("#cancel").click()
-    _wait_status(page, "Stopped", timeout_ms=30_000)
+    try:
+        _wait_status(page, "Stopped", timeout_ms=60_000)
+    except Exception as exc:  # playwright's TimeoutError: say what the page shows instead
+        pytest.fail(f"the status line never said Stopped ({type(exc).__name__}); it says "
+                    f"{page.locator('#status').inner_text()!r}")
 
 
 def test_batch_render_returns_a_zip(page, tmp_path, score_of):

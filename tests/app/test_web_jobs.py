@@ -39,6 +39,35 @@ def test_a_cancel_just_before_the_job_starts_still_stops_it(monkeypatch):
         assert not late.is_set()
 
 
+def test_cancel_reply_leaves_the_status_line_to_the_job_that_stopped():
+    """Cancel writes nothing once the job has stopped (its handler writes "Stopped."): a "Stopping..."
+    answer could reach the page after that and stay there."""
+    board = JobBoard(grace_s=0.0)
+    assert board.cancel_reply("a", wait_s=0.0) == "Nothing is running."
+    started, replies = threading.Event(), []
+
+    def job() -> None:
+        with board.job("a") as stop:
+            started.set()
+            stop.wait(timeout=30)
+            time.sleep(0.05)  # the engine notices at its next step
+
+    worker = threading.Thread(target=job)
+    worker.start()
+    started.wait(timeout=30)
+    replies.append(board.cancel_reply("a", wait_s=30.0))
+    worker.join()
+    assert replies == [None]
+
+
+def test_cancel_reply_says_stopping_while_the_job_runs_on():
+    board = JobBoard(grace_s=0.0)
+    with board.job("a") as stop:
+        assert board.cancel_reply("a", wait_s=0.01) == "Stopping..."
+        assert stop.is_set()
+    assert board.wait_idle("a", timeout_s=0.0)
+
+
 def test_cancel_really_stops_the_engine(studio):
     board = JobBoard()
     with board.job("s") as stop:

@@ -218,8 +218,9 @@ def build_generate_tab(ctx: AppContext) -> dict:
     limit = max(1, len(ctx.models))  # different models run side by side; the per-model gate queues the rest
     generate.click(run, inputs=run_inputs, outputs=outputs, concurrency_limit=limit, concurrency_id="generate")
 
-    def on_cancel(request: gr.Request) -> str:
-        return "Stopping..." if ctx.jobs.cancel(request.session_hash or "anonymous") else "Nothing is running."
+    def on_cancel(request: gr.Request) -> object:
+        reply = ctx.jobs.cancel_reply(request.session_hash or "anonymous")
+        return gr.skip() if reply is None else reply
 
     def on_synth(recs: list, chosen: str, request: gr.Request, progress=gr.Progress()) -> dict:
         """Play the MIDI results already on the page with the newly chosen synth."""

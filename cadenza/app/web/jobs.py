@@ -9,6 +9,8 @@ from contextlib import contextmanager
 
 from cadenza import Cancelled
 
+CANCEL_WAIT_S = 5.0  # how long Cancel waits for the job to stop before it says "Stopping..."
+
 
 class JobBoard:
     """One running job per session; ``cancel(session)`` sets its flag, which the engine polls each step.
@@ -20,6 +22,7 @@ class JobBoard:
     def __init__(self, grace_s: float = 2.0) -> None:
         self.grace_s = grace_s
         self._lock = threading.Lock()
+        self._ended = threading.Condition(self._lock)
         self._running: dict[str, threading.Event] = {}
         self._early: dict[str, float] = {}
 
@@ -36,6 +39,7 @@ class JobBoard:
             with self._lock:
                 if self._running.get(session) is event:
                     del self._running[session]
+                self._ended.notify_all()
 
     def cancel(self, session: str) -> bool:
         """Ask ``session``'s job to stop; False when it has none running."""
@@ -50,6 +54,21 @@ class JobBoard:
                 return False
         event.set()
         return True
+
+    def wait_idle(self, session: str, timeout_s: float) -> bool:
+        """Wait up to ``timeout_s`` until ``session`` has no running job; True when it has none."""
+        with self._ended:
+            return self._ended.wait_for(lambda: session not in self._running, timeout=timeout_s)
+
+    def cancel_reply(self, session: str, wait_s: float = CANCEL_WAIT_S) -> str | None:
+        """What the Cancel button writes on the status line: None (write nothing) once the job has
+        stopped, because the job's own handler then writes how it ended ("Stopped.", or "Done" when the
+        click came too late); writing "Stopping..." as well would race that message to the page, and
+        arriving second it would stay there. "Stopping..." only when the job is still running after
+        ``wait_s`` (a step or a model load that takes long)."""
+        if not self.cancel(session):
+            return "Nothing is running."
+        return None if self.wait_idle(session, wait_s) else "Stopping..."
 
 
 class ModelGates:

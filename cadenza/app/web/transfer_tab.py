@@ -87,8 +87,9 @@ def build_transfer_tab(ctx: AppContext) -> None:
             return f"**Error:** {public_message(exc, ctx.uploads.roots)}", None, None, None
         return (f"Done: {result.summary}", str(result.audio), str(result.image), [str(p) for p in result.downloads])
 
-    def on_cancel(request: gr.Request) -> str:
-        return "Stopping..." if ctx.jobs.cancel(request.session_hash or "anonymous") else "Nothing is running."
+    def on_cancel(request: gr.Request) -> object:
+        reply = ctx.jobs.cancel_reply(request.session_hash or "anonymous")
+        return gr.skip() if reply is None else reply
 
     cancel.click(on_cancel, inputs=None, outputs=status, queue=False, show_progress="hidden")
     go.click(on_go, inputs=[source, instrument, pitch, loudness, quiet], outputs=[status, audio, image, files],
