@@ -48,8 +48,8 @@ def reseat_codec(checkpoint_dir: str | os.PathLike, codec_dir: str | os.PathLike
         shutil.copyfile(new_weights, tmp)
     config = {**spec.config, "codec": new_config.to_dict()}
     made_by, metrics = dict(spec.made_by), dict(spec.metrics)
-    made_by["command"] = (made_by.get("command", "") + " && " + str(info.get("made_by", {}).get("command", ""))
-                          + f" && cadenza train codec --reseat {checkpoint_dir} --from {codec_dir}")
+    made_by["command"] = join_steps(made_by.get("command", ""), str(info.get("made_by", {}).get("command", "")),
+                                    f"cadenza train codec --reseat {checkpoint_dir} --from {codec_dir}")
     recorded = made_by.get("codec")
     if isinstance(recorded, dict) and "metrics" in recorded:  # {dir, config, metrics, made_by}
         made_by["codec"] = {"dir": str(codec_dir), "config": new_config.to_dict(), "metrics": info.get("metrics", {}),
@@ -62,4 +62,16 @@ def reseat_codec(checkpoint_dir: str | os.PathLike, codec_dir: str | os.PathLike
     return write_manifest(spec.directory, name=spec.name, family=spec.family, files=files, config=config,
                           capabilities=sorted(spec.capabilities, key=lambda c: c.value), license=spec.license,
                           description=spec.description, made_by=made_by, metrics=metrics)
+
+
+def join_steps(*commands: str) -> str:
+    """Shell chains (``a && b``) joined into one, each step kept at its first occurrence: the model's and
+    the codec's chains share their first steps (the audio data, the first codec), and every step is a
+    resumable command whose rerun changes nothing, so a repeat only made the chain longer."""
+    steps: list[str] = []
+    for command in commands:
+        for step in (part.strip() for part in command.split(" && ")):
+            if step and step not in steps:
+                steps.append(step)
+    return " && ".join(steps)
 

@@ -54,3 +54,11 @@ def test_a_new_decoder_is_reseated_and_recorded(tmp_path):
     with pytest.raises(CheckpointError, match="settings differ"):
         reseat_codec(checkpoint, exported(tmp_path / "wider", wider, better, "x"))
     assert sha256_of(checkpoint / "codec.safetensors") == sha256_of(source / "codec.safetensors")  # refusals wrote nothing
+
+
+def test_joined_steps_keep_each_step_once_in_first_order():
+    from cadenza.codec.reseat import join_steps
+
+    assert join_steps("a && b && c", "a && d", "e") == "a && b && c && d && e"
+    assert join_steps("", "a &&  b ", "b") == "a && b"
+
