@@ -7,8 +7,9 @@ output (scripts read that line).
 ``--device cpu|cuda``, ``--dtype float32|bfloat16|float16`` and ``--compile/--no-compile`` go only to a
 benchmark whose ``main`` takes them (decode_symbolic, decode_codec: ``python -m benchmarks decode_codec
 --device cuda``); given to another they are an error, never silently dropped. Left out, the benchmark
-picks: cpu, ``pick_dtype`` (fp32 on CPU, bf16 on CUDA), compiled on CUDA only. ``--seed N`` likewise goes
-only to a benchmark that draws its inputs from a seed (audio_controls).
+picks: cpu, ``pick_dtype`` (fp32 on CPU, bf16 on CUDA), compiled on CUDA only. ``--seed N`` and
+``--prompts N`` likewise go only to a benchmark that draws its inputs from a seed (audio_controls: other
+prompts, and how many).
 
 To add one: write ``benchmarks/NAME.py`` with that ``main`` and add its name to ``BENCHMARKS`` below.
 It runs from any folder: files of the repository are found through ``benchmarks.paths``, never the
@@ -53,12 +54,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="; ".join(f"{k}: {v}" for k, v in sorted(BENCHMARKS.items())))
     parser.add_argument("--quick", action="store_true", help="a smaller run, for CI and quick checks")
     parser.add_argument("--seed", type=int, help="draw other inputs (audio_controls: other prompts and tunes)")
+    parser.add_argument("--prompts", type=_positive, help="how many inputs (audio_controls: prompts, default 20)")
     device = parser.add_argument_group("where it runs (decode_symbolic, decode_codec)")
     add_device_options(device)
     args = parser.parse_args(argv)
     module = importlib.import_module(f"benchmarks.{args.name}")
     options = {k: v for k, v in (("device", args.device), ("dtype", args.dtype), ("compile", args.compile),
-                                 ("seed", args.seed)) if v is not None}
+                                 ("seed", args.seed), ("prompts", args.prompts)) if v is not None}
     accepted = inspect.signature(module.main).parameters
     refused = sorted(set(options) - set(accepted))
     if refused:
@@ -73,6 +75,13 @@ def main(argv: list[str] | None = None) -> int:
     sys.stderr.flush()
     print(json.dumps({"benchmark": args.name, "quick": args.quick, **figures}), flush=True)
     return 0
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 if __name__ == "__main__":

@@ -211,3 +211,34 @@ def test_bandwidth_fields_never_round_a_slow_step_to_zero():
     """On a busy machine a step can be 10,000x over its limit: the fraction must stay positive."""
     fields = bandwidth_fields(bytes_per_step=20e6, ours_ms_per_step=50_000.0, bandwidth_gbs=20.0)
     assert 0 < fields["fraction_of_limit"] == pytest.approx(2e-5)
+
+
+def test_seed_and_prompts_reach_only_a_benchmark_that_draws_its_inputs(stub_benchmarks, monkeypatch, capsys):
+    drawn = []
+
+    def seeded(quick, seed=7, prompts=None):
+        drawn.append((seed, prompts))
+        return {}
+
+    module = types.ModuleType("benchmarks.stub_seeded")
+    module.main = seeded
+    monkeypatch.setitem(sys.modules, "benchmarks.stub_seeded", module)
+    monkeypatch.setitem(runner.BENCHMARKS, "stub_seeded", "a stub")
+    assert runner.main(["stub_seeded", "--seed", "11", "--prompts", "80"]) == 0
+    assert runner.main(["stub_seeded"]) == 0
+    assert drawn == [(11, 80), (7, None)]
+    with pytest.raises(SystemExit):
+        runner.main(["stub_seeded", "--prompts", "0"])
+    assert "must be at least 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        runner.main(["stub_plain", "--prompts", "5"])
+    assert "stub_plain does not take --prompts" in capsys.readouterr().err
+
+
+def test_more_audio_prompts_extend_the_same_list():
+    from benchmarks.audio_controls import make_prompts
+
+    instruments = ("violin", "flute", "cello")
+    twenty, eighty = make_prompts(20, instruments, 11), make_prompts(80, instruments, 11)
+    assert len(eighty) == 80 and eighty[:20] == twenty
+    assert make_prompts(20, instruments, 7) != twenty
