@@ -368,10 +368,11 @@ def test_requested_key_picks_among_candidates():
 
 
 def test_candidates_and_bias_are_recorded(studio):
-    from cadenza.generators.symbolic.generator import KEY_CANDIDATES
+    from cadenza.generators.symbolic.generator import KEY_CANDIDATES, SHORT_KEY_CANDIDATES, key_candidates
 
     keyed = gen(studio, bars=2, key="D major")[0]
-    assert keyed.provenance.notes["key_candidates"] == KEY_CANDIDATES  # a batch of candidates per output
+    assert keyed.provenance.notes["key_candidates"] == SHORT_KEY_CANDIDATES  # a batch of candidates per output
+    assert key_candidates(2) == key_candidates(8) == SHORT_KEY_CANDIDATES > KEY_CANDIDATES == key_candidates(9)
     assert isinstance(keyed.provenance.notes["in_requested_key"], bool)
     assert keyed.provenance.notes["key_bias"] > 0
     free = gen(studio, bars=2)[0]  # no key asked for: the model's own key, unbiased, one candidate
