@@ -27,7 +27,8 @@ Per model, over the prompts:
 
 ``--quick``: 6 prompts, probe fitted on 300 clips. ``--seed N`` (default 7): other pairings of form, instrument
 and key, other tempos and other composed tunes, to check the figures on prompts the default run never saw.
-``--prompts N`` (default 20): more prompts for figures a single output moves less (one in 20 is 0.05). Needs ``data/audio`` (`cadenza train audio-data`).
+``--prompts N`` (default 20): more prompts for figures a single output moves less (one in 20 is 0.05).
+Needs ``data/audio`` (`cadenza train audio-data`).
 """
 
 from __future__ import annotations

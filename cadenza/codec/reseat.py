@@ -74,4 +74,3 @@ def join_steps(*commands: str) -> str:
             if step and step not in steps:
                 steps.append(step)
     return " && ".join(steps)
-

@@ -61,4 +61,3 @@ def test_joined_steps_keep_each_step_once_in_first_order():
 
     assert join_steps("a && b && c", "a && d", "e") == "a && b && c && d && e"
     assert join_steps("", "a &&  b ", "b") == "a && b"
-

@@ -57,16 +57,16 @@ DEFAULT_KEY_BIAS = 1.0
 KEY_CANDIDATES = 5
 SHORT_KEY_CANDIDATES = 8
 SHORT_PIECE_BARS = 8
-def key_candidates(bars: int) -> int:
-    """How many pieces are written per output when a key is asked for (the clearest in the key is kept)."""
-    return SHORT_KEY_CANDIDATES if bars <= SHORT_PIECE_BARS else KEY_CANDIDATES
-
-
 STYLE_TEMPO = {"irish": 112, "scottish": 80, "chorale": 72, "string-quartet": 100, "renaissance": 90,
                "folk-song": 100, "classical": 100}
 CAPABILITIES = frozenset({Capability.TEXT, Capability.STYLE, Capability.KEY, Capability.TEMPO,
                           Capability.TIME_SIGNATURE, Capability.BARS, Capability.INSTRUMENTS, Capability.PROMPT_MIDI,
                           Capability.FORM})
+
+
+def key_candidates(bars: int) -> int:
+    """How many pieces are written per output when a key is asked for (the clearest in the key is kept)."""
+    return SHORT_KEY_CANDIDATES if bars <= SHORT_PIECE_BARS else KEY_CANDIDATES
 
 
 def capabilities_of(tokenizer: RemiTokenizer) -> frozenset[Capability]:
