@@ -8,7 +8,8 @@ and then:
 - ``reference``: that score rendered by FluidSynth with the instrument's General MIDI sound, as the
   training clips were (`cadenza.data.sketch`: it is also the sketch the models start from);
 - every installed built-in audio model performs it (``--melody``: compose, then perform) with its
-  default strength, i.e. from the sketch;
+  default strength, i.e. from the sketch (`sketch_melody`: the same rendering with each note's start
+  accented, ``SKETCH_ACCENT_DB``; the reference is the plain one);
 - the same models performing the score alone (``--strength 1``, their own performance), reported as
   ``MODEL --strength 1``, and from the text alone (``--no-compose``), as ``MODEL --no-compose``.
 

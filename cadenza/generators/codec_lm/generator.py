@@ -29,7 +29,8 @@ were): the first ``round((1 - strength) * K)`` of its ``K`` codebooks are taken 
 and the model writes the rest, reading the given ones as it reads a prompt (the coarse codebooks carry
 pitch and rhythm; the fine ones the sound). ``Sampling.strength`` defaults to the model's
 ``sketch_strength`` (``SKETCH_STRENGTH`` when its config names none); 1 is the model's own performance
-from the score alone.
+from the score alone. The sketch accents each note's start by the model's ``sketch_accent_db``
+(``SKETCH_ACCENT_DB`` when its config names none; `cadenza.data.sketch.accent_onsets`).
 
 **CFG rows.** The unconditional half drops text and melody as audiocraft does (null text: zero
 states; null melody: audiocraft's silent chroma), and shares the audio prompt. With neither text nor
@@ -254,17 +255,18 @@ class CodecLMGenerator:
         kept = int((1.0 - strength) * k + 0.5)
         if kept == 0:
             return None, None
-        from cadenza.data.sketch import sketch_melody
+        from cadenza.data.sketch import SKETCH_ACCENT_DB, sketch_melody
 
+        accent = float(self.bundle.defaults.get("sketch_accent_db", SKETCH_ACCENT_DB))
         audio, instrument = sketch_melody(conditioning.melody, conditioning.text, self.sample_rate,
-                                          total_frames / self.frame_rate)
+                                          total_frames / self.frame_rate, accent)
         with torch.inference_mode():
             codes, _ = self.bundle.codec.encode(torch.from_numpy(audio)[None, None].to(device))
         codes = codes.long()[..., :total_frames]
         fixed = torch.full((1, k, total_frames), -1, dtype=torch.long, device=device)
         fixed[:, :kept, : codes.shape[-1]] = codes[:, :kept]
         return fixed, {"instrument": instrument or "the melody file's own", "strength": strength,
-                       "codebooks_given": kept}
+                       "codebooks_given": kept, "accent_db": accent}
 
     def _score_notes(self, conditioning: Conditioning) -> np.ndarray | None:
         """``[N, 3]`` notes ``(onset_s, offset_s, pitch)`` of a MIDI melody for a model that reads scores

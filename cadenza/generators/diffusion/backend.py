@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 import torch
 
+from cadenza.data.sketch import SKETCH_ACCENT_DB
 from cadenza.engine.denoise import ModelFn
 
 
@@ -24,7 +25,8 @@ class ModelDefaults:
     default); ``scheduler`` when ``Sampling.scheduler`` is None; ``duration_s`` when
     ``Conditioning.duration_s`` is None (and no prompt audio gives a length); ``strength`` when an audio
     prompt is given and ``Sampling.strength`` is None; ``sketch_strength`` when a model that reads scores
-    performs a melody from its sketch (`cadenza.data.sketch`) and ``Sampling.strength`` is None.
+    performs a melody from its sketch (`cadenza.data.sketch`) and ``Sampling.strength`` is None;
+    ``sketch_accent_db``: how much that sketch accents each note's start (`accent_onsets`).
     """
 
     steps: int
@@ -33,11 +35,12 @@ class ModelDefaults:
     duration_s: float
     strength: float = 0.7
     sketch_strength: float = 0.5
+    sketch_accent_db: float = SKETCH_ACCENT_DB
 
     def to_dict(self) -> dict:
         return {"steps": self.steps, "cfg_scale": self.cfg_scale, "scheduler": self.scheduler,
                 "duration_s": self.duration_s, "strength": self.strength,
-                "sketch_strength": self.sketch_strength}
+                "sketch_strength": self.sketch_strength, "sketch_accent_db": self.sketch_accent_db}
 
 
 @dataclass(frozen=True)

@@ -129,10 +129,12 @@ class DiffusionGenerator:
         if notes is not None and init is None and settings.strength < 1.0:
             from cadenza.data.sketch import sketch_melody
 
+            accent = self.backend.defaults.sketch_accent_db
             audio, instrument = sketch_melody(conditioning.melody, conditioning.text, self.backend.sample_rate,
-                                              settings.duration_s)
+                                              settings.duration_s, accent)
             init = torch.from_numpy(audio)[None]
-            sketch = {"instrument": instrument or "the melody file's own", "strength": settings.strength}
+            sketch = {"instrument": instrument or "the melody file's own", "strength": settings.strength,
+                      "accent_db": accent}
         seeds = [seed + k for k in range(sampling.num_samples)]
         scores = []
         if notes is not None:

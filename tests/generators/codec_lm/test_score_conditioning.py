@@ -140,7 +140,7 @@ def test_a_score_model_refuses_an_audio_melody_and_a_text_only_model_any(tmp_pat
 def test_a_melody_is_performed_from_its_sketchs_coarse_codes(tmp_path, midi_file, monkeypatch):
     """Default strength 0.3: the first three of four codebooks come from the sketch (the melody rendered on the
     text's instrument, encoded by the model's codec); 0.5: two; 0.75: one; strength 1: the model's own."""
-    from cadenza.data.sketch import sketch_melody
+    from cadenza.data.sketch import SKETCH_ACCENT_DB, sketch_melody
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     gen = CodecLMGenerator.from_checkpoint(write_checkpoint(tmp_path / "m", SCORE_DIM))
@@ -150,7 +150,8 @@ def test_a_melody_is_performed_from_its_sketchs_coarse_codes(tmp_path, midi_file
     fixed, note = gen._sketch_codes(request, Sampling(seed=0), NOTES, frames, torch.device("cpu"))
     audio, instrument = sketch_melody(tune, "a solo flute", gen.sample_rate, frames / gen.frame_rate)
     codes, _ = gen.bundle.codec.encode(torch.from_numpy(audio)[None, None])
-    assert note == {"instrument": "flute", "strength": 0.3, "codebooks_given": 3} and instrument == "flute"
+    assert note == {"instrument": "flute", "strength": 0.3, "codebooks_given": 3, "accent_db": SKETCH_ACCENT_DB}
+    assert instrument == "flute"
     assert torch.equal(fixed[0, :3], codes[0, :3, :frames]) and (fixed[0, 3:] == -1).all()
     two, note = gen._sketch_codes(request, Sampling(seed=0, strength=0.5), NOTES, frames, torch.device("cpu"))
     assert note["codebooks_given"] == 2 and torch.equal(two[0, :2], codes[0, :2, :frames]) and (two[0, 2:] == -1).all()

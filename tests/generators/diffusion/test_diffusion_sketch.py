@@ -7,6 +7,7 @@ import pytest
 
 from cadenza import Conditioning, Sampling, Studio
 from cadenza.conditioning import Capability
+from cadenza.data.sketch import SKETCH_ACCENT_DB
 from cadenza.errors import InvalidConditioning
 
 MODEL = "diffusion-folk-small"
@@ -28,7 +29,9 @@ def test_a_melody_starts_from_its_sketch_on_the_texts_instrument(studio, midi_fi
     default = studio.generate(MODEL, request, Sampling(seed=0, steps=6))[0]
     sketch = default.provenance.notes["sketch"]
     strength = default.provenance.notes["model_defaults"]["sketch_strength"]
-    assert sketch == {"instrument": "flute", "strength": strength} and strength < 1.0
+    accent = default.provenance.notes["model_defaults"]["sketch_accent_db"]
+    assert sketch == {"instrument": "flute", "strength": strength, "accent_db": accent} and strength < 1.0
+    assert accent > SKETCH_ACCENT_DB  # the DiT blurs more of the note starts than the codec LM: a stronger accent
     assert default.provenance.notes["steps_run"] == int(6 * strength)
     own = studio.generate(MODEL, request, Sampling(seed=0, steps=6, strength=1.0))[0]
     assert "sketch" not in own.provenance.notes and own.provenance.notes["steps_run"] == 6
