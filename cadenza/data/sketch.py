@@ -9,12 +9,13 @@ programs from the top voice down. The sketch plays the score on what the text na
 
 The sketch a model performs (`sketch_melody`) also marks where each note begins: an accent at every
 onset of the score (``SKETCH_ACCENT_DB``, or the model's own ``sketch_accent_db`` default), decaying over
-``ACCENT_DECAY_S`` (`accent_onsets`), as a player articulates. The shared codec smooths the start of a note that follows another without a gap (a legato
-change of pitch barely moves its latent), so from a plain sketch both models played the notes in time
-but with their starts blurred, and a listener or a beat tracker lost the pulse: through the codec
-alone, 8 of 80 FluidSynth renderings lost their tempo to the beat tracker. Accented, the sketch keeps
-it through the codec and the models (`benchmarks/RESULTS.md`, "Articulated sketch"). The training clips
-and the benchmark's reference are the plain rendering (``render_sketch``'s default).
+``ACCENT_DECAY_S`` (`accent_onsets`), as a player articulates. The shared codec smooths the start of a
+note that follows another without a gap (a legato change of pitch barely moves its latent), so from a
+plain sketch both models played the notes in time but with their starts blurred, and a listener or a
+beat tracker lost the pulse: through the codec alone, 8 of 80 FluidSynth renderings lost their tempo to
+the beat tracker. Accented, the sketch keeps it through the codec and the models
+(`benchmarks/RESULTS.md`, "the articulated sketch"). The training clips and the benchmark's reference
+are the plain rendering (``render_sketch``'s default).
 """
 
 from __future__ import annotations
